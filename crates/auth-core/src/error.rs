@@ -1,0 +1,206 @@
+//! Errors are values.
+//!
+//! Every failure a client can see is one variant of [`ApiError`]. The variant knows its HTTP
+//! status, its `error` code from the contract, a human description and, for bearer-token
+//! failures, the `WWW-Authenticate` header RFC 6750 asks for. Handlers return
+//! `Result<_, ApiError>` and never build an error response by hand, so every error body has the
+//! same shape: `{"error": "...", "error_description": "..."}`.
+//!
+//! Descriptions are written for the client: they never contain a token, a key, an internal
+//! address or a stack trace.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not the JSON object the route expects.
+    #[error("invalid request: {0}")]
+    InvalidRequest(Cow<'static, str>),
+    /// Wrong username or password; deliberately the same for both.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A refresh token that is bad, spent, revoked or expired.
+    #[error("invalid grant: {0}")]
+    InvalidGrant(Cow<'static, str>),
+    /// No credentials at all on /api/: a bare `WWW-Authenticate: Bearer`.
+    #[error("missing token")]
+    MissingToken,
+    /// A bearer token that failed verification.
+    #[error("invalid token: {0}")]
+    InvalidToken(Cow<'static, str>),
+    /// A missing, unknown or malformed `sid` cookie on /sapi/.
+    #[error("invalid session: {0}")]
+    InvalidSession(Cow<'static, str>),
+    /// Authenticated, but without the role the route needs.
+    #[error("insufficient scope: {0}")]
+    InsufficientScope(Cow<'static, str>),
+    #[error("not found: {0}")]
+    NotFound(Cow<'static, str>),
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_secs: u64 },
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// Redis cannot be reached where it is needed: fail closed.
+    #[error("store unavailable")]
+    StoreUnavailable,
+    /// The service cannot serve yet (keys not loaded) or is shedding load.
+    #[error("service unavailable: {0}")]
+    Unavailable(Cow<'static, str>),
+    /// A bug or an impossible state. Logged with its detail; the client sees only the code.
+    #[error("internal error: {0}")]
+    Internal(Cow<'static, str>),
+}
+
+impl ApiError {
+    pub fn internal(detail: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Internal(detail.into())
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            InvalidCredentials | InvalidGrant(_) | MissingToken | InvalidToken(_)
+            | InvalidSession(_) => StatusCode::UNAUTHORIZED,
+            InsufficientScope(_) => StatusCode::FORBIDDEN,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            StoreUnavailable | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The contract's `error` code.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            InvalidRequest(_) => "invalid_request",
+            InvalidCredentials => "invalid_credentials",
+            InvalidGrant(_) => "invalid_grant",
+            MissingToken | InvalidToken(_) => "invalid_token",
+            InvalidSession(_) => "invalid_session",
+            InsufficientScope(_) => "insufficient_scope",
+            NotFound(_) => "not_found",
+            TooManyAttempts { .. } => "too_many_attempts",
+            PayloadTooLarge => "payload_too_large",
+            StoreUnavailable => "store_unavailable",
+            Unavailable(_) => "service_unavailable",
+            Internal(_) => "internal_error",
+        }
+    }
+
+    pub fn description(&self) -> Cow<'static, str> {
+        use ApiError::*;
+        match self {
+            InvalidCredentials => "wrong username or password".into(),
+            MissingToken => "no bearer token in the Authorization header".into(),
+            TooManyAttempts { .. } => "too many failed attempts; retry later".into(),
+            PayloadTooLarge => "the request body is larger than 64 KiB".into(),
+            StoreUnavailable => "the token and session store is unreachable; retry later".into(),
+            Internal(_) => "internal error".into(),
+            InvalidRequest(d) | InvalidGrant(d) | InvalidToken(d) | InvalidSession(d)
+            | InsufficientScope(d) | NotFound(d) | Unavailable(d) => d.clone(),
+        }
+    }
+
+    /// RFC 6750 section 3: a request with no credentials gets a bare challenge; a bad token
+    /// gets `error="invalid_token"`; a missing role gets `error="insufficient_scope"`.
+    fn www_authenticate(&self) -> Option<&'static str> {
+        match self {
+            ApiError::MissingToken => Some("Bearer"),
+            ApiError::InvalidToken(_) => Some(r#"Bearer error="invalid_token""#),
+            ApiError::InsufficientScope(_) => Some(r#"Bearer error="insufficient_scope""#),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let body = serde_json::json!({
+            "error": self.code(),
+            "error_description": self.description(),
+        });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(challenge) = self.www_authenticate() {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let ApiError::TooManyAttempts { retry_after_secs } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        if self.status() == StatusCode::UNAUTHORIZED {
+            // Responses about credentials must not be cached by anything in between.
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        response
+    }
+}
+
+/// Turns axum's JSON body rejections into the contract's 400 (or 413), instead of axum's
+/// plain-text defaults.
+impl From<axum::extract::rejection::JsonRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection::*;
+        match rejection {
+            BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            MissingJsonContentType(_) => {
+                ApiError::InvalidRequest("the body must be JSON (Content-Type: application/json)".into())
+            }
+            _ => ApiError::InvalidRequest(
+                "the body must be a JSON object with the route's string fields".into(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn parts(e: ApiError) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
+        let r = e.into_response();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        (status, headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn missing_token_gets_a_bare_challenge() {
+        let (status, headers, body) = parts(ApiError::MissingToken).await;
+        assert_eq!(status, 401);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(body["error"], "invalid_token");
+    }
+
+    #[tokio::test]
+    async fn invalid_token_names_the_error_in_the_challenge() {
+        let (status, headers, body) = parts(ApiError::InvalidToken("expired".into())).await;
+        assert_eq!(status, 401);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer error="invalid_token""#);
+        assert_eq!(body["error_description"], "expired");
+    }
+
+    #[tokio::test]
+    async fn internal_errors_hide_their_detail() {
+        let (status, _, body) = parts(ApiError::internal("redis at 10.0.0.7 said X")).await;
+        assert_eq!(status, 500);
+        assert_eq!(body["error_description"], "internal error");
+    }
+
+    #[tokio::test]
+    async fn too_many_attempts_says_when_to_retry() {
+        let (status, headers, _) = parts(ApiError::TooManyAttempts { retry_after_secs: 42 }).await;
+        assert_eq!(status, 429);
+        assert_eq!(headers[header::RETRY_AFTER], "42");
+    }
+}

@@ -1,0 +1,44 @@
+//! # auth-core: what the issuer and the replicas share
+//!
+//! authscale runs two kinds of service: the **issuer** (`auth-issuer`), which checks passwords and
+//! hands out tokens or sessions, and the **replicas** (`api`), which serve the API and must know who
+//! is calling. Both speak the same vocabulary, and it lives here so that it is written once:
+//!
+//! - [`claims`]: what is inside an access token (RFC 9068) and a refresh token.
+//! - [`keys`]: RSA keys: loading, generating, the `kid` thumbprint (RFC 7638), the public JWKS.
+//! - [`sign`]: turning claims into a signed RS256 JWT.
+//! - [`verify`]: every check a token must pass (RFC 8725), in one place.
+//! - [`error`]: the one error type; it knows its HTTP status, JSON body and `WWW-Authenticate`.
+//! - [`config`]: reading settings from environment variables with clear errors.
+//! - [`store`]: the Redis connection pool, with timeouts and a count of commands sent.
+//! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics, health.
+//! - [`shutdown`]: waiting for Ctrl-C or SIGTERM so a service can stop cleanly.
+
+pub mod claims;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod shutdown;
+pub mod sign;
+pub mod store;
+pub mod telemetry;
+pub mod verify;
+
+/// Seconds since the Unix epoch: the unit of every JWT time claim (`exp`, `iat`, `nbf`).
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `n` random bytes from the operating system's CSPRNG, base64url-encoded without padding.
+///
+/// Used for token ids (`jti`), refresh-token families and session ids. AWS-LC's generator is
+/// seeded from the OS; a failure there is not something to paper over, so it is an error.
+pub fn random_id(bytes: usize) -> Result<String, error::ApiError> {
+    use base64::Engine as _;
+    let mut buf = vec![0u8; bytes];
+    aws_lc_rs::rand::fill(&mut buf).map_err(|_| error::ApiError::internal("CSPRNG failure"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}

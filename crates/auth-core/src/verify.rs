@@ -1,0 +1,471 @@
+//! Every check a token must pass, in one place (RFC 8725, the JWT Best Current Practices).
+//!
+//! A replica verifies an access token by itself, with nothing but the issuer's public keys: no
+//! call to the issuer, no look-up in Redis. That is the whole reason tokens scale. The price is
+//! that the checks must be complete, because nobody else will catch what they miss:
+//!
+//! 1. Size: at most 8 KiB, before any decoding work is done.
+//! 2. The header, parsed by us and strictly: `alg` exactly `RS256` (so `none`, `None`, HS256 with
+//!    the public key as an HMAC secret and every other algorithm confusion are refused before any
+//!    key is touched); `typ` the one expected for this kind of token (jsonwebtoken does not check
+//!    `typ`: a refresh token must never pass as an access token); no `crit` (we understand no
+//!    extensions, and RFC 7515 says to reject what we do not understand); no `jku`, `x5u`, `jwk` or
+//!    `x5c` (keys named by the token itself are never fetched nor trusted); a `kid` we know.
+//! 3. The signature, with the key that `kid` names.
+//! 4. The claims: `iss` and `aud` equal to the configured ones; `exp` and `nbf` within the leeway
+//!    (at most 30 s); and every claim the profile requires present with the right JSON type (a
+//!    string `exp` fails deserialization instead of being skipped).
+
+use crate::keys::Jwks;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+
+/// Tokens above this size are refused unread (the contract's limit).
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The largest clock-skew allowance the contract permits.
+pub const MAX_LEEWAY_SECS: u64 = 30;
+
+/// Why a token was refused. The description goes to the client; it says what was wrong without
+/// echoing any part of the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the token is larger than 8 KiB")]
+    TooLarge,
+    #[error("the token is not a well-formed JWS")]
+    Malformed,
+    #[error("the token's algorithm is not RS256")]
+    Algorithm,
+    #[error("the token's typ is not the one expected here")]
+    Type,
+    #[error("the token uses a header parameter this service refuses (crit, jku, x5u, jwk, x5c)")]
+    ForbiddenHeader,
+    #[error("the token names no key id, or one this service does not know")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    Signature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued by someone else")]
+    Issuer,
+    #[error("the token is meant for another audience")]
+    Audience,
+    #[error("the token's claims are missing or malformed")]
+    Claims,
+}
+
+/// The public keys a verifier trusts, by `kid`.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+}
+
+impl KeySet {
+    /// Build from a JWKS. Keys that are not RSA signature keys for RS256 are skipped, never
+    /// trusted for something else.
+    pub fn from_jwks(jwks: &Jwks) -> Self {
+        let keys = jwks
+            .keys
+            .iter()
+            .filter(|k| k.kty == "RSA" && k.alg == "RS256" && k.use_ == "sig")
+            .filter_map(|k| {
+                let key = DecodingKey::from_rsa_components(&k.n, &k.e).ok()?;
+                Some((k.kid.clone(), key))
+            })
+            .collect();
+        KeySet { keys }
+    }
+
+    pub fn contains(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn kids(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+}
+
+/// What a token of one kind must look like: its `typ`, issuer, audience and required claims.
+#[derive(Clone)]
+pub struct TokenRules {
+    typ: &'static [&'static str],
+    validation: Validation,
+}
+
+impl TokenRules {
+    /// Rules for access tokens (RFC 9068): `typ` `at+jwt`, the configured audience, `nbf`
+    /// required.
+    pub fn access(issuer: &str, audience: &str, leeway_secs: u64) -> Self {
+        use crate::claims::{ACCESS_TYP, ACCESS_TYP_LONG};
+        Self::new(
+            &[ACCESS_TYP, ACCESS_TYP_LONG],
+            issuer,
+            audience,
+            leeway_secs,
+            &["exp", "nbf", "iss", "aud", "sub"],
+        )
+    }
+
+    /// Rules for refresh tokens: `typ` `rt+jwt`, audience the issuer itself.
+    pub fn refresh(issuer: &str, leeway_secs: u64) -> Self {
+        Self::new(
+            &[crate::claims::REFRESH_TYP],
+            issuer,
+            issuer,
+            leeway_secs,
+            &["exp", "iss", "aud", "sub"],
+        )
+    }
+
+    fn new(
+        typ: &'static [&'static str],
+        issuer: &str,
+        audience: &str,
+        leeway_secs: u64,
+        required: &[&str],
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = leeway_secs.min(MAX_LEEWAY_SECS);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.validate_aud = true;
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(required);
+        TokenRules { typ, validation }
+    }
+}
+
+/// The members of a JOSE header this verifier looks at. Unknown members are ignored (RFC 7515),
+/// except the ones listed, whose mere presence is refused.
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    crit: Option<serde_json::Value>,
+    jku: Option<serde_json::Value>,
+    x5u: Option<serde_json::Value>,
+    jwk: Option<serde_json::Value>,
+    x5c: Option<serde_json::Value>,
+}
+
+/// Verify `token` against `keys` and `rules`, returning its claims.
+pub fn verify<C: DeserializeOwned>(
+    token: &str,
+    keys: &KeySet,
+    rules: &TokenRules,
+) -> Result<C, Rejection> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Rejection::TooLarge);
+    }
+    let header = read_header(token)?;
+    if header.alg != "RS256" {
+        return Err(Rejection::Algorithm);
+    }
+    // Media types compare case-insensitively (RFC 7515 section 4.1.9).
+    let typ_ok = header
+        .typ
+        .as_deref()
+        .is_some_and(|t| rules.typ.iter().any(|want| t.eq_ignore_ascii_case(want)));
+    if !typ_ok {
+        return Err(Rejection::Type);
+    }
+    if header.crit.is_some()
+        || header.jku.is_some()
+        || header.x5u.is_some()
+        || header.jwk.is_some()
+        || header.x5c.is_some()
+    {
+        return Err(Rejection::ForbiddenHeader);
+    }
+    let key = header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.keys.get(kid))
+        .ok_or(Rejection::UnknownKey)?;
+
+    jsonwebtoken::decode::<C>(token, key, &rules.validation)
+        .map(|data| data.claims)
+        .map_err(classify)
+}
+
+/// The `kid` a token names, if its header can be read at all. Used to decide whether an unknown
+/// key is worth a JWKS refetch.
+pub fn kid_of(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return None;
+    }
+    read_header(token).ok()?.kid
+}
+
+fn read_header(token: &str) -> Result<Header, Rejection> {
+    use base64::Engine as _;
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Rejection::Malformed);
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| Rejection::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| Rejection::Malformed)
+}
+
+fn classify(err: jsonwebtoken::errors::Error) -> Rejection {
+    use jsonwebtoken::errors::ErrorKind::*;
+    match err.kind() {
+        InvalidSignature => Rejection::Signature,
+        ExpiredSignature => Rejection::Expired,
+        ImmatureSignature => Rejection::NotYetValid,
+        InvalidIssuer => Rejection::Issuer,
+        InvalidAudience => Rejection::Audience,
+        InvalidAlgorithm | InvalidAlgorithmName => Rejection::Algorithm,
+        MissingRequiredClaim(_) | Json(_) | InvalidClaimFormat(_) => Rejection::Claims,
+        _ => Rejection::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP, RefreshClaims};
+    use crate::keys::{KeyBits, SigningKey};
+    use crate::now_secs;
+    use crate::sign::sign_jwt;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use std::sync::OnceLock;
+
+    const ISS: &str = "http://issuer.test";
+    const AUD: &str = "api.test";
+
+    fn key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| SigningKey::generate(KeyBits::B2048).unwrap())
+    }
+
+    fn keys() -> KeySet {
+        KeySet::from_jwks(&Jwks { keys: vec![key().public_jwk().clone()] })
+    }
+
+    fn access_claims() -> AccessClaims {
+        let now = now_secs();
+        AccessClaims {
+            iss: ISS.into(),
+            sub: "alice".into(),
+            aud: AUD.into(),
+            exp: now + 300,
+            iat: now,
+            nbf: now,
+            jti: "j1".into(),
+            client_id: "demo".into(),
+            name: "Alice".into(),
+            roles: vec!["user".into()],
+        }
+    }
+
+    fn rules() -> TokenRules {
+        TokenRules::access(ISS, AUD, 5)
+    }
+
+    fn check(token: &str) -> Result<AccessClaims, Rejection> {
+        verify::<AccessClaims>(token, &keys(), &rules())
+    }
+
+    /// A token with a hand-made header and payload, signed by `key` over exactly those bytes.
+    fn forge(key: &SigningKey, header: &serde_json::Value, claims: &serde_json::Value) -> String {
+        let signing_input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let pair = key.key_pair();
+        let mut sig = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            signing_input.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        format!("{signing_input}.{}", B64.encode(sig))
+    }
+
+    fn header(typ: &str) -> serde_json::Value {
+        serde_json::json!({"alg": "RS256", "typ": typ, "kid": key().kid()})
+    }
+
+    #[test]
+    fn a_fresh_access_token_verifies() {
+        let token = sign_jwt(key(), ACCESS_TYP, &access_claims()).unwrap();
+        assert_eq!(check(&token).unwrap(), access_claims_with(&token));
+    }
+
+    fn access_claims_with(token: &str) -> AccessClaims {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_long_media_type_is_accepted_in_any_case() {
+        let claims = serde_json::to_value(access_claims()).unwrap();
+        let token = forge(key(), &header("Application/AT+JWT"), &claims);
+        assert!(check(&token).is_ok());
+    }
+
+    #[test]
+    fn a_refresh_token_is_not_an_access_token() {
+        let now = now_secs();
+        let refresh = RefreshClaims {
+            iss: ISS.into(),
+            sub: "alice".into(),
+            aud: ISS.into(),
+            exp: now + 300,
+            iat: now,
+            jti: "r1".into(),
+            fam: "f1".into(),
+        };
+        let token = sign_jwt(key(), REFRESH_TYP, &refresh).unwrap();
+        assert_eq!(check(&token), Err(Rejection::Type));
+        // ... and an access token is not a refresh token.
+        let access = sign_jwt(key(), ACCESS_TYP, &access_claims()).unwrap();
+        let refresh_rules = TokenRules::refresh(ISS, 5);
+        assert_eq!(
+            verify::<RefreshClaims>(&access, &keys(), &refresh_rules),
+            Err(Rejection::Type)
+        );
+        assert!(verify::<RefreshClaims>(&token, &keys(), &refresh_rules).is_ok());
+    }
+
+    #[test]
+    fn alg_none_in_any_case_is_refused() {
+        let claims = B64.encode(serde_json::to_string(&access_claims()).unwrap());
+        for alg in ["none", "None", "NONE", "nOnE"] {
+            let h = B64.encode(format!(r#"{{"alg":"{alg}","typ":"at+jwt","kid":"{}"}}"#, key().kid()));
+            assert_eq!(check(&format!("{h}.{claims}.")), Err(Rejection::Algorithm), "{alg}");
+        }
+    }
+
+    #[test]
+    fn hs256_with_the_public_key_as_secret_is_refused() {
+        let claims = serde_json::to_value(access_claims()).unwrap();
+        let mut h = header(ACCESS_TYP);
+        h["alg"] = "HS256".into();
+        let input = format!("{}.{}", B64.encode(h.to_string()), B64.encode(claims.to_string()));
+        let secret = key().public_jwk().n.as_bytes();
+        let tag = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
+            input.as_bytes(),
+        );
+        let token = format!("{input}.{}", B64.encode(tag.as_ref()));
+        assert_eq!(check(&token), Err(Rejection::Algorithm));
+    }
+
+    #[test]
+    fn a_stripped_or_tampered_signature_is_refused() {
+        let token = sign_jwt(key(), ACCESS_TYP, &access_claims()).unwrap();
+        let (input, _) = token.rsplit_once('.').unwrap();
+        assert_eq!(check(&format!("{input}.")), Err(Rejection::Signature));
+
+        let mut claims = access_claims();
+        claims.roles.push("recruiter".into());
+        let forged_payload = B64.encode(serde_json::to_string(&claims).unwrap());
+        let mut parts: Vec<&str> = token.split('.').collect();
+        parts[1] = &forged_payload;
+        assert_eq!(check(&parts.join(".")), Err(Rejection::Signature));
+    }
+
+    #[test]
+    fn another_key_with_the_real_kid_is_refused() {
+        let attacker = SigningKey::generate(KeyBits::B2048).unwrap();
+        let claims = serde_json::to_value(access_claims()).unwrap();
+        let token = forge(&attacker, &header(ACCESS_TYP), &claims);
+        assert_eq!(check(&token), Err(Rejection::Signature));
+    }
+
+    #[test]
+    fn unknown_or_missing_kid_is_refused() {
+        let claims = serde_json::to_value(access_claims()).unwrap();
+        for kid in [serde_json::json!("../../etc/passwd"), serde_json::json!("' OR 1=1 --"),
+                    serde_json::json!("a\u{0}b"), serde_json::Value::Null] {
+            let mut h = header(ACCESS_TYP);
+            h["kid"] = kid;
+            assert_eq!(check(&forge(key(), &h, &claims)), Err(Rejection::UnknownKey));
+        }
+    }
+
+    #[test]
+    fn key_bearing_and_critical_headers_are_refused() {
+        let claims = serde_json::to_value(access_claims()).unwrap();
+        for (name, value) in [
+            ("jku", serde_json::json!("https://attacker.test/jwks.json")),
+            ("x5u", serde_json::json!("https://attacker.test/cert.pem")),
+            ("jwk", serde_json::json!(key().public_jwk())),
+            ("x5c", serde_json::json!(["MIIB"])),
+            ("crit", serde_json::json!(["exp-ext"])),
+        ] {
+            let mut h = header(ACCESS_TYP);
+            h[name] = value;
+            assert_eq!(check(&forge(key(), &h, &claims)), Err(Rejection::ForbiddenHeader), "{name}");
+        }
+    }
+
+    #[test]
+    fn wrong_typ_iss_aud_and_times_are_refused() {
+        let good = serde_json::to_value(access_claims()).unwrap();
+        assert_eq!(check(&forge(key(), &header("JWT"), &good)), Err(Rejection::Type));
+
+        let mut h = header(ACCESS_TYP);
+        h.as_object_mut().unwrap().remove("typ");
+        assert_eq!(check(&forge(key(), &h, &good)), Err(Rejection::Type));
+
+        let cases = [
+            ("iss", serde_json::json!("http://evil.test"), Rejection::Issuer),
+            ("aud", serde_json::json!("other-api"), Rejection::Audience),
+            ("exp", serde_json::json!(now_secs() - 60), Rejection::Expired),
+            ("nbf", serde_json::json!(now_secs() + 60), Rejection::NotYetValid),
+            ("exp", serde_json::json!((now_secs() + 300).to_string()), Rejection::Claims),
+        ];
+        for (claim, value, want) in cases {
+            let mut c = good.clone();
+            c[claim] = value;
+            assert_eq!(check(&forge(key(), &header(ACCESS_TYP), &c)), Err(want), "{claim}");
+        }
+        for claim in ["exp", "nbf", "sub", "iss"] {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove(claim);
+            assert!(check(&forge(key(), &header(ACCESS_TYP), &c)).is_err(), "without {claim}");
+        }
+    }
+
+    #[test]
+    fn leeway_is_capped_at_thirty_seconds() {
+        let mut c = serde_json::to_value(access_claims()).unwrap();
+        c["exp"] = serde_json::json!(now_secs() - 40);
+        let token = forge(key(), &header(ACCESS_TYP), &c);
+        let lenient = TokenRules::access(ISS, AUD, 3600);
+        assert_eq!(verify::<AccessClaims>(&token, &keys(), &lenient), Err(Rejection::Expired));
+    }
+
+    #[test]
+    fn garbage_and_oversized_input_is_refused_without_panic() {
+        for token in ["", ".", "..", "a.b.c", "a.b.c.d", "!!!.???.***", "eyJ9.e30.", "e30.e30.e30"] {
+            assert!(check(token).is_err(), "{token:?}");
+        }
+        let huge = format!("{}.e30.sig", "A".repeat(MAX_TOKEN_BYTES));
+        assert_eq!(check(&huge), Err(Rejection::TooLarge));
+    }
+}
