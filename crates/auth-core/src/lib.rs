@@ -10,6 +10,7 @@
 //! - [`verify`]: every check a token must pass (RFC 8725), in one place.
 //! - [`error`]: the one error type; it knows its HTTP status, JSON body and `WWW-Authenticate`.
 //! - [`config`]: reading settings from environment variables with clear errors.
+//! - [`session`]: the server-side session record and the `sid` cookie.
 //! - [`store`]: the Redis connection pool, with timeouts and a count of commands sent.
 //! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics, health.
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM so a service can stop cleanly.
@@ -18,6 +19,7 @@ pub mod claims;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod session;
 pub mod shutdown;
 pub mod sign;
 pub mod store;

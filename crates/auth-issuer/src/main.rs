@@ -1,1 +1,60 @@
-fn main() {}
+//! auth-issuer: logs users in and hands out tokens (or sessions).
+//!
+//! ```text
+//! auth-issuer                  serve (configuration from the environment: see configuration.rs)
+//! auth-issuer hash-password    read a password on stdin, print its Argon2id hash for a users file
+//! ```
+
+mod configuration;
+mod denylist;
+mod routes;
+mod sessions;
+mod startup;
+mod state;
+mod tokens;
+mod users;
+
+use std::io::BufRead as _;
+
+const USAGE: &str = "usage: auth-issuer [hash-password]\n\n\
+    With no argument, serve (configured by environment variables; see README).\n\
+    hash-password   read a password from stdin and print its Argon2id PHC hash";
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => serve(),
+        ["hash-password"] => hash_password(),
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(anyhow::anyhow!("unknown arguments {args:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("auth-issuer: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve() -> anyhow::Result<()> {
+    let config = configuration::Config::from_env()?;
+    auth_core::telemetry::init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let state = startup::build_state(config)?;
+        startup::serve(state).await
+    })
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "empty password on stdin");
+    println!("{}", users::hash_password(password)?);
+    Ok(())
+}

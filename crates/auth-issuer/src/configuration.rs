@@ -1,0 +1,87 @@
+//! The issuer's settings, read once from the environment at start-up.
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `LISTEN_ADDR` | `127.0.0.1:9000` | where the issuer listens |
+//! | `ISSUER_URL` | `http://127.0.0.1:8080` | `iss` of every token: the public URL clients reach the issuer at |
+//! | `AUDIENCE` | `authscale-api` | `aud` of access tokens: the replicas' name |
+//! | `CLIENT_ID` | `authscale-demo` | `client_id` claim of access tokens (RFC 9068) |
+//! | `ACCESS_TTL_SECS` | `300` | access-token lifetime (5 minutes) |
+//! | `REFRESH_TTL_SECS` | `1209600` | refresh-token lifetime (14 days) |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the denylist and session store |
+//! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most |
+//! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
+//! | `KEY_BITS` | `2048` | size of a generated key: 2048, 3072 or 4096 |
+//! | `USERS_FILE` | (built-in demo users) | JSON file of users with Argon2id hashes |
+//! | `SESSION_IDLE_TTL_SECS` | `1800` | a session expires after this long unused |
+//! | `SESSION_MAX_TTL_SECS` | `28800` | and after this long in any case |
+//! | `COOKIE_SECURE` | `false` | add `Secure` to the `sid` cookie (turn on behind HTTPS) |
+//! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
+
+use auth_core::config::{self, LogFormat};
+use auth_core::keys::KeyBits;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub issuer: String,
+    pub audience: String,
+    pub client_id: String,
+    pub access_ttl: u64,
+    pub refresh_ttl: u64,
+    pub redis_url: String,
+    pub redis_pool_size: usize,
+    pub key_path: PathBuf,
+    pub key_bits: KeyBits,
+    pub users_file: Option<PathBuf>,
+    pub session_idle_ttl: u64,
+    pub session_max_ttl: u64,
+    pub cookie_secure: bool,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let config = Config {
+            listen: config::parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 9000)))?,
+            issuer: config::string("ISSUER_URL", "http://127.0.0.1:8080"),
+            audience: config::string("AUDIENCE", "authscale-api"),
+            client_id: config::string("CLIENT_ID", "authscale-demo"),
+            access_ttl: config::parse("ACCESS_TTL_SECS", 300)?,
+            refresh_ttl: config::parse("REFRESH_TTL_SECS", 14 * 24 * 3600)?,
+            redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
+            key_path: config::string("KEY_PATH", "data/issuer-key.pem").into(),
+            key_bits: config::parse("KEY_BITS", KeyBits::B2048)?,
+            users_file: config::optional("USERS_FILE").map(PathBuf::from),
+            session_idle_ttl: config::parse("SESSION_IDLE_TTL_SECS", 1800)?,
+            session_max_ttl: config::parse("SESSION_MAX_TTL_SECS", 8 * 3600)?,
+            cookie_secure: config::flag("COOKIE_SECURE", false)?,
+            log_format: config::parse("LOG_FORMAT", LogFormat::Pretty)?,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.access_ttl >= 1, "ACCESS_TTL_SECS must be at least 1");
+        anyhow::ensure!(
+            self.refresh_ttl > self.access_ttl,
+            "REFRESH_TTL_SECS must be longer than ACCESS_TTL_SECS"
+        );
+        anyhow::ensure!(self.session_idle_ttl >= 1, "SESSION_IDLE_TTL_SECS must be at least 1");
+        anyhow::ensure!(
+            self.session_max_ttl >= self.session_idle_ttl,
+            "SESSION_MAX_TTL_SECS must be at least SESSION_IDLE_TTL_SECS"
+        );
+        anyhow::ensure!(!self.issuer.is_empty(), "ISSUER_URL must not be empty");
+        anyhow::ensure!(!self.audience.is_empty(), "AUDIENCE must not be empty");
+        anyhow::ensure!(
+            self.audience != self.issuer,
+            "AUDIENCE must differ from ISSUER_URL: refresh tokens use the issuer as their audience"
+        );
+        Ok(())
+    }
+}

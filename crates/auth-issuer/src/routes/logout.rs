@@ -1,0 +1,26 @@
+//! `POST /auth/logout`: revoke the refresh token's whole family.
+//!
+//! Access tokens already handed out are not revoked: they die by their short life (default five
+//! minutes). That is the trade a stateless design makes, and why access tokens are short-lived.
+
+use crate::denylist::Denylist;
+use crate::routes::refresh::{RefreshRequest, verify_refresh_token};
+use crate::state::AppState;
+use auth_core::error::ApiError;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+
+pub async fn logout(
+    State(state): State<AppState>,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(request) = body?;
+    let claims = verify_refresh_token(&state, &request.refresh_token)?;
+    Denylist::new(&state.store, state.config.refresh_ttl)
+        .revoke_family(&claims.fam)
+        .await?;
+    tracing::info!(user = %claims.sub, "logout: family revoked");
+    Ok(StatusCode::NO_CONTENT)
+}

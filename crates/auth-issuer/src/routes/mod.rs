@@ -1,0 +1,8 @@
+//! The issuer's HTTP routes, one file each.
+
+pub mod health;
+pub mod jwks;
+pub mod login;
+pub mod logout;
+pub mod refresh;
+pub mod session;

@@ -1,0 +1,56 @@
+//! `POST /auth/refresh`: exchange a refresh token, once, for a new pair (rotation).
+
+use crate::denylist::{Denylist, Spend};
+use crate::state::AppState;
+use crate::tokens::{TokenPair, mint_pair};
+use auth_core::claims::RefreshClaims;
+use auth_core::error::ApiError;
+use auth_core::verify::verify;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Result<Json<TokenPair>, ApiError> {
+    let Json(request) = body?;
+    let claims = verify_refresh_token(&state, &request.refresh_token)?;
+
+    match Denylist::new(&state.store, state.config.refresh_ttl).spend(&claims).await? {
+        Spend::Fresh => {}
+        Spend::Reused => {
+            state.metrics.reuse_detected.inc();
+            tracing::warn!(user = %claims.sub, family = %claims.fam, "refresh token reuse: family revoked");
+            return Err(ApiError::InvalidGrant(
+                "refresh token already used; every token of this login is now revoked".into(),
+            ));
+        }
+        Spend::Revoked => {
+            return Err(ApiError::InvalidGrant("refresh token revoked".into()));
+        }
+    }
+
+    // Name and roles come from the user record now, not from the old token: a role removed since
+    // the login is gone from the next access token.
+    let user = state
+        .users
+        .get(&claims.sub)
+        .ok_or_else(|| ApiError::InvalidGrant("the user no longer exists".into()))?;
+    let pair = mint_pair(&state, user, &claims.fam)?;
+    state.metrics.refreshes.inc();
+    Ok(Json(pair))
+}
+
+/// Signature, `typ` `rt+jwt`, `iss`, `aud` (the issuer itself) and expiry; any failure is the
+/// contract's `invalid_grant`.
+pub fn verify_refresh_token(state: &AppState, token: &str) -> Result<RefreshClaims, ApiError> {
+    verify::<RefreshClaims>(token, &state.keys, &state.refresh_rules)
+        .map_err(|rejection| ApiError::InvalidGrant(rejection.to_string().into()))
+}

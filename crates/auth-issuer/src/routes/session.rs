@@ -1,0 +1,38 @@
+//! `POST /auth/session/login` and `POST /auth/session/logout`: the session-store variant.
+
+use crate::routes::login::{Credentials, authenticate};
+use crate::sessions;
+use crate::state::AppState;
+use auth_core::error::ApiError;
+use auth_core::session;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+pub async fn login(
+    State(state): State<AppState>,
+    body: Result<Json<Credentials>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(credentials) = body?;
+    let user = authenticate(&state, credentials).await?;
+    let id = sessions::create(&state, &user).await?;
+    tracing::info!(user = %user.username, "session login");
+    let cookie = sessions::cookie(&state, &id);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let id = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(session::id_from_cookie_header)
+        .ok_or_else(|| ApiError::InvalidSession("no sid cookie".into()))?;
+    if !session::is_well_formed(id) || !sessions::delete(&state, id).await? {
+        return Err(ApiError::InvalidSession("no such session".into()));
+    }
+    let clear = sessions::clearing_cookie(&state);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, clear)]).into_response())
+}

@@ -1,0 +1,60 @@
+//! Server-side sessions: the other way to remember a login.
+//!
+//! Instead of handing the client signed claims, the issuer stores them in Redis under a fresh
+//! random id and hands the client only that id, in an `HttpOnly` cookie the page's scripts cannot
+//! read. Every replica must then ask Redis who the id belongs to, on every request: the cost the
+//! load test measures.
+
+use crate::state::AppState;
+use crate::users::User;
+use auth_core::error::ApiError;
+use auth_core::session::{self, SessionRecord};
+use auth_core::{now_secs, random_id};
+use deadpool_redis::redis;
+
+/// Create a session for `user` and return its id. Always a new id: a login never reuses an id
+/// the client brought (no session fixation).
+pub async fn create(state: &AppState, user: &User) -> Result<String, ApiError> {
+    let config = &state.config;
+    let id = random_id(session::ID_BYTES)?;
+    let record = SessionRecord {
+        sub: user.username.clone(),
+        name: user.name.clone(),
+        roles: user.roles.clone(),
+        expires_at: now_secs() + config.session_max_ttl,
+    };
+    let value = serde_json::to_string(&record).map_err(|_| ApiError::internal("session encoding"))?;
+    let cmd = redis::cmd("SET")
+        .arg(session::key(&id))
+        .arg(value)
+        .arg("EX")
+        .arg(config.session_idle_ttl)
+        .to_owned();
+    state.store.query::<()>(&cmd).await?;
+    state.metrics.sessions_created.inc();
+    Ok(id)
+}
+
+/// Delete session `id`. Returns whether it existed. Once deleted, every replica refuses the id
+/// on its next look-up: there is nothing to wait for.
+pub async fn delete(state: &AppState, id: &str) -> Result<bool, ApiError> {
+    let cmd = redis::cmd("DEL").arg(session::key(id)).to_owned();
+    let deleted: u64 = state.store.query(&cmd).await?;
+    Ok(deleted > 0)
+}
+
+/// The `Set-Cookie` value for a new session.
+pub fn cookie(state: &AppState, id: &str) -> String {
+    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
+    format!(
+        "{}={id}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
+        session::COOKIE,
+        state.config.session_max_ttl
+    )
+}
+
+/// The `Set-Cookie` value that makes the browser forget the cookie.
+pub fn clearing_cookie(state: &AppState) -> String {
+    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
+    format!("{}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}", session::COOKIE)
+}

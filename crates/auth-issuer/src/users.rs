@@ -1,0 +1,126 @@
+//! Who may log in: users with Argon2id password hashes.
+//!
+//! Passwords are never stored, only their Argon2id hashes in PHC string form
+//! (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`), which carry their own salt and parameters.
+//! The defaults (19 MiB, 2 passes, 1 lane) are OWASP's recommended minimum for Argon2id: slow
+//! enough to make guessing expensive, at roughly 20 to 40 ms of one core per attempt here.
+//!
+//! An attacker must not learn which usernames exist by timing the answer: an unknown user is
+//! checked against a dummy hash with the same parameters, so both cases cost one Argon2id
+//! verification. Verification runs on the blocking thread pool, bounded by a semaphore so a
+//! burst of logins queues instead of exhausting memory (each verification holds 19 MiB).
+
+use anyhow::Context;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use argon2::Argon2;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// The built-in demo users: alice / wonderland and bob / builder (hashes only).
+const DEMO_USERS: &str = include_str!("../demo-users.json");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub name: String,
+    pub roles: Vec<String>,
+    password_hash: String,
+}
+
+#[derive(Deserialize)]
+struct UsersFile {
+    users: Vec<User>,
+}
+
+pub struct Users {
+    by_name: HashMap<String, User>,
+    dummy_hash: String,
+    permits: Arc<Semaphore>,
+}
+
+impl Users {
+    /// Load `path`, or the demo users when no file is configured.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p)
+                .with_context(|| format!("reading USERS_FILE {}", p.display()))?,
+            None => DEMO_USERS.to_owned(),
+        };
+        Self::from_json(&text)
+    }
+
+    fn from_json(text: &str) -> anyhow::Result<Self> {
+        let file: UsersFile = serde_json::from_str(text).context("users file is not valid JSON")?;
+        let mut by_name = HashMap::new();
+        for user in file.users {
+            PasswordHash::new(&user.password_hash)
+                .map_err(|e| anyhow::anyhow!("user {:?}: bad password hash: {e}", user.username))?;
+            anyhow::ensure!(
+                user.password_hash.starts_with("$argon2id$"),
+                "user {:?}: only Argon2id hashes are accepted",
+                user.username
+            );
+            by_name.insert(user.username.clone(), user);
+        }
+        // The dummy costs what a real verification costs, because it uses the same parameters.
+        let dummy_hash = hash_password("timing-equaliser")?;
+        let permits = Arc::new(Semaphore::new(2 * std::thread::available_parallelism().map_or(2, |n| n.get())));
+        Ok(Users { by_name, dummy_hash, permits })
+    }
+
+    pub fn get(&self, username: &str) -> Option<&User> {
+        self.by_name.get(username)
+    }
+
+    /// The user, if `password` is theirs. Unknown users take as long as wrong passwords.
+    pub async fn authenticate(&self, username: &str, password: String) -> Option<User> {
+        let user = self.by_name.get(username).cloned();
+        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let _permit = self.permits.acquire().await.ok()?;
+        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
+        if matches { user } else { None }
+    }
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+        .unwrap_or(false)
+}
+
+/// A new Argon2id PHC string with a random salt (for `auth-issuer hash-password`).
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn demo_users_log_in_with_their_passwords_only() {
+        let users = Users::load(None).unwrap();
+        let alice = users.authenticate("alice", "wonderland".into()).await.unwrap();
+        assert_eq!(alice.roles, ["user"]);
+        let bob = users.authenticate("bob", "builder".into()).await.unwrap();
+        assert_eq!(bob.roles, ["user", "recruiter"]);
+        assert!(users.authenticate("alice", "builder".into()).await.is_none());
+        assert!(users.authenticate("mallory", "wonderland".into()).await.is_none());
+        assert!(users.authenticate("", "".into()).await.is_none());
+    }
+
+    #[test]
+    fn non_argon2id_hashes_are_refused() {
+        let json = r#"{"users":[{"username":"u","name":"U","roles":[],
+            "password_hash":"$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$Yc2b8U9Fy2gnvpIp1HNQQQ"}]}"#;
+        assert!(Users::from_json(json).is_err());
+    }
+}
