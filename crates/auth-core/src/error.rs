@@ -107,12 +107,12 @@ impl ApiError {
     }
 
     /// RFC 6750 section 3: a request with no credentials gets a bare challenge; a bad token
-    /// gets `error="invalid_token"`; a missing role gets `error="insufficient_scope"`.
+    /// gets `error="invalid_token"`. (A 403 gets no Bearer challenge: the same handlers answer
+    /// session callers, for whom one would be wrong.)
     fn www_authenticate(&self) -> Option<&'static str> {
         match self {
             ApiError::MissingToken => Some("Bearer"),
             ApiError::InvalidToken(_) => Some(r#"Bearer error="invalid_token""#),
-            ApiError::InsufficientScope(_) => Some(r#"Bearer error="insufficient_scope""#),
             _ => None,
         }
     }

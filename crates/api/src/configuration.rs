@@ -1,0 +1,143 @@
+//! A replica's settings, read once from the environment at start-up.
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `LISTEN_ADDR` | `127.0.0.1:9100` | where the replica listens |
+//! | `API_MODE` | `jwt` | `jwt`: verify bearer tokens locally; `session`: look the `sid` cookie up in Redis |
+//! | `REPLICA_ID` | `<host name>:<port>` | sent back in `X-Replica` |
+//! | `ISSUER_URL` | `http://127.0.0.1:8080` | the only `iss` accepted |
+//! | `AUDIENCE` | `authscale-api` | the only `aud` accepted |
+//! | `JWKS_URL` | `http://127.0.0.1:9000/.well-known/jwks.json` | where public keys come from (jwt mode) |
+//! | `JWKS_FILE` | (unset) | read keys from this file instead of `JWKS_URL` |
+//! | `JWKS_REFETCH_SECS` | `5` | an unknown `kid` refetches the JWKS at most this often |
+//! | `LEEWAY_SECS` | `30` | clock skew allowed on `exp`/`nbf` (at most 30) |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the session store (session mode) |
+//! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most (session mode) |
+//! | `SESSION_IDLE_TTL_SECS` | `1800` | a session's idle timeout, renewed on each use |
+//! | `WORKER_THREADS` | number of CPUs | tokio worker threads (1 for CPU-quota experiments) |
+//! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
+
+use auth_core::config::{self, LogFormat};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// How a replica learns who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Verify the bearer access token with the issuer's public key: no shared state.
+    Jwt,
+    /// Look the `sid` cookie up in Redis on every request.
+    Session,
+}
+
+impl Mode {
+    /// The path prefix the mode serves under, as the contract names it.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Mode::Jwt => "/api",
+            Mode::Session => "/sapi",
+        }
+    }
+
+    /// The `auth` field of `/me`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Jwt => "jwt",
+            Mode::Session => "session",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "jwt" | "token" => Ok(Mode::Jwt),
+            "session" => Ok(Mode::Session),
+            other => Err(format!("unknown API_MODE {other:?} (use jwt or session)")),
+        }
+    }
+}
+
+/// Where the public keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub mode: Mode,
+    pub replica_id: String,
+    pub issuer: String,
+    pub audience: String,
+    pub jwks: JwksSource,
+    pub jwks_refetch_secs: u64,
+    pub leeway_secs: u64,
+    pub redis_url: String,
+    pub redis_pool_size: usize,
+    pub session_idle_ttl: u64,
+    pub worker_threads: Option<usize>,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let listen: SocketAddr = config::parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?;
+        let jwks = match config::optional("JWKS_FILE") {
+            Some(path) => JwksSource::File(path.into()),
+            None => JwksSource::Url(config::string(
+                "JWKS_URL",
+                "http://127.0.0.1:9000/.well-known/jwks.json",
+            )),
+        };
+        let leeway_secs = config::parse("LEEWAY_SECS", 30u64)?;
+        anyhow::ensure!(
+            leeway_secs <= auth_core::verify::MAX_LEEWAY_SECS,
+            "LEEWAY_SECS must be at most 30 (RFC 8725 asks for a small leeway)"
+        );
+        Ok(Config {
+            listen,
+            mode: config::parse("API_MODE", Mode::Jwt)?,
+            replica_id: config::optional("REPLICA_ID").unwrap_or_else(|| default_replica_id(listen)),
+            issuer: config::string("ISSUER_URL", "http://127.0.0.1:8080"),
+            audience: config::string("AUDIENCE", "authscale-api"),
+            jwks,
+            jwks_refetch_secs: config::parse("JWKS_REFETCH_SECS", 5)?,
+            leeway_secs,
+            redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
+            session_idle_ttl: config::parse("SESSION_IDLE_TTL_SECS", 1800)?,
+            worker_threads: config::optional("WORKER_THREADS")
+                .map(|_| config::parse("WORKER_THREADS", 1usize))
+                .transpose()?,
+            log_format: config::parse("LOG_FORMAT", LogFormat::Pretty)?,
+        })
+    }
+}
+
+/// `<host name>:<port>`: unique for replicas on one machine (different ports) and in containers
+/// (the host name is the container id, which is what `docker ps` shows).
+fn default_replica_id(listen: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "replica".to_owned());
+    format!("{host}:{}", listen.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_and_name_their_prefix() {
+        assert_eq!("JWT".parse::<Mode>().unwrap(), Mode::Jwt);
+        assert_eq!("session".parse::<Mode>().unwrap().prefix(), "/sapi");
+        assert!("cookie".parse::<Mode>().is_err());
+    }
+}
