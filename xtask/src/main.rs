@@ -1,1 +1,225 @@
-fn main() {}
+//! `cargo xtask`: the project's developer commands, written in Rust instead of shell scripts.
+//!
+//! `cargo xtask` is an alias (see `.cargo/config.toml`) for `cargo run --package xtask --`, so
+//! the commands need nothing but cargo:
+//!
+//! - `cargo xtask up` ([`up`]) builds the services, starts the whole stack on this machine
+//!   through the same launcher the tests use (the `stack` crate), prints what runs where and how
+//!   to try it, and stops everything on Ctrl-C.
+//! - `cargo xtask test` runs `cargo test --workspace` with its arguments, after making sure nginx
+//!   and redis-server (which the integration tests start) are installed ([`packages`]).
+//!
+//! Arguments are parsed by hand: a parser crate would cost more build time than these few flags
+//! are worth.
+
+mod packages;
+mod up;
+
+use anyhow::{Context, bail};
+use stack::{Profile, workspace_root};
+use std::process::{Command, ExitCode};
+use up::UpOptions;
+
+const HELP: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  up      build the services and run the whole stack on this machine
+          (redis, issuer, replicas, nginx) until Ctrl-C
+  test    run every test: `cargo test --workspace` with the arguments that follow
+          (e.g. `cargo xtask test -- --nocapture`)
+
+options of `up`:
+  --replicas N            token (/api/) replicas, and session (/sapi/) replicas too unless
+                          --session-replicas is given; 1 to 16, default 2
+  --session-replicas N    session replicas; 1 to 16, default: as --replicas
+  --port PORT             nginx listens on 127.0.0.1:PORT; default 8080
+  --debug                 build and run debug binaries (quicker to build, slower to run)
+  -h, --help              this text
+
+Logs, nginx's config and the issuer's key are in .stack/ at the workspace root. The key is
+kept between runs, so tokens issued before a restart stay valid.
+
+Both commands install nginx-light and redis-server with apt-get when they are missing (as
+root; otherwise they print the apt-get line to run).
+";
+
+#[derive(Debug, PartialEq, Eq)]
+enum Task {
+    Help,
+    Up(UpOptions),
+    /// Arguments for `cargo test --workspace`.
+    Test(Vec<String>),
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match parse(&args) {
+        Ok(Task::Help) => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Ok(Task::Up(options)) => up::up(options),
+        Ok(Task::Test(args)) => test(&args),
+        Err(e) => {
+            eprintln!("error: {e:#}\nrun `cargo xtask --help` for the usage");
+            return ExitCode::from(2);
+        }
+    };
+    // Returned, not std::process::exit: everything has been dropped (and so stopped) by now.
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Task> {
+    let Some((command, rest)) = args.split_first() else {
+        return Ok(Task::Help);
+    };
+    match command.as_str() {
+        "-h" | "--help" | "help" => Ok(Task::Help),
+        "up" => parse_up(rest),
+        "test" => Ok(Task::Test(rest.to_vec())),
+        other => bail!("unknown command {other:?}"),
+    }
+}
+
+fn parse_up(args: &[String]) -> anyhow::Result<Task> {
+    let mut replicas = None;
+    let mut session_replicas = None;
+    let mut port = 8080;
+    let mut profile = Profile::Release;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        // Both `--flag value` and `--flag=value`.
+        let (flag, inline_value) = match arg.split_once('=') {
+            Some((flag, value)) => (flag, Some(value.to_owned())),
+            None => (arg.as_str(), None),
+        };
+        let mut value = || {
+            inline_value
+                .clone()
+                .or_else(|| args.next().cloned())
+                .with_context(|| format!("{flag} needs a value"))
+        };
+        match flag {
+            "-h" | "--help" => return Ok(Task::Help),
+            "--replicas" => replicas = Some(replica_count(flag, &value()?)?),
+            "--session-replicas" => session_replicas = Some(replica_count(flag, &value()?)?),
+            "--port" => port = port_number(&value()?)?,
+            "--debug" if inline_value.is_none() => profile = Profile::Debug,
+            _ => bail!("unknown option {arg:?} for `up`"),
+        }
+    }
+    let jwt_replicas = replicas.unwrap_or(2);
+    Ok(Task::Up(UpOptions {
+        jwt_replicas,
+        session_replicas: session_replicas.unwrap_or(jwt_replicas),
+        port,
+        profile,
+    }))
+}
+
+fn replica_count(flag: &str, value: &str) -> anyhow::Result<usize> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=16).contains(&n) => Ok(n),
+        _ => bail!("{flag} must be a number from 1 to 16, not {value:?}"),
+    }
+}
+
+fn port_number(value: &str) -> anyhow::Result<u16> {
+    match value.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => bail!("--port must be a port number from 1 to 65535, not {value:?}"),
+    }
+}
+
+/// `cargo test --workspace <args>` in the workspace root, once nginx and redis-server exist.
+fn test(args: &[String]) -> anyhow::Result<()> {
+    packages::ensure_installed()?;
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["test", "--workspace"])
+        .args(args)
+        .status()
+        .context("cannot run cargo test")?;
+    if !status.success() {
+        bail!("cargo test failed ({status})");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_owned).collect()
+    }
+
+    fn up(jwt: usize, session: usize, port: u16, profile: Profile) -> Task {
+        Task::Up(UpOptions {
+            jwt_replicas: jwt,
+            session_replicas: session,
+            port,
+            profile,
+        })
+    }
+
+    #[test]
+    fn test_passes_its_arguments_on() {
+        assert_eq!(
+            parse(&args("test -- --nocapture")).unwrap(),
+            Task::Test(args("-- --nocapture"))
+        );
+        assert_eq!(parse(&args("test")).unwrap(), Task::Test(vec![]));
+    }
+
+    #[test]
+    fn no_arguments_or_help_print_help() {
+        assert_eq!(parse(&args("")).unwrap(), Task::Help);
+        assert_eq!(parse(&args("--help")).unwrap(), Task::Help);
+        assert_eq!(parse(&args("up -h")).unwrap(), Task::Help);
+    }
+
+    #[test]
+    fn defaults_and_flags() {
+        assert_eq!(
+            parse(&args("up")).unwrap(),
+            up(2, 2, 8080, Profile::Release)
+        );
+        assert_eq!(
+            parse(&args("up --replicas 3")).unwrap(),
+            up(3, 3, 8080, Profile::Release)
+        );
+        assert_eq!(
+            parse(&args(
+                "up --replicas=3 --session-replicas 1 --port 9000 --debug"
+            ))
+            .unwrap(),
+            up(3, 1, 9000, Profile::Debug)
+        );
+        assert_eq!(
+            parse(&args("up --session-replicas 4")).unwrap(),
+            up(2, 4, 8080, Profile::Release)
+        );
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let error = |line: &str| parse(&args(line)).unwrap_err().to_string();
+        assert!(error("down").contains("unknown command \"down\""));
+        assert!(error("up --verbose").contains("unknown option \"--verbose\""));
+        assert!(error("up --replicas 0").contains("from 1 to 16"));
+        assert!(error("up --replicas 17").contains("from 1 to 16"));
+        assert!(error("up --replicas two").contains("not \"two\""));
+        assert!(error("up --port 70000").contains("--port must be"));
+        assert!(error("up --port").contains("--port needs a value"));
+        assert!(error("up --debug=yes").contains("unknown option"));
+    }
+}

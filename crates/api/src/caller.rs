@@ -48,7 +48,10 @@ impl FromRequestParts<AppState> for Auth {
 /// The token from `Authorization: Bearer <token>` (the scheme is case-insensitive, RFC 7235).
 /// No header, or another scheme, means no credentials: RFC 6750's bare challenge.
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts.headers.get(AUTHORIZATION).ok_or(ApiError::MissingToken)?;
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::MissingToken)?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::InvalidToken("the Authorization header is not ASCII".into()))?;
@@ -79,13 +82,20 @@ fn session_id(parts: &Parts) -> Result<&str, ApiError> {
 
 /// One round trip: read the session and push its idle expiry forward (`GETEX … EX`).
 async fn look_up_session(store: &Store, id: &str, idle_ttl: u64) -> Result<Caller, ApiError> {
-    let cmd = redis::cmd("GETEX").arg(session::key(id)).arg("EX").arg(idle_ttl).to_owned();
+    let cmd = redis::cmd("GETEX")
+        .arg(session::key(id))
+        .arg("EX")
+        .arg(idle_ttl)
+        .to_owned();
     let value: Option<String> = store.query(&cmd).await?;
-    let value = value.ok_or_else(|| ApiError::InvalidSession("unknown or expired session".into()))?;
+    let value =
+        value.ok_or_else(|| ApiError::InvalidSession("unknown or expired session".into()))?;
     let record: SessionRecord = serde_json::from_str(&value)
         .map_err(|_| ApiError::internal("unreadable session record"))?;
     if record.expires_at <= auth_core::now_secs() {
-        return Err(ApiError::InvalidSession("the session has reached its maximum age".into()));
+        return Err(ApiError::InvalidSession(
+            "the session has reached its maximum age".into(),
+        ));
     }
     Ok(record.into_caller())
 }
@@ -96,13 +106,24 @@ mod tests {
     use axum::http::Request;
 
     fn parts(header: (&str, &str)) -> Parts {
-        Request::builder().header(header.0, header.1).body(()).unwrap().into_parts().0
+        Request::builder()
+            .header(header.0, header.1)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
     }
 
     #[test]
     fn bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_token(&parts(("authorization", "bearer abc"))).unwrap(), "abc");
-        assert_eq!(bearer_token(&parts(("authorization", "Bearer abc"))).unwrap(), "abc");
+        assert_eq!(
+            bearer_token(&parts(("authorization", "bearer abc"))).unwrap(),
+            "abc"
+        );
+        assert_eq!(
+            bearer_token(&parts(("authorization", "Bearer abc"))).unwrap(),
+            "abc"
+        );
     }
 
     #[test]

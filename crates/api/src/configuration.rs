@@ -86,7 +86,8 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        let listen: SocketAddr = config::parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?;
+        let listen: SocketAddr =
+            config::parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?;
         let jwks = match config::optional("JWKS_FILE") {
             Some(path) => JwksSource::File(path.into()),
             None => JwksSource::Url(config::string(
@@ -102,7 +103,8 @@ impl Config {
         Ok(Config {
             listen,
             mode: config::parse("API_MODE", Mode::Jwt)?,
-            replica_id: config::optional("REPLICA_ID").unwrap_or_else(|| default_replica_id(listen)),
+            replica_id: config::optional("REPLICA_ID")
+                .unwrap_or_else(|| default_replica_id(listen)),
             issuer: config::string("ISSUER_URL", "http://127.0.0.1:8080"),
             audience: config::string("AUDIENCE", "authscale-api"),
             jwks,

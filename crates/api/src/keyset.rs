@@ -33,7 +33,11 @@ pub struct Keys {
 }
 
 impl Keys {
-    pub fn new(source: JwksSource, min_refetch_interval: Duration, rules: TokenRules) -> anyhow::Result<Self> {
+    pub fn new(
+        source: JwksSource,
+        min_refetch_interval: Duration,
+        rules: TokenRules,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?;
         Ok(Keys {
             current: RwLock::new(Arc::new(KeySet::default())),
@@ -51,7 +55,10 @@ impl Keys {
     }
 
     fn snapshot(&self) -> Arc<KeySet> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Verify an access token; a `kid` we do not know may trigger one rate-limited refetch.
@@ -67,7 +74,9 @@ impl Keys {
     /// Refetch if the token names a kid we lack and the last fetch is old enough. Returns whether
     /// the kid is known afterwards.
     async fn refetch_for(&self, token: &str) -> bool {
-        let Some(kid) = kid_of(token) else { return false };
+        let Some(kid) = kid_of(token) else {
+            return false;
+        };
         let mut last = self.last_fetch.lock().await;
         // Another request may have fetched while we waited for the lock.
         if self.snapshot().contains(&kid) {
@@ -88,7 +97,15 @@ impl Keys {
     /// Fetch the JWKS now and replace the keys held. Returns how many keys were loaded.
     pub async fn fetch(&self) -> anyhow::Result<usize> {
         let jwks: Jwks = match &self.source {
-            JwksSource::Url(url) => self.http.get(url).send().await?.error_for_status()?.json().await?,
+            JwksSource::Url(url) => {
+                self.http
+                    .get(url)
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?
+            }
             JwksSource::File(path) => serde_json::from_slice(&tokio::fs::read(path).await?)?,
         };
         let set = KeySet::from_jwks(&jwks);

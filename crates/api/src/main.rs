@@ -23,7 +23,9 @@ fn main() -> std::process::ExitCode {
 
 fn run() -> anyhow::Result<()> {
     if std::env::args().len() > 1 {
-        anyhow::bail!("api takes no arguments; it is configured by environment variables (see README)");
+        anyhow::bail!(
+            "api takes no arguments; it is configured by environment variables (see README)"
+        );
     }
     let config = configuration::Config::from_env()?;
     auth_core::telemetry::init_tracing(config.log_format);

@@ -32,7 +32,11 @@ pub fn build_state(config: Config) -> anyhow::Result<AppState> {
             idle_ttl: config.session_idle_ttl,
         },
     };
-    Ok(Arc::new(State { config, auth, metrics }))
+    Ok(Arc::new(State {
+        config,
+        auth,
+        metrics,
+    }))
 }
 
 pub fn router(state: AppState) -> anyhow::Result<Router> {
@@ -42,26 +46,39 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     let registry = Arc::clone(&state.metrics);
     let router = Router::new()
         .route(&format!("{prefix}/me"), get(routes::me::me))
-        .route(&format!("{prefix}/jobs/{{id}}/applicants"), get(routes::jobs::applicants))
+        .route(
+            &format!("{prefix}/jobs/{{id}}/applicants"),
+            get(routes::jobs::applicants),
+        )
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .with_state(state)
-        .route("/metrics", get(metrics_handler).with_state(Arc::clone(&registry)))
+        .route(
+            "/metrics",
+            get(metrics_handler).with_state(Arc::clone(&registry)),
+        )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(10),
         ))
-        .layer(axum::middleware::from_fn_with_state(registry, track_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            registry,
+            track_requests,
+        ))
         // Outermost, so every response carries it, errors and 404s included.
-        .layer(axum::middleware::map_response(move |mut response: Response| {
-            let replica = replica.clone();
-            async move {
-                response.headers_mut().insert(HeaderName::from_static("x-replica"), replica);
-                response
-            }
-        }));
+        .layer(axum::middleware::map_response(
+            move |mut response: Response| {
+                let replica = replica.clone();
+                async move {
+                    response
+                        .headers_mut()
+                        .insert(HeaderName::from_static("x-replica"), replica);
+                    response
+                }
+            },
+        ));
     Ok(router)
 }
 

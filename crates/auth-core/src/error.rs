@@ -130,7 +130,10 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(challenge) = self.www_authenticate() {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if let ApiError::TooManyAttempts { retry_after_secs } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
@@ -152,9 +155,9 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge
             }
-            MissingJsonContentType(_) => {
-                ApiError::InvalidRequest("the body must be JSON (Content-Type: application/json)".into())
-            }
+            MissingJsonContentType(_) => ApiError::InvalidRequest(
+                "the body must be JSON (Content-Type: application/json)".into(),
+            ),
             _ => ApiError::InvalidRequest(
                 "the body must be a JSON object with the route's string fields".into(),
             ),
@@ -186,7 +189,10 @@ mod tests {
     async fn invalid_token_names_the_error_in_the_challenge() {
         let (status, headers, body) = parts(ApiError::InvalidToken("expired".into())).await;
         assert_eq!(status, 401);
-        assert_eq!(headers[header::WWW_AUTHENTICATE], r#"Bearer error="invalid_token""#);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token""#
+        );
         assert_eq!(body["error_description"], "expired");
     }
 
@@ -199,7 +205,10 @@ mod tests {
 
     #[tokio::test]
     async fn too_many_attempts_says_when_to_retry() {
-        let (status, headers, _) = parts(ApiError::TooManyAttempts { retry_after_secs: 42 }).await;
+        let (status, headers, _) = parts(ApiError::TooManyAttempts {
+            retry_after_secs: 42,
+        })
+        .await;
         assert_eq!(status, 429);
         assert_eq!(headers[header::RETRY_AFTER], "42");
     }

@@ -37,7 +37,9 @@ impl std::str::FromStr for KeyBits {
             "2048" => Ok(KeyBits::B2048),
             "3072" => Ok(KeyBits::B3072),
             "4096" => Ok(KeyBits::B4096),
-            other => Err(format!("unsupported RSA key size {other:?} (use 2048, 3072 or 4096)")),
+            other => Err(format!(
+                "unsupported RSA key size {other:?} (use 2048, 3072 or 4096)"
+            )),
         }
     }
 }
@@ -70,7 +72,9 @@ pub struct SigningKey {
 impl std::fmt::Debug for SigningKey {
     // Never print key material, not even in a debug log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.public.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.public.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -86,7 +90,9 @@ impl SigningKey {
         };
         let pair = aws_lc_rs::rsa::KeyPair::generate(size)
             .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
-        let der = pair.as_der().map_err(|_| anyhow::anyhow!("cannot encode the new key"))?;
+        let der = pair
+            .as_der()
+            .map_err(|_| anyhow::anyhow!("cannot encode the new key"))?;
         Self::from_pkcs8_der(der.as_ref())
     }
 
@@ -95,7 +101,9 @@ impl SigningKey {
         let key = rsa::PrivateKey::from_pkcs8_pem(pem)
             .or_else(|_| rsa::PrivateKey::from_pkcs1_pem(pem))
             .context("not an RSA private key in PKCS#8 or PKCS#1 PEM")?;
-        let der = key.to_pkcs8_der().context("cannot re-encode the key as PKCS#8")?;
+        let der = key
+            .to_pkcs8_der()
+            .context("cannot re-encode the key as PKCS#8")?;
         Self::from_pkcs8_der(der.as_bytes())
     }
 
@@ -117,7 +125,11 @@ impl SigningKey {
             n,
             e,
         };
-        Ok(SigningKey { pair, pkcs8_der: der.to_vec(), public })
+        Ok(SigningKey {
+            pair,
+            pkcs8_der: der.to_vec(),
+            public,
+        })
     }
 
     /// Load the key at `path`, or generate one and persist it there (mode 0600) when no file
@@ -170,8 +182,16 @@ impl SigningKey {
         &self.public
     }
 
-    pub(crate) fn key_pair(&self) -> &aws_lc_rs::rsa::KeyPair {
-        &self.pair
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`: the RS256 signature (RFC 7518 3.3).
+    pub fn sign_rs256(&self, message: &[u8]) -> Result<Vec<u8>, aws_lc_rs::error::Unspecified> {
+        let mut signature = vec![0u8; self.pair.public_modulus_len()];
+        self.pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            message,
+            &mut signature,
+        )?;
+        Ok(signature)
     }
 }
 
@@ -198,7 +218,10 @@ mod tests {
     fn rfc7638_example_thumbprint() {
         // The worked example of RFC 7638 section 3.1.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-        assert_eq!(thumbprint(n, "AQAB"), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(
+            thumbprint(n, "AQAB"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
     }
 
     #[test]

@@ -29,7 +29,11 @@ pub struct SessionRecord {
 
 impl SessionRecord {
     pub fn into_caller(self) -> Caller {
-        Caller { sub: self.sub, name: self.name, roles: self.roles }
+        Caller {
+            sub: self.sub,
+            name: self.name,
+            roles: self.roles,
+        }
     }
 }
 
@@ -41,7 +45,10 @@ pub fn key(id: &str) -> String {
 /// Whether `id` has the shape of an id we issue. Anything else is refused before it reaches
 /// Redis: no odd bytes in keys, no look-up spent on garbage.
 pub fn is_well_formed(id: &str) -> bool {
-    id.len() == ID_LEN && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    id.len() == ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The first `sid` value in a `Cookie` header (browsers send the most specific path first).

@@ -24,15 +24,9 @@ pub fn sign_jwt<C: Serialize>(key: &SigningKey, typ: &str, claims: &C) -> Result
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(claims, &mut token);
 
-    let pair = key.key_pair();
-    let mut signature = vec![0u8; pair.public_modulus_len()];
-    pair.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        token.as_bytes(),
-        &mut signature,
-    )
-    .map_err(|_| ApiError::internal("RSA signing failed"))?;
+    let signature = key
+        .sign_rs256(token.as_bytes())
+        .map_err(|_| ApiError::internal("RSA signing failed"))?;
 
     token.push('.');
     URL_SAFE_NO_PAD.encode_string(signature, &mut token);

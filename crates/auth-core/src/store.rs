@@ -19,7 +19,9 @@
 use crate::error::ApiError;
 use crate::telemetry::Counter;
 use deadpool::managed::{self, Metrics, Object, RecycleResult};
-use deadpool_redis::redis::{self, AsyncConnectionConfig, FromRedisValue, aio::MultiplexedConnection};
+use deadpool_redis::redis::{
+    self, AsyncConnectionConfig, FromRedisValue, aio::MultiplexedConnection,
+};
 use std::time::Duration;
 
 /// How long any one Redis operation (taking a connection included) may take.
@@ -45,7 +47,11 @@ impl managed::Manager for Manager {
             .await
     }
 
-    async fn recycle(&self, _: &mut MultiplexedConnection, _: &Metrics) -> RecycleResult<redis::RedisError> {
+    async fn recycle(
+        &self,
+        _: &mut MultiplexedConnection,
+        _: &Metrics,
+    ) -> RecycleResult<redis::RedisError> {
         // Deliberately no PING: see the module comment.
         Ok(())
     }
@@ -95,7 +101,9 @@ impl Store {
     /// Whether Redis answers right now (for /readyz). Not counted: the counter measures what
     /// serving requests costs, and health probes would blur it.
     pub async fn ping(&self) -> bool {
-        self.query_uncounted::<String>(&redis::cmd("PING")).await.is_ok()
+        self.query_uncounted::<String>(&redis::cmd("PING"))
+            .await
+            .is_ok()
     }
 
     async fn connection(&self) -> Result<Object<Manager>, ApiError> {

@@ -25,7 +25,9 @@ use std::time::Instant;
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
     // A second call (tests start several services in one process) keeps the first subscriber.
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -62,9 +64,13 @@ struct Histogram {
 
 impl Histogram {
     fn observe(&self, secs: f64) {
-        let i = BUCKETS.iter().position(|b| secs <= *b).unwrap_or(BUCKETS.len());
+        let i = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
         self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
     }
 }
 
@@ -102,7 +108,12 @@ impl Metrics {
             .join(",");
         let counter = Counter::default();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        counters.push(NamedCounter { name, help, labels, counter: counter.clone() });
+        counters.push(NamedCounter {
+            name,
+            help,
+            labels,
+            counter: counter.clone(),
+        });
         counter
     }
 
@@ -127,7 +138,10 @@ impl Metrics {
     /// How many requests finished on `route` (any status). For tests and the load test.
     pub fn requests_on(&self, route: &str) -> u64 {
         let map = self.requests.read().unwrap_or_else(|p| p.into_inner());
-        map.iter().filter(|((r, _), _)| r == route).map(|(_, c)| c.get()).sum()
+        map.iter()
+            .filter(|((r, _), _)| r == route)
+            .map(|(_, c)| c.get())
+            .sum()
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -145,7 +159,11 @@ impl Metrics {
         for c in counters.iter() {
             if !seen.contains(&c.name) {
                 seen.push(c.name);
-                let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter", c.name, c.help, c.name);
+                let _ = writeln!(
+                    out,
+                    "# HELP {} {}\n# TYPE {} counter",
+                    c.name, c.help, c.name
+                );
             }
             let _ = match c.labels.is_empty() {
                 true => writeln!(out, "{} {}", c.name, c.counter.get()),
@@ -156,7 +174,10 @@ impl Metrics {
 
     fn render_requests(&self, out: &mut String) {
         let map = self.requests.read().unwrap_or_else(|p| p.into_inner());
-        let mut rows: Vec<_> = map.iter().map(|((r, s), c)| (r.as_str(), *s, c.get())).collect();
+        let mut rows: Vec<_> = map
+            .iter()
+            .map(|((r, s), c)| (r.as_str(), *s, c.get()))
+            .collect();
         rows.sort();
         out.push_str("# HELP authscale_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE authscale_http_requests_total counter\n");
@@ -173,16 +194,25 @@ impl Metrics {
         let map = self.latency.read().unwrap_or_else(|p| p.into_inner());
         let mut routes: Vec<_> = map.iter().collect();
         routes.sort_by(|a, b| a.0.cmp(b.0));
-        let _ = writeln!(out, "# HELP {NAME} Time from request to response, by route.");
+        let _ = writeln!(
+            out,
+            "# HELP {NAME} Time from request to response, by route."
+        );
         let _ = writeln!(out, "# TYPE {NAME} histogram");
         for (route, h) in routes {
             let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
                 cumulative += h.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(out, "{NAME}_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}");
+                let _ = writeln!(
+                    out,
+                    "{NAME}_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
             }
             cumulative += h.buckets[BUCKETS.len()].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{NAME}_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{NAME}_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
             let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
             let _ = writeln!(out, "{NAME}_sum{{route=\"{route}\"}} {sum}");
             let _ = writeln!(out, "{NAME}_count{{route=\"{route}\"}} {cumulative}");
@@ -192,7 +222,11 @@ impl Metrics {
 
 /// Middleware: time every request and count it by route template (never by raw path, which
 /// would let a client create unbounded series) and status.
-pub async fn track_requests(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+pub async fn track_requests(
+    State(metrics): State<Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -209,7 +243,10 @@ pub async fn track_requests(State(metrics): State<Arc<Metrics>>, req: Request, n
 /// The `/metrics` handler.
 pub async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         metrics.render(),
     )
 }
@@ -237,7 +274,11 @@ mod tests {
     #[test]
     fn renders_counters_requests_and_histograms() {
         let m = Metrics::new();
-        let issued = m.counter("authscale_tokens_issued_total", "Tokens issued.", &[("kind", "access")]);
+        let issued = m.counter(
+            "authscale_tokens_issued_total",
+            "Tokens issued.",
+            &[("kind", "access")],
+        );
         issued.inc();
         issued.inc();
         m.observe_request("/api/me", 200, 0.0007);
@@ -245,11 +286,23 @@ mod tests {
         let page = m.render();
         assert!(page.contains("authscale_tokens_issued_total{kind=\"access\"} 2"));
         assert!(page.contains("authscale_http_requests_total{route=\"/api/me\",status=\"200\"} 1"));
-        assert!(page.contains("authscale_http_request_duration_seconds_bucket{route=\"/api/me\",le=\"0.001\"} 1"));
-        assert!(page.contains("authscale_http_request_duration_seconds_bucket{route=\"/api/me\",le=\"5\"} 2"));
-        assert!(page.contains("authscale_http_request_duration_seconds_count{route=\"/api/me\"} 2"));
-        assert_eq!(read_counter(&page, "authscale_tokens_issued_total", "kind=\"access\""), 2);
-        assert_eq!(read_counter(&page, "authscale_http_requests_total", "route=\"/api/me\""), 2);
+        assert!(page.contains(
+            "authscale_http_request_duration_seconds_bucket{route=\"/api/me\",le=\"0.001\"} 1"
+        ));
+        assert!(page.contains(
+            "authscale_http_request_duration_seconds_bucket{route=\"/api/me\",le=\"5\"} 2"
+        ));
+        assert!(
+            page.contains("authscale_http_request_duration_seconds_count{route=\"/api/me\"} 2")
+        );
+        assert_eq!(
+            read_counter(&page, "authscale_tokens_issued_total", "kind=\"access\""),
+            2
+        );
+        assert_eq!(
+            read_counter(&page, "authscale_http_requests_total", "route=\"/api/me\""),
+            2
+        );
         assert_eq!(m.requests_on("/api/me"), 2);
     }
 }

@@ -258,7 +258,9 @@ mod tests {
     }
 
     fn keys() -> KeySet {
-        KeySet::from_jwks(&Jwks { keys: vec![key().public_jwk().clone()] })
+        KeySet::from_jwks(&Jwks {
+            keys: vec![key().public_jwk().clone()],
+        })
     }
 
     fn access_claims() -> AccessClaims {
@@ -292,15 +294,7 @@ mod tests {
             B64.encode(header.to_string()),
             B64.encode(claims.to_string())
         );
-        let pair = key.key_pair();
-        let mut sig = vec![0u8; pair.public_modulus_len()];
-        pair.sign(
-            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-            &aws_lc_rs::rand::SystemRandom::new(),
-            signing_input.as_bytes(),
-            &mut sig,
-        )
-        .unwrap();
+        let sig = key.sign_rs256(signing_input.as_bytes()).unwrap();
         format!("{signing_input}.{}", B64.encode(sig))
     }
 
@@ -354,8 +348,15 @@ mod tests {
     fn alg_none_in_any_case_is_refused() {
         let claims = B64.encode(serde_json::to_string(&access_claims()).unwrap());
         for alg in ["none", "None", "NONE", "nOnE"] {
-            let h = B64.encode(format!(r#"{{"alg":"{alg}","typ":"at+jwt","kid":"{}"}}"#, key().kid()));
-            assert_eq!(check(&format!("{h}.{claims}.")), Err(Rejection::Algorithm), "{alg}");
+            let h = B64.encode(format!(
+                r#"{{"alg":"{alg}","typ":"at+jwt","kid":"{}"}}"#,
+                key().kid()
+            ));
+            assert_eq!(
+                check(&format!("{h}.{claims}.")),
+                Err(Rejection::Algorithm),
+                "{alg}"
+            );
         }
     }
 
@@ -364,7 +365,11 @@ mod tests {
         let claims = serde_json::to_value(access_claims()).unwrap();
         let mut h = header(ACCESS_TYP);
         h["alg"] = "HS256".into();
-        let input = format!("{}.{}", B64.encode(h.to_string()), B64.encode(claims.to_string()));
+        let input = format!(
+            "{}.{}",
+            B64.encode(h.to_string()),
+            B64.encode(claims.to_string())
+        );
         let secret = key().public_jwk().n.as_bytes();
         let tag = aws_lc_rs::hmac::sign(
             &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
@@ -399,11 +404,18 @@ mod tests {
     #[test]
     fn unknown_or_missing_kid_is_refused() {
         let claims = serde_json::to_value(access_claims()).unwrap();
-        for kid in [serde_json::json!("../../etc/passwd"), serde_json::json!("' OR 1=1 --"),
-                    serde_json::json!("a\u{0}b"), serde_json::Value::Null] {
+        for kid in [
+            serde_json::json!("../../etc/passwd"),
+            serde_json::json!("' OR 1=1 --"),
+            serde_json::json!("a\u{0}b"),
+            serde_json::Value::Null,
+        ] {
             let mut h = header(ACCESS_TYP);
             h["kid"] = kid;
-            assert_eq!(check(&forge(key(), &h, &claims)), Err(Rejection::UnknownKey));
+            assert_eq!(
+                check(&forge(key(), &h, &claims)),
+                Err(Rejection::UnknownKey)
+            );
         }
     }
 
@@ -419,35 +431,65 @@ mod tests {
         ] {
             let mut h = header(ACCESS_TYP);
             h[name] = value;
-            assert_eq!(check(&forge(key(), &h, &claims)), Err(Rejection::ForbiddenHeader), "{name}");
+            assert_eq!(
+                check(&forge(key(), &h, &claims)),
+                Err(Rejection::ForbiddenHeader),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn wrong_typ_iss_aud_and_times_are_refused() {
         let good = serde_json::to_value(access_claims()).unwrap();
-        assert_eq!(check(&forge(key(), &header("JWT"), &good)), Err(Rejection::Type));
+        assert_eq!(
+            check(&forge(key(), &header("JWT"), &good)),
+            Err(Rejection::Type)
+        );
 
         let mut h = header(ACCESS_TYP);
         h.as_object_mut().unwrap().remove("typ");
         assert_eq!(check(&forge(key(), &h, &good)), Err(Rejection::Type));
 
         let cases = [
-            ("iss", serde_json::json!("http://evil.test"), Rejection::Issuer),
+            (
+                "iss",
+                serde_json::json!("http://evil.test"),
+                Rejection::Issuer,
+            ),
             ("aud", serde_json::json!("other-api"), Rejection::Audience),
-            ("exp", serde_json::json!(now_secs() - 60), Rejection::Expired),
-            ("nbf", serde_json::json!(now_secs() + 60), Rejection::NotYetValid),
-            ("exp", serde_json::json!((now_secs() + 300).to_string()), Rejection::Claims),
+            (
+                "exp",
+                serde_json::json!(now_secs() - 60),
+                Rejection::Expired,
+            ),
+            (
+                "nbf",
+                serde_json::json!(now_secs() + 60),
+                Rejection::NotYetValid,
+            ),
+            (
+                "exp",
+                serde_json::json!((now_secs() + 300).to_string()),
+                Rejection::Claims,
+            ),
         ];
         for (claim, value, want) in cases {
             let mut c = good.clone();
             c[claim] = value;
-            assert_eq!(check(&forge(key(), &header(ACCESS_TYP), &c)), Err(want), "{claim}");
+            assert_eq!(
+                check(&forge(key(), &header(ACCESS_TYP), &c)),
+                Err(want),
+                "{claim}"
+            );
         }
         for claim in ["exp", "nbf", "sub", "iss"] {
             let mut c = good.clone();
             c.as_object_mut().unwrap().remove(claim);
-            assert!(check(&forge(key(), &header(ACCESS_TYP), &c)).is_err(), "without {claim}");
+            assert!(
+                check(&forge(key(), &header(ACCESS_TYP), &c)).is_err(),
+                "without {claim}"
+            );
         }
     }
 
@@ -457,12 +499,24 @@ mod tests {
         c["exp"] = serde_json::json!(now_secs() - 40);
         let token = forge(key(), &header(ACCESS_TYP), &c);
         let lenient = TokenRules::access(ISS, AUD, 3600);
-        assert_eq!(verify::<AccessClaims>(&token, &keys(), &lenient), Err(Rejection::Expired));
+        assert_eq!(
+            verify::<AccessClaims>(&token, &keys(), &lenient),
+            Err(Rejection::Expired)
+        );
     }
 
     #[test]
     fn garbage_and_oversized_input_is_refused_without_panic() {
-        for token in ["", ".", "..", "a.b.c", "a.b.c.d", "!!!.???.***", "eyJ9.e30.", "e30.e30.e30"] {
+        for token in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "a.b.c.d",
+            "!!!.???.***",
+            "eyJ9.e30.",
+            "e30.e30.e30",
+        ] {
             assert!(check(token).is_err(), "{token:?}");
         }
         let huge = format!("{}.e30.sig", "A".repeat(MAX_TOKEN_BYTES));

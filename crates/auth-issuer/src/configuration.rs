@@ -71,7 +71,10 @@ impl Config {
             self.refresh_ttl > self.access_ttl,
             "REFRESH_TTL_SECS must be longer than ACCESS_TTL_SECS"
         );
-        anyhow::ensure!(self.session_idle_ttl >= 1, "SESSION_IDLE_TTL_SECS must be at least 1");
+        anyhow::ensure!(
+            self.session_idle_ttl >= 1,
+            "SESSION_IDLE_TTL_SECS must be at least 1"
+        );
         anyhow::ensure!(
             self.session_max_ttl >= self.session_idle_ttl,
             "SESSION_MAX_TTL_SECS must be at least SESSION_IDLE_TTL_SECS"

@@ -72,7 +72,9 @@ impl<'a> Denylist<'a> {
             0 => Ok(Spend::Fresh),
             1 => Ok(Spend::Reused),
             2 => Ok(Spend::Revoked),
-            other => Err(ApiError::internal(format!("denylist script returned {other}"))),
+            other => Err(ApiError::internal(format!(
+                "denylist script returned {other}"
+            ))),
         }
     }
 

@@ -22,7 +22,12 @@ const USAGE: &str = "usage: auth-issuer [hash-password]\n\n\
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => serve(),
         ["hash-password"] => hash_password(),
         ["-h" | "--help" | "help"] => {
@@ -43,7 +48,9 @@ fn main() -> std::process::ExitCode {
 fn serve() -> anyhow::Result<()> {
     let config = configuration::Config::from_env()?;
     auth_core::telemetry::init_tracing(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let state = startup::build_state(config)?;
         startup::serve(state).await

@@ -23,7 +23,8 @@ pub async fn create(state: &AppState, user: &User) -> Result<String, ApiError> {
         roles: user.roles.clone(),
         expires_at: now_secs() + config.session_max_ttl,
     };
-    let value = serde_json::to_string(&record).map_err(|_| ApiError::internal("session encoding"))?;
+    let value =
+        serde_json::to_string(&record).map_err(|_| ApiError::internal("session encoding"))?;
     let cmd = redis::cmd("SET")
         .arg(session::key(&id))
         .arg(value)
@@ -45,7 +46,11 @@ pub async fn delete(state: &AppState, id: &str) -> Result<bool, ApiError> {
 
 /// The `Set-Cookie` value for a new session.
 pub fn cookie(state: &AppState, id: &str) -> String {
-    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
+    let secure = if state.config.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
         "{}={id}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
         session::COOKIE,
@@ -55,6 +60,13 @@ pub fn cookie(state: &AppState, id: &str) -> String {
 
 /// The `Set-Cookie` value that makes the browser forget the cookie.
 pub fn clearing_cookie(state: &AppState) -> String {
-    let secure = if state.config.cookie_secure { "; Secure" } else { "" };
-    format!("{}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}", session::COOKIE)
+    let secure = if state.config.cookie_secure {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0{secure}",
+        session::COOKIE
+    )
 }

@@ -22,16 +22,35 @@ const MAX_BODY: usize = 64 * 1024;
 pub fn build_state(config: Config) -> anyhow::Result<AppState> {
     let (signing_key, origin) = SigningKey::load_or_generate(&config.key_path, config.key_bits)?;
     match origin {
-        KeyOrigin::Loaded => tracing::info!(kid = signing_key.kid(), path = %config.key_path.display(), "signing key loaded"),
-        KeyOrigin::Generated => tracing::info!(kid = signing_key.kid(), path = %config.key_path.display(), "signing key generated"),
+        KeyOrigin::Loaded => {
+            tracing::info!(kid = signing_key.kid(), path = %config.key_path.display(), "signing key loaded")
+        }
+        KeyOrigin::Generated => {
+            tracing::info!(kid = signing_key.kid(), path = %config.key_path.display(), "signing key generated")
+        }
     }
-    let jwks = Jwks { keys: vec![signing_key.public_jwk().clone()] };
+    let jwks = Jwks {
+        keys: vec![signing_key.public_jwk().clone()],
+    };
     let keys = KeySet::from_jwks(&jwks);
     let users = Users::load(config.users_file.as_deref())?;
     let metrics = IssuerMetrics::new();
-    let store = Store::new(&config.redis_url, config.redis_pool_size, metrics.redis_commands.clone())?;
+    let store = Store::new(
+        &config.redis_url,
+        config.redis_pool_size,
+        metrics.redis_commands.clone(),
+    )?;
     let refresh_rules = TokenRules::refresh(&config.issuer, MAX_LEEWAY_SECS);
-    Ok(Arc::new(State { config, users, signing_key, jwks, keys, refresh_rules, store, metrics }))
+    Ok(Arc::new(State {
+        config,
+        users,
+        signing_key,
+        jwks,
+        keys,
+        refresh_rules,
+        store,
+        metrics,
+    }))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -46,14 +65,20 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .with_state(state)
-        .route("/metrics", get(metrics_handler).with_state(registry.clone()))
+        .route(
+            "/metrics",
+            get(metrics_handler).with_state(registry.clone()),
+        )
         .fallback(|| async { auth_core::error::ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(10),
         ))
-        .layer(axum::middleware::from_fn_with_state(registry, track_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            registry,
+            track_requests,
+        ))
 }
 
 /// Serve until SIGINT or SIGTERM, then finish the requests in flight.

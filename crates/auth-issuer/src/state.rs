@@ -47,13 +47,21 @@ impl IssuerMetrics {
             refresh_issued: m.counter(ISSUED, ISSUED_HELP, &[("kind", "refresh")]),
             logins_ok: m.counter(LOGINS, LOGINS_HELP, &[("result", "success")]),
             logins_failed: m.counter(LOGINS, LOGINS_HELP, &[("result", "failure")]),
-            refreshes: m.counter("authscale_refreshes_total", "Successful refresh-token rotations.", &[]),
+            refreshes: m.counter(
+                "authscale_refreshes_total",
+                "Successful refresh-token rotations.",
+                &[],
+            ),
             reuse_detected: m.counter(
                 "authscale_refresh_reuse_detected_total",
                 "Spent refresh tokens presented again (each revoked a family).",
                 &[],
             ),
-            sessions_created: m.counter("authscale_sessions_created_total", "Sessions created.", &[]),
+            sessions_created: m.counter(
+                "authscale_sessions_created_total",
+                "Sessions created.",
+                &[],
+            ),
             redis_commands: m.counter(
                 "authscale_redis_commands_total",
                 "Commands (round trips) sent to Redis.",

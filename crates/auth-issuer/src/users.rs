@@ -11,8 +11,8 @@
 //! burst of logins queues instead of exhausting memory (each verification holds 19 MiB).
 
 use anyhow::Context;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -67,8 +67,14 @@ impl Users {
         }
         // The dummy costs what a real verification costs, because it uses the same parameters.
         let dummy_hash = hash_password("timing-equaliser")?;
-        let permits = Arc::new(Semaphore::new(2 * std::thread::available_parallelism().map_or(2, |n| n.get())));
-        Ok(Users { by_name, dummy_hash, permits })
+        let permits = Arc::new(Semaphore::new(
+            2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ));
+        Ok(Users {
+            by_name,
+            dummy_hash,
+            permits,
+        })
     }
 
     pub fn get(&self, username: &str) -> Option<&User> {
@@ -78,7 +84,9 @@ impl Users {
     /// The user, if `password` is theirs. Unknown users take as long as wrong passwords.
     pub async fn authenticate(&self, username: &str, password: String) -> Option<User> {
         let user = self.by_name.get(username).cloned();
-        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let _permit = self.permits.acquire().await.ok()?;
         let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
             .await
@@ -89,7 +97,11 @@ impl Users {
 
 fn verify_password(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -108,12 +120,25 @@ mod tests {
     #[tokio::test]
     async fn demo_users_log_in_with_their_passwords_only() {
         let users = Users::load(None).unwrap();
-        let alice = users.authenticate("alice", "wonderland".into()).await.unwrap();
+        let alice = users
+            .authenticate("alice", "wonderland".into())
+            .await
+            .unwrap();
         assert_eq!(alice.roles, ["user"]);
         let bob = users.authenticate("bob", "builder".into()).await.unwrap();
         assert_eq!(bob.roles, ["user", "recruiter"]);
-        assert!(users.authenticate("alice", "builder".into()).await.is_none());
-        assert!(users.authenticate("mallory", "wonderland".into()).await.is_none());
+        assert!(
+            users
+                .authenticate("alice", "builder".into())
+                .await
+                .is_none()
+        );
+        assert!(
+            users
+                .authenticate("mallory", "wonderland".into())
+                .await
+                .is_none()
+        );
         assert!(users.authenticate("", "".into()).await.is_none());
     }
 

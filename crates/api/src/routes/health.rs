@@ -13,10 +13,14 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     match &state.auth {
-        Authenticator::Jwt(keys) if !keys.is_loaded() => {
-            Err(ApiError::Unavailable("no verification keys loaded yet".into()))
+        Authenticator::Jwt(keys) if !keys.is_loaded() => Err(ApiError::Unavailable(
+            "no verification keys loaded yet".into(),
+        )),
+        Authenticator::Session { store, .. } if !store.ping().await => {
+            Err(ApiError::StoreUnavailable)
         }
-        Authenticator::Session { store, .. } if !store.ping().await => Err(ApiError::StoreUnavailable),
-        _ => Ok(Json(json!({ "status": "ready", "mode": state.mode().name() }))),
+        _ => Ok(Json(
+            json!({ "status": "ready", "mode": state.mode().name() }),
+        )),
     }
 }

@@ -26,14 +26,21 @@ const APPLICANTS: [&[&str]; 10] = [
     &["leslie", "niklaus"],
 ];
 
-pub async fn applicants(Auth(caller): Auth, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn applicants(
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     if !caller.has_role(RECRUITER) {
-        return Err(ApiError::InsufficientScope("this route needs the recruiter role".into()));
+        return Err(ApiError::InsufficientScope(
+            "this route needs the recruiter role".into(),
+        ));
     }
     let job = id
         .parse::<usize>()
         .ok()
         .filter(|n| (1..=APPLICANTS.len()).contains(n))
         .ok_or_else(|| ApiError::NotFound("no such job".into()))?;
-    Ok(Json(json!({ "job_id": job, "applicants": APPLICANTS[job - 1] })))
+    Ok(Json(
+        json!({ "job_id": job, "applicants": APPLICANTS[job - 1] }),
+    ))
 }

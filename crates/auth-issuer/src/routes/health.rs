@@ -15,5 +15,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
     if !state.store.ping().await {
         return Err(ApiError::StoreUnavailable);
     }
-    Ok(Json(json!({ "status": "ready", "kid": state.signing_key.kid() })))
+    Ok(Json(
+        json!({ "status": "ready", "kid": state.signing_key.kid() }),
+    ))
 }

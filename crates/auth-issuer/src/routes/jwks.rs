@@ -10,5 +10,8 @@ use axum::response::IntoResponse;
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     // Replicas cache keys and refetch on an unknown kid, so a short public cache is harmless.
     let body: &Jwks = &state.jwks;
-    ([(header::CACHE_CONTROL, "public, max-age=60")], Json(body.clone()))
+    (
+        [(header::CACHE_CONTROL, "public, max-age=60")],
+        Json(body.clone()),
+    )
 }

@@ -18,7 +18,9 @@ pub struct Credentials {
 // Written by hand so that a password can never reach a log through `{:?}`.
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,7 +44,9 @@ pub async fn login(
 pub async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User, ApiError> {
     let Credentials { username, password } = credentials;
     if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
-        return Err(ApiError::InvalidRequest("username or password is too long".into()));
+        return Err(ApiError::InvalidRequest(
+            "username or password is too long".into(),
+        ));
     }
     match state.users.authenticate(&username, password).await {
         Some(user) => {

@@ -23,7 +23,10 @@ pub async fn refresh(
     let Json(request) = body?;
     let claims = verify_refresh_token(&state, &request.refresh_token)?;
 
-    match Denylist::new(&state.store, state.config.refresh_ttl).spend(&claims).await? {
+    match Denylist::new(&state.store, state.config.refresh_ttl)
+        .spend(&claims)
+        .await?
+    {
         Spend::Fresh => {}
         Spend::Reused => {
             state.metrics.reuse_detected.inc();

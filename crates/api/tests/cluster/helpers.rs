@@ -1,0 +1,195 @@
+//! `TestStack`: a running cluster and a method per contract route.
+
+use auth_core::keys::SigningKey;
+use reqwest::{Response, StatusCode};
+use serde_json::Value;
+use stack::{Binaries, Mode, Stack, StackConfig};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+pub struct TestStack {
+    pub stack: Stack,
+    pub http: reqwest::Client,
+    pub base: String,
+    work_dir: tempfile::TempDir,
+}
+
+pub struct Pair {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl TestStack {
+    /// `jwt` token replicas and `session` session replicas behind nginx, with `env` added to
+    /// every service's environment.
+    pub async fn start_with(jwt: usize, session: usize, env: &[(&str, &str)]) -> Self {
+        let work_dir = tempfile::tempdir().unwrap();
+        let binaries = Binaries::beside(Path::new(env!("CARGO_BIN_EXE_api"))).unwrap();
+        let mut config = StackConfig::new(binaries, work_dir.path().to_path_buf());
+        config.jwt_replicas = jwt;
+        config.session_replicas = session;
+        config.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let stack = Stack::start(config).await.unwrap();
+        let base = stack.base_url();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        TestStack {
+            stack,
+            http,
+            base,
+            work_dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Response {
+        self.http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Pair {
+        let response = self
+            .post_json(
+                "/auth/login",
+                serde_json::json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        pair_of(&response.json().await.unwrap())
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/auth/refresh",
+            serde_json::json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn logout(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/auth/logout",
+            serde_json::json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn get_bearer(&self, path: &str, access_token: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> Response {
+        self.http
+            .get(self.url(path))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Log in on the session route; returns the raw `Set-Cookie` value.
+    pub async fn session_login(&self, username: &str, password: &str) -> String {
+        let response = self
+            .post_json(
+                "/auth/session/login",
+                serde_json::json!({"username": username, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The issuer's signing key, read from the file the issuer persisted: lets a test forge
+    /// tokens with the real key (an expired one, say) to show exactly which check refuses them.
+    pub fn issuer_key(&self) -> SigningKey {
+        let pem = std::fs::read_to_string(self.work_dir.path().join("issuer-key.pem")).unwrap();
+        SigningKey::from_pem(&pem).unwrap()
+    }
+
+    /// Sum of a counter over every replica of `mode`, read from their own /metrics.
+    pub async fn replica_counter(&self, mode: Mode, name: &str) -> u64 {
+        let mut total = 0;
+        for url in self.stack.replica_urls(mode) {
+            let page = self
+                .http
+                .get(format!("{url}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            total += auth_core::telemetry::read_counter(&page, name, "");
+        }
+        total
+    }
+
+    /// Distinct `X-Replica` values seen over `n` GETs of `path`, checking each body's `replica`.
+    pub async fn replicas_serving(
+        &self,
+        n: usize,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        for _ in 0..n {
+            let response = request().send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let header = response.headers()["x-replica"].to_str().unwrap().to_owned();
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(
+                body["replica"],
+                header.as_str(),
+                "body and header name the same replica"
+            );
+            seen.insert(header);
+        }
+        seen
+    }
+}
+
+pub fn pair_of(body: &Value) -> Pair {
+    Pair {
+        access: body["access_token"].as_str().unwrap().to_owned(),
+        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Decode one base64url JWT segment as JSON (what any client holding the token can do).
+pub fn decode_segment(token: &str, index: usize) -> Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(index).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Status and JSON body of a response, asserting the contract's error shape.
+pub async fn error_of(response: Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error_description"].is_string(), "error body {body}");
+    (status, body["error"].as_str().unwrap().to_owned())
+}

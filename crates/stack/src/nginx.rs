@@ -1,0 +1,229 @@
+//! nginx: the one address clients talk to.
+//!
+//! nginx's configuration lives in `deploy/nginx/nginx.conf.template`, shared with docker compose.
+//! It has `{{NAME}}` placeholders for what differs between runs (the listen address, the worker
+//! count, the upstream servers); this module fills them in by plain text replacement, writes the
+//! result to `<work_dir>/nginx/nginx.conf` and starts:
+//!
+//! ```text
+//! nginx -p <work_dir>/nginx -c <work_dir>/nginx/nginx.conf -e stderr -g 'daemon off;'
+//! ```
+//!
+//! - `-p` (prefix): the relative paths in the config (pid file, temp dirs) resolve inside the
+//!   work dir, so nginx needs no root and leaves nothing in /var.
+//! - `-e stderr`: errors during start-up go to stderr (the log file), not /var/log/nginx.
+//! - `daemon off`: stay in the foreground as our child, so we can stop it.
+//!
+//! Ready means: `GET /nginx-health` answers 200.
+
+use crate::process::Process;
+use crate::readiness::{http_ok, probe_client, wait_until_ready};
+use anyhow::{Context, bail};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// The template, compiled in: the launcher works from any current directory, and editing the
+/// template rebuilds this crate.
+pub const TEMPLATE: &str = include_str!("../../../deploy/nginx/nginx.conf.template");
+
+/// What goes into the template.
+#[derive(Debug, Clone)]
+pub struct NginxConfig {
+    pub listen: SocketAddr,
+    pub worker_processes: usize,
+    pub issuer: Vec<SocketAddr>,
+    pub jwt_replicas: Vec<SocketAddr>,
+    pub session_replicas: Vec<SocketAddr>,
+}
+
+/// The template with every placeholder replaced. Fails if a placeholder is left over (the
+/// template gained one this code does not know).
+pub fn render(template: &str, config: &NginxConfig) -> anyhow::Result<String> {
+    let replacements = [
+        ("{{LISTEN}}", config.listen.to_string()),
+        ("{{WORKER_PROCESSES}}", config.worker_processes.to_string()),
+        ("{{ISSUER_SERVERS}}", server_lines(&config.issuer)),
+        ("{{API_SERVERS}}", server_lines(&config.jwt_replicas)),
+        (
+            "{{SESSION_API_SERVERS}}",
+            server_lines(&config.session_replicas),
+        ),
+    ];
+    let rendered = replacements
+        .iter()
+        .fold(template.to_owned(), |text, (placeholder, value)| {
+            text.replace(placeholder, value)
+        });
+    if let Some(start) = rendered.find("{{") {
+        let rest = &rendered[start..];
+        let placeholder = &rest[..rest.find("}}").map_or(rest.len(), |end| end + 2)];
+        bail!("the nginx template has a placeholder the launcher does not fill: {placeholder}");
+    }
+    Ok(rendered)
+}
+
+/// One `server` line per address, indented to sit inside an `upstream { }` block.
+///
+/// `max_fails=1 fail_timeout=2s`: after one failed attempt, nginx leaves that server alone for
+/// 2 s (a killed replica costs one retried connect, not one per request). With no address at all
+/// (a stack with 0 replicas of a kind) the block gets a server marked `down`: nginx refuses an
+/// empty upstream, and `down` makes every request there a 502, which is the truth.
+pub fn server_lines(addrs: &[SocketAddr]) -> String {
+    if addrs.is_empty() {
+        return "server 127.0.0.1:1 down;".to_owned();
+    }
+    addrs
+        .iter()
+        .map(|addr| format!("server {addr} max_fails=1 fail_timeout=2s;"))
+        .collect::<Vec<_>>()
+        .join("\n        ")
+}
+
+/// Writes the rendered config to `<prefix>/nginx.conf` (creating `prefix`) and returns its path.
+pub fn write_config(prefix: &Path, config: &NginxConfig) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(prefix)
+        .with_context(|| format!("cannot create {}", prefix.display()))?;
+    let path = prefix.join("nginx.conf");
+    std::fs::write(&path, render(TEMPLATE, config)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// The command line that runs nginx in the foreground with `conf` and `prefix`.
+pub fn command(nginx: &Path, prefix: &Path, conf: &Path) -> Command {
+    let mut command = Command::new(nginx);
+    command
+        .arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(conf)
+        .args(["-e", "stderr", "-g", "daemon off;"]);
+    command
+}
+
+/// `nginx -t`: checks a config without starting nginx. The error carries nginx's own message.
+pub fn test_config(nginx: &Path, prefix: &Path, conf: &Path) -> anyhow::Result<()> {
+    let output = Command::new(nginx)
+        .arg("-t")
+        .arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(conf)
+        .args(["-e", "stderr"])
+        .output()
+        .with_context(|| format!("cannot run {}", nginx.display()))?;
+    if !output.status.success() {
+        bail!(
+            "nginx -t rejected {}:\n{}",
+            conf.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// Writes the config into `prefix`, starts nginx and waits until `/nginx-health` answers.
+pub async fn start(
+    nginx: &Path,
+    prefix: &Path,
+    config: &NginxConfig,
+    log_path: &Path,
+    timeout: Duration,
+) -> anyhow::Result<Process> {
+    let conf = write_config(prefix, config)?;
+    let mut process = Process::spawn("nginx", command(nginx, prefix, &conf), log_path)?;
+    let url = format!("http://{}/nginx-health", config.listen);
+    let client = probe_client()?;
+    wait_until_ready(&mut process, &format!("GET {url} 200"), timeout, || {
+        http_ok(&client, &url)
+    })
+    .await?;
+    Ok(process)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ports, programs};
+
+    fn config(listen: SocketAddr, nothing_listens: SocketAddr) -> NginxConfig {
+        NginxConfig {
+            listen,
+            worker_processes: 1,
+            issuer: vec![nothing_listens],
+            jwt_replicas: vec![nothing_listens, nothing_listens],
+            session_replicas: vec![],
+        }
+    }
+
+    #[test]
+    fn renders_every_placeholder() {
+        let a: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let text = render(TEMPLATE, &config("127.0.0.1:8080".parse().unwrap(), a)).unwrap();
+        assert!(text.contains("listen 127.0.0.1:8080;"));
+        assert!(text.contains("server 127.0.0.1:9001 max_fails=1 fail_timeout=2s;"));
+        assert!(text.contains("server 127.0.0.1:1 down;"));
+        assert!(!text.contains("{{"));
+        let err = render("x {{NEW_THING}} y", &config(a, a))
+            .unwrap_err()
+            .to_string();
+        assert!(err.ends_with("{{NEW_THING}}"), "{err}");
+    }
+
+    #[test]
+    fn nginx_accepts_the_rendered_template() {
+        let dir = tempfile::tempdir().unwrap();
+        let nginx = programs::nginx().unwrap();
+        let listen = ports::free_addr().unwrap();
+        let conf = write_config(dir.path(), &config(listen, ports::free_addr().unwrap())).unwrap();
+        test_config(&nginx, dir.path(), &conf).unwrap();
+    }
+
+    /// The errors nginx produces itself are JSON per the contract (the replicas are not running,
+    /// so every proxied request fails in nginx).
+    #[tokio::test]
+    async fn nginx_answers_its_own_errors_in_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let nginx = programs::nginx().unwrap();
+        let listen = ports::free_addr().unwrap();
+        let config = config(listen, ports::free_addr().unwrap());
+        let log = dir.path().join("nginx.log");
+        let timeout = Duration::from_secs(10);
+        let _nginx = start(&nginx, &dir.path().join("nginx"), &config, &log, timeout)
+            .await
+            .unwrap();
+        let client = probe_client().unwrap();
+        let base = format!("http://{listen}");
+
+        let expect = async |request: reqwest::RequestBuilder, status: u16, error: &str| {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), status);
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert_eq!(content_type, "application/json");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"], error, "{body}");
+            assert!(body["error_description"].is_string(), "{body}");
+        };
+        expect(client.get(format!("{base}/api/me")), 502, "bad_gateway").await;
+        expect(client.get(format!("{base}/sapi/me")), 502, "bad_gateway").await;
+        expect(client.get(format!("{base}/elsewhere")), 404, "not_found").await;
+        expect(client.get(format!("{base}/_errors/502")), 404, "not_found").await;
+        let big_body = vec![b'x'; 64 * 1024 + 1];
+        let post = client.post(format!("{base}/auth/login")).body(big_body);
+        expect(post, 413, "payload_too_large").await;
+        let huge_header = "a".repeat(13 * 1024);
+        let request = client
+            .get(format!("{base}/api/me"))
+            .bearer_auth(huge_header);
+        expect(request, 431, "request_header_fields_too_large").await;
+        // An 8 KiB token passes nginx (and reaches the replica, here: fails to, hence 502).
+        let token = "a".repeat(8 * 1024);
+        let request = client.get(format!("{base}/api/me")).bearer_auth(token);
+        expect(request, 502, "bad_gateway").await;
+    }
+}
