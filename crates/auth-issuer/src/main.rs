@@ -3,6 +3,7 @@
 //! ```text
 //! auth-issuer                  serve (configuration from the environment: see configuration.rs)
 //! auth-issuer hash-password    read a password on stdin, print its Argon2id hash for a users file
+//! auth-issuer healthcheck      exit 0 if this configuration's issuer answers /readyz with 200
 //! ```
 
 mod configuration;
@@ -16,9 +17,10 @@ mod users;
 
 use std::io::BufRead as _;
 
-const USAGE: &str = "usage: auth-issuer [hash-password]\n\n\
+const USAGE: &str = "usage: auth-issuer [hash-password | healthcheck]\n\n\
     With no argument, serve (configured by environment variables; see README).\n\
-    hash-password   read a password from stdin and print its Argon2id PHC hash";
+    hash-password   read a password from stdin and print its Argon2id PHC hash\n\
+    healthcheck     exit 0 if the issuer at LISTEN_ADDR is ready (for container health checks)";
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +32,7 @@ fn main() -> std::process::ExitCode {
     {
         [] => serve(),
         ["hash-password"] => hash_password(),
+        ["healthcheck"] => return healthcheck(),
         ["-h" | "--help" | "help"] => {
             println!("{USAGE}");
             Ok(())
@@ -55,6 +58,16 @@ fn serve() -> anyhow::Result<()> {
         let state = startup::build_state(config)?;
         startup::serve(state).await
     })
+}
+
+fn healthcheck() -> std::process::ExitCode {
+    match configuration::Config::from_env() {
+        Ok(config) => auth_core::probe::exit_code(config.listen),
+        Err(e) => {
+            eprintln!("auth-issuer: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 fn hash_password() -> anyhow::Result<()> {
