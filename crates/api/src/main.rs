@@ -3,6 +3,8 @@
 //! The same binary and the same handlers serve both modes; only the way a request is
 //! authenticated differs (see `caller.rs`). Configuration comes from the environment: see
 //! `configuration.rs` or the README's table.
+//!
+//! `api healthcheck` exits 0 when the replica configured by the same environment is ready.
 
 mod caller;
 mod configuration;
@@ -22,12 +24,28 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    if std::env::args().len() > 1 {
-        anyhow::bail!(
-            "api takes no arguments; it is configured by environment variables (see README)"
-        );
-    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let config = configuration::Config::from_env()?;
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] => serve(config),
+        // For container health checks: exit 0 if the replica at LISTEN_ADDR is ready.
+        ["healthcheck"] => match auth_core::probe::ready(config.listen) {
+            true => Ok(()),
+            false => anyhow::bail!("not ready at {}", config.listen),
+        },
+        _ => anyhow::bail!(
+            "usage: api [healthcheck]\n\
+             With no argument, serve; configured by environment variables (see README)"
+        ),
+    }
+}
+
+fn serve(config: configuration::Config) -> anyhow::Result<()> {
     auth_core::telemetry::init_tracing(config.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = config.worker_threads {
