@@ -2,7 +2,8 @@
 //!
 //! nginx's configuration lives in `deploy/nginx/nginx.conf.template`, shared with docker compose.
 //! It has `{{NAME}}` placeholders for what differs between runs (the listen address, the worker
-//! count, the upstream servers); this module fills them in by plain text replacement, writes the
+//! count, the upstream servers, the demo page's directory); this module fills them in by plain
+//! text replacement, writes the
 //! result to `<work_dir>/nginx/nginx.conf` and starts:
 //!
 //! ```text
@@ -36,6 +37,9 @@ pub struct NginxConfig {
     pub issuer: Vec<SocketAddr>,
     pub jwt_replicas: Vec<SocketAddr>,
     pub session_replicas: Vec<SocketAddr>,
+    /// The demo page's directory (`deploy/web`), served at `/` and `/static/`. Absolute: nginx
+    /// would resolve a relative one against its prefix, the work dir.
+    pub web_root: PathBuf,
 }
 
 /// The template with every placeholder replaced. Fails if a placeholder is left over (the
@@ -50,6 +54,7 @@ pub fn render(template: &str, config: &NginxConfig) -> anyhow::Result<String> {
             "{{SESSION_API_SERVERS}}",
             server_lines(&config.session_replicas),
         ),
+        ("{{WEB_ROOT}}", web_root(&config.web_root)?),
     ];
     let rendered = replacements
         .iter()
@@ -62,6 +67,22 @@ pub fn render(template: &str, config: &NginxConfig) -> anyhow::Result<String> {
         bail!("the nginx template has a placeholder the launcher does not fill: {placeholder}");
     }
     Ok(rendered)
+}
+
+/// `path` as it can stand between the double quotes of a `root` directive: absolute, UTF-8, and
+/// without the characters nginx would read as the end of the string (`"`, `\`) or as a variable
+/// (`$`).
+fn web_root(path: &Path) -> anyhow::Result<String> {
+    let Some(text) = path.to_str() else {
+        bail!("the web root {} is not UTF-8", path.display());
+    };
+    if !path.is_absolute() {
+        bail!("the web root must be an absolute path, not {text:?}");
+    }
+    if let Some(bad) = text.chars().find(|c| matches!(c, '"' | '\\' | '$')) {
+        bail!("the web root {text:?} contains {bad:?}, which nginx would misread");
+    }
+    Ok(text.to_owned())
 }
 
 /// One `server` line per address, indented to sit inside an `upstream { }` block.
@@ -155,6 +176,7 @@ mod tests {
             issuer: vec![nothing_listens],
             jwt_replicas: vec![nothing_listens, nothing_listens],
             session_replicas: vec![],
+            web_root: PathBuf::from("/srv/web"),
         }
     }
 
@@ -165,11 +187,17 @@ mod tests {
         assert!(text.contains("listen 127.0.0.1:8080;"));
         assert!(text.contains("server 127.0.0.1:9001 max_fails=1 fail_timeout=2s;"));
         assert!(text.contains("server 127.0.0.1:1 down;"));
+        assert!(text.contains(r#"root "/srv/web";"#));
         assert!(!text.contains("{{"));
         let err = render("x {{NEW_THING}} y", &config(a, a))
             .unwrap_err()
             .to_string();
         assert!(err.ends_with("{{NEW_THING}}"), "{err}");
+        for bad in ["relative/web", "/srv/$web", "/srv/\"web"] {
+            let mut config = config(a, a);
+            config.web_root = PathBuf::from(bad);
+            assert!(render(TEMPLATE, &config).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -225,5 +253,69 @@ mod tests {
         let token = "a".repeat(8 * 1024);
         let request = client.get(format!("{base}/api/me")).bearer_auth(token);
         expect(request, 502, "bad_gateway").await;
+    }
+
+    /// `/` is the page's index.html and `/static/` its assets, with their MIME types and the
+    /// page's security headers; a missing asset or any other path is still the JSON 404.
+    #[tokio::test]
+    async fn nginx_serves_the_page_and_its_assets_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let web = dir.path().join("web");
+        std::fs::create_dir_all(web.join("static")).unwrap();
+        std::fs::write(web.join("index.html"), "<!doctype html><title>t</title>").unwrap();
+        std::fs::write(web.join("static/app.js"), "export {};").unwrap();
+        std::fs::write(web.join("static/style.css"), "body{}").unwrap();
+        let nginx = programs::nginx().unwrap();
+        let listen = ports::free_addr().unwrap();
+        let mut config = config(listen, ports::free_addr().unwrap());
+        config.web_root = web;
+        let log = dir.path().join("nginx.log");
+        let timeout = Duration::from_secs(10);
+        let _nginx = start(&nginx, &dir.path().join("nginx"), &config, &log, timeout)
+            .await
+            .unwrap();
+        let client = probe_client().unwrap();
+        let base = format!("http://{listen}");
+
+        for (path, content_type, body) in [
+            (
+                "/",
+                "text/html; charset=utf-8",
+                "<!doctype html><title>t</title>",
+            ),
+            (
+                "/static/app.js",
+                "text/javascript; charset=utf-8",
+                "export {};",
+            ),
+            ("/static/style.css", "text/css; charset=utf-8", "body{}"),
+        ] {
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            let headers = response.headers().clone();
+            let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+            assert_eq!(header("content-type"), content_type, "{path}");
+            assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+            let csp = header("content-security-policy");
+            assert!(csp.starts_with("default-src 'self';"), "{path}: {csp}");
+            assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+            assert_eq!(response.text().await.unwrap(), body, "{path}");
+        }
+        for path in [
+            "/static/missing.js",
+            "/static/",
+            "/index.html",
+            "/elsewhere",
+        ] {
+            let response = client.get(format!("{base}{path}")).send().await.unwrap();
+            assert_eq!(response.status(), 404, "{path}");
+            assert_eq!(
+                response.headers()["content-type"],
+                "application/json",
+                "{path}"
+            );
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "not_found", "{path}: {body}");
+        }
     }
 }

@@ -23,7 +23,7 @@
 //! pid file and temp dirs) and `issuer-key.pem`. A [`Stack`] stops every process it started when
 //! it is shut down, and also when it is dropped: a test that panics leaves nothing running.
 
-use crate::binaries::Binaries;
+use crate::binaries::{Binaries, workspace_root};
 use crate::nginx::{self, NginxConfig};
 use crate::process::{self, DROP_GRACE, Process};
 use crate::readiness::{self, http_ok, probe_client, wait_until_ready};
@@ -62,10 +62,13 @@ pub struct StackConfig {
     /// How long each process may take to become ready. Default 60 s (debug builds on a busy
     /// 2-core machine are slow to start).
     pub ready_timeout: Duration,
+    /// The demo page nginx serves at `/`. Default: `deploy/web` in this workspace.
+    pub web_root: PathBuf,
 }
 
 impl StackConfig {
-    /// The defaults: 2 + 2 replicas, free ports everywhere, 1 nginx worker, no extra env.
+    /// The defaults: 2 + 2 replicas, free ports everywhere, 1 nginx worker, no extra env, the
+    /// page from this workspace's `deploy/web`.
     pub fn new(binaries: Binaries, work_dir: PathBuf) -> Self {
         StackConfig {
             binaries,
@@ -77,6 +80,7 @@ impl StackConfig {
             redis_port: None,
             nginx_workers: 1,
             ready_timeout: Duration::from_secs(60),
+            web_root: workspace_root().join("deploy").join("web"),
         }
     }
 }
@@ -233,6 +237,7 @@ impl Stack {
             issuer: vec![self.issuer.addr],
             jwt_replicas: addrs(&self.jwt),
             session_replicas: addrs(&self.session),
+            web_root: config.web_root.clone(),
         };
         let prefix = self.work_dir.join("nginx");
         let binary = programs::nginx()?;
