@@ -153,8 +153,21 @@ pub async fn start(
     log_path: &Path,
     timeout: Duration,
 ) -> anyhow::Result<Process> {
+    start_with(nginx, prefix, config, log_path, timeout, |command| command).await
+}
+
+/// [`start`], with the command line passed through `wrap` first (the stack uses it to start
+/// nginx inside a cgroup, see [`crate::cgroup`]).
+pub async fn start_with(
+    nginx: &Path,
+    prefix: &Path,
+    config: &NginxConfig,
+    log_path: &Path,
+    timeout: Duration,
+    wrap: impl FnOnce(Command) -> Command,
+) -> anyhow::Result<Process> {
     let conf = write_config(prefix, config)?;
-    let mut process = Process::spawn("nginx", command(nginx, prefix, &conf), log_path)?;
+    let mut process = Process::spawn("nginx", wrap(command(nginx, prefix, &conf)), log_path)?;
     let url = format!("http://{}/nginx-health", config.listen);
     let client = probe_client()?;
     wait_until_ready(&mut process, &format!("GET {url} 200"), timeout, || {

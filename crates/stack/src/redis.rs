@@ -39,7 +39,18 @@ pub async fn start(
     log_path: &Path,
     timeout: Duration,
 ) -> anyhow::Result<Process> {
-    let mut process = Process::spawn("redis", command(redis_server, port), log_path)?;
+    start_command(command(redis_server, port), port, log_path, timeout).await
+}
+
+/// [`start`] with a command line of the caller's (e.g. [`command`] wrapped into a cgroup by
+/// [`crate::cgroup::CpuGroups::wrap`]) that makes redis listen on `port`.
+pub async fn start_command(
+    command: Command,
+    port: u16,
+    log_path: &Path,
+    timeout: Duration,
+) -> anyhow::Result<Process> {
+    let mut process = Process::spawn("redis", command, log_path)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     wait_until_ready(&mut process, &format!("PING on {addr}"), timeout, || {
         ping(addr)

@@ -24,6 +24,7 @@
 //! it is shut down, and also when it is dropped: a test that panics leaves nothing running.
 
 use crate::binaries::{Binaries, workspace_root};
+use crate::cgroup::{CpuGroups, CpuQuota, CpuStat};
 use crate::nginx::{self, NginxConfig};
 use crate::process::{self, DROP_GRACE, Process};
 use crate::readiness::{self, http_ok, probe_client, wait_until_ready};
@@ -64,6 +65,14 @@ pub struct StackConfig {
     pub ready_timeout: Duration,
     /// The demo page nginx serves at `/`. Default: `deploy/web` in this workspace.
     pub web_root: PathBuf,
+    /// CPU limit of each replica, in CPUs (0.1 = a tenth of a core), enforced with a cgroup v1
+    /// CFS quota ([`crate::cgroup`]). Default `None`: no limit.
+    pub replica_cpu: Option<f64>,
+    /// CPU limit of redis-server, the same way. Default `None`: no limit.
+    pub redis_cpu: Option<f64>,
+    /// Put every process in its own cgroup to measure its CPU time ([`Stack::cpu_stats`]), even
+    /// without limits. Implied by a limit. Default false.
+    pub cpu_accounting: bool,
 }
 
 impl StackConfig {
@@ -81,6 +90,9 @@ impl StackConfig {
             nginx_workers: 1,
             ready_timeout: Duration::from_secs(60),
             web_root: workspace_root().join("deploy").join("web"),
+            replica_cpu: None,
+            redis_cpu: None,
+            cpu_accounting: false,
         }
     }
 }
@@ -138,6 +150,9 @@ pub struct Stack {
     jwt: Vec<Member>,
     session: Vec<Member>,
     nginx: Member,
+    /// One cgroup per process when CPU limits or accounting were asked for and the machine
+    /// allows it. Dropped (removed) after the processes in it, see `Drop for Stack`.
+    cgroups: Option<CpuGroups>,
 }
 
 impl Stack {
@@ -178,7 +193,7 @@ impl Stack {
                 })
                 .collect()
         };
-        Ok(Stack {
+        let mut stack = Stack {
             redis_server: programs::redis_server()?,
             ready_timeout: config.ready_timeout,
             redis: Member::new("redis", localhost(redis_port), "redis", &work_dir),
@@ -187,7 +202,42 @@ impl Stack {
             session: replicas(Mode::Session, config.session_replicas)?,
             nginx: Member::new("nginx", nginx_addr, "http", &work_dir),
             work_dir,
-        })
+            cgroups: None,
+        };
+        stack.cgroups = stack.plan_cpu_groups(config)?;
+        Ok(stack)
+    }
+
+    /// A cgroup per process when the config asks for CPU limits or accounting: the replicas and
+    /// redis with their quota, the issuer and nginx only accounted. When this machine cannot
+    /// (no writable cgroup v1 cpu hierarchy), a warning says so and the stack runs unlimited;
+    /// [`Stack::cpu_limits_applied`] then answers false.
+    fn plan_cpu_groups(&self, config: &StackConfig) -> anyhow::Result<Option<CpuGroups>> {
+        let quota = |cpus: Option<f64>| cpus.map(CpuQuota::for_cpus).transpose();
+        let (replica_quota, redis_quota) = (quota(config.replica_cpu)?, quota(config.redis_cpu)?);
+        let wanted = config.cpu_accounting || replica_quota.is_some() || redis_quota.is_some();
+        if !wanted {
+            return Ok(None);
+        }
+        let mut groups = match CpuGroups::create() {
+            Ok(groups) => groups,
+            Err(e) => {
+                eprintln!(
+                    "warning: CPU limits and accounting are NOT applied: {e:#}. Every process \
+                     runs unlimited."
+                );
+                return Ok(None);
+            }
+        };
+        for member in self.members() {
+            let quota = match member.name.as_str() {
+                "redis" => redis_quota,
+                "issuer" | "nginx" => None,
+                _ => replica_quota,
+            };
+            groups.add(&member.name, quota)?;
+        }
+        Ok(Some(groups))
     }
 
     async fn start_issuer(&mut self, config: &StackConfig) -> anyhow::Result<()> {
@@ -197,6 +247,7 @@ impl Stack {
         let binary = &config.binaries.issuer;
         let command =
             services::issuer_command(binary, &self.work_dir, self.issuer.addr, &key_path, &shared);
+        let command = in_group(&self.cgroups, &self.issuer.name, command);
         self.issuer.spawn(command)?;
         self.issuer
             .wait_http_ready("/readyz", self.ready_timeout)
@@ -209,7 +260,12 @@ impl Stack {
         let jwks_url = format!("{}/.well-known/jwks.json", self.issuer_url());
         let work_dir = self.work_dir.clone();
         for mode in [Mode::Jwt, Mode::Session] {
-            for replica in self.replicas_mut(mode) {
+            // Fields, not `replicas_mut`: the cgroups are borrowed alongside.
+            let replicas = match mode {
+                Mode::Jwt => &mut self.jwt,
+                Mode::Session => &mut self.session,
+            };
+            for replica in replicas {
                 let command = services::replica_command(
                     &config.binaries.api,
                     &work_dir,
@@ -219,6 +275,7 @@ impl Stack {
                     &jwks_url,
                     &shared,
                 );
+                let command = in_group(&self.cgroups, &replica.name, command);
                 replica.spawn(command)?;
             }
         }
@@ -242,7 +299,9 @@ impl Stack {
         let prefix = self.work_dir.join("nginx");
         let binary = programs::nginx()?;
         let (log, timeout) = (&self.nginx.log_path, self.ready_timeout);
-        let process = nginx::start(&binary, &prefix, &nginx_config, log, timeout).await?;
+        let wrap = |command| in_group(&self.cgroups, "nginx", command);
+        let process =
+            nginx::start_with(&binary, &prefix, &nginx_config, log, timeout, wrap).await?;
         self.nginx.process = Some(process);
         Ok(())
     }
@@ -285,7 +344,36 @@ impl Stack {
             let (name, url, log) = (&member.name, member.url(), member.log_path.display());
             let _ = writeln!(out, "  {name:<11} {pid:>8}  {url:<24}  {log}");
         }
+        if let Some(groups) = &self.cgroups {
+            let limits: Vec<String> = self
+                .members()
+                .filter_map(|m| Some((m, groups.quota(&m.name)?)))
+                .map(|(m, q)| format!("{} {:.2}", m.name, q.cpus()))
+                .collect();
+            let limits = if limits.is_empty() {
+                "none (accounting only)".to_owned()
+            } else {
+                format!("{} CPU", limits.join(", "))
+            };
+            let _ = writeln!(out, "  CPU limits (cgroup v1 CFS quota): {limits}");
+        }
         out
+    }
+
+    /// Whether the processes run in cgroups (with the limits of the config, if any). False when
+    /// no limit or accounting was asked for, or the machine could not apply them.
+    pub fn cpu_limits_applied(&self) -> bool {
+        self.cgroups.is_some()
+    }
+
+    /// CPU time used and throttling of every process so far, read from the cgroups; empty when
+    /// the stack runs without them. Read it before and after a load run: the difference is the
+    /// CPU each process spent on that run.
+    pub fn cpu_stats(&self) -> Vec<CpuStat> {
+        self.cgroups
+            .as_ref()
+            .map(CpuGroups::stats)
+            .unwrap_or_default()
     }
 
     /// Stops redis (SIGTERM, waited for): from now on its port refuses connections.
@@ -304,7 +392,9 @@ impl Stack {
             return Ok(());
         }
         let (binary, port) = (&self.redis_server, self.redis.addr.port());
-        let process = redis::start(binary, port, &self.redis.log_path, self.ready_timeout).await?;
+        let command = in_group(&self.cgroups, "redis", redis::command(binary, port));
+        let (log, timeout) = (&self.redis.log_path, self.ready_timeout);
+        let process = redis::start_command(command, port, log, timeout).await?;
         self.redis.process = Some(process);
         Ok(())
     }
@@ -394,10 +484,19 @@ impl Stack {
 }
 
 impl Drop for Stack {
-    /// Stops whatever still runs, synchronously (`Drop` cannot `.await`). After
-    /// [`Stack::shutdown`] there is nothing left to do here.
+    /// Stops whatever still runs, synchronously (`Drop` cannot `.await`), then removes the
+    /// cgroups, which are empty now. After [`Stack::shutdown`] only the cgroups are left to do.
     fn drop(&mut self) {
         process::stop_all_blocking(&mut self.processes_newest_first(), DROP_GRACE);
+        drop(self.cgroups.take());
+    }
+}
+
+/// `command`, started inside the cgroup of member `name` when the stack has cgroups.
+fn in_group(cgroups: &Option<CpuGroups>, name: &str, command: Command) -> Command {
+    match cgroups {
+        Some(groups) => groups.wrap(name, command),
+        None => command,
     }
 }
 
