@@ -15,6 +15,7 @@
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most (session mode) |
 //! | `SESSION_IDLE_TTL_SECS` | `1800` | a session's idle timeout, renewed on each use |
 //! | `WORKER_THREADS` | number of CPUs | tokio worker threads (1 for CPU-quota experiments) |
+//! | `TOKEN_CACHE` | `off` | `on`: remember verified access tokens until they expire (see `token_cache.rs`) |
 //! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
 
 use auth_core::config::{self, LogFormat};
@@ -81,6 +82,7 @@ pub struct Config {
     pub redis_pool_size: usize,
     pub session_idle_ttl: u64,
     pub worker_threads: Option<usize>,
+    pub token_cache: bool,
     pub log_format: LogFormat,
 }
 
@@ -116,6 +118,7 @@ impl Config {
             worker_threads: config::optional("WORKER_THREADS")
                 .map(|_| config::parse("WORKER_THREADS", 1usize))
                 .transpose()?,
+            token_cache: config::flag("TOKEN_CACHE", false)?,
             log_format: config::parse("LOG_FORMAT", LogFormat::Pretty)?,
         })
     }

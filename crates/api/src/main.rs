@@ -12,6 +12,7 @@ mod keyset;
 mod routes;
 mod startup;
 mod state;
+mod token_cache;
 
 fn main() -> std::process::ExitCode {
     match run() {

@@ -23,7 +23,9 @@ pub fn build_state(config: Config) -> anyhow::Result<AppState> {
         Mode::Jwt => {
             let rules = TokenRules::access(&config.issuer, &config.audience, config.leeway_secs);
             let refetch = Duration::from_secs(config.jwks_refetch_secs);
-            let keys = Arc::new(Keys::new(config.jwks.clone(), refetch, rules)?);
+            let keys = Keys::new(config.jwks.clone(), refetch, rules)?
+                .with_token_cache(config.token_cache, config.leeway_secs);
+            let keys = Arc::new(keys);
             Arc::clone(&keys).spawn_loader();
             Authenticator::Jwt(keys)
         }
