@@ -47,13 +47,14 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn serve(config: configuration::Config) -> anyhow::Result<()> {
+    let limits = auth_core::limits::Limits::from_env()?;
     auth_core::telemetry::init_tracing(config.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = config.worker_threads {
         runtime.worker_threads(n.max(1));
     }
     runtime.enable_all().build()?.block_on(async {
-        let state = startup::build_state(config)?;
+        let state = startup::build_state(config, limits)?;
         startup::serve(state).await
     })
 }

@@ -5,6 +5,7 @@ use crate::keyset::Keys;
 use crate::routes;
 use crate::state::{AppState, Authenticator, State, redis_counter};
 use auth_core::error::ApiError;
+use auth_core::limits::Limits;
 use auth_core::store::Store;
 use auth_core::telemetry::{Metrics, metrics_handler, track_requests};
 use auth_core::verify::TokenRules;
@@ -14,9 +15,8 @@ use axum::response::Response;
 use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
-use tower_http::timeout::TimeoutLayer;
 
-pub fn build_state(config: Config) -> anyhow::Result<AppState> {
+pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
     let metrics = Metrics::new();
     let redis_commands = redis_counter(&metrics);
     let auth = match config.mode {
@@ -36,6 +36,7 @@ pub fn build_state(config: Config) -> anyhow::Result<AppState> {
     };
     Ok(Arc::new(State {
         config,
+        limits,
         auth,
         metrics,
     }))
@@ -46,7 +47,8 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
     let replica = HeaderValue::from_str(&state.config.replica_id)
         .map_err(|_| anyhow::anyhow!("REPLICA_ID must be printable ASCII"))?;
     let registry = Arc::clone(&state.metrics);
-    let router = Router::new()
+    let limits = state.limits;
+    let routes = Router::new()
         .route(&format!("{prefix}/me"), get(routes::me::me))
         .route(
             &format!("{prefix}/jobs/{{id}}/applicants"),
@@ -60,11 +62,9 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
             "/metrics",
             get(metrics_handler).with_state(Arc::clone(&registry)),
         )
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(10),
-        ))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) });
+    let router = limits
+        .apply(routes)
         .layer(axum::middleware::from_fn_with_state(
             registry,
             track_requests,

@@ -10,6 +10,7 @@ pub type AppState = Arc<State>;
 
 pub struct State {
     pub config: Config,
+    pub limits: auth_core::limits::Limits,
     pub auth: Authenticator,
     pub metrics: Arc<Metrics>,
 }

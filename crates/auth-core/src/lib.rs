@@ -13,6 +13,7 @@
 //! - [`session`]: the server-side session record and the `sid` cookie.
 //! - [`store`]: the Redis connection pool, with timeouts and a count of commands sent.
 //! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics, health.
+//! - [`limits`]: body size, request time and concurrency limits with JSON errors.
 //! - [`probe`]: `healthcheck`, a binary probing its own `/readyz` (slim images have no curl).
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM so a service can stop cleanly.
 
@@ -20,6 +21,7 @@ pub mod claims;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod probe;
 pub mod session;
 pub mod shutdown;

@@ -8,16 +8,22 @@
 //! | `CLIENT_ID` | `authscale-demo` | `client_id` claim of access tokens (RFC 9068) |
 //! | `ACCESS_TTL_SECS` | `300` | access-token lifetime (5 minutes) |
 //! | `REFRESH_TTL_SECS` | `1209600` | refresh-token lifetime (14 days) |
+//! | `REFRESH_REUSE_GRACE_MS` | `0` (off) | a duplicate refresh within this many ms of the first gets the same new pair instead of revoking the family |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the denylist and session store |
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most |
 //! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
 //! | `KEY_BITS` | `2048` | size of a generated key: 2048, 3072 or 4096 |
+//! | `KEY_RELOAD_SECS` | `2` | how often the key files are re-read to notice a rotation |
 //! | `USERS_FILE` | (built-in demo users) | JSON file of users with Argon2id hashes |
 //! | `SESSION_IDLE_TTL_SECS` | `1800` | a session expires after this long unused |
 //! | `SESSION_MAX_TTL_SECS` | `28800` | and after this long in any case |
 //! | `COOKIE_SECURE` | `false` | add `Secure` to the `sid` cookie (turn on behind HTTPS) |
+//! | `LOGIN_MAX_FAILURES_PER_USER` | `5` | failed logins per username per window before 429 |
+//! | `LOGIN_MAX_FAILURES_PER_ADDR` | `20` | failed logins per client address per window before 429 |
+//! | `LOGIN_WINDOW_SECS` | `60` | the throttling window |
 //! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
 
+use crate::throttle::Limits;
 use auth_core::config::{self, LogFormat};
 use auth_core::keys::KeyBits;
 use std::net::SocketAddr;
@@ -31,14 +37,17 @@ pub struct Config {
     pub client_id: String,
     pub access_ttl: u64,
     pub refresh_ttl: u64,
+    pub refresh_grace_ms: u64,
     pub redis_url: String,
     pub redis_pool_size: usize,
     pub key_path: PathBuf,
     pub key_bits: KeyBits,
+    pub key_reload_secs: u64,
     pub users_file: Option<PathBuf>,
     pub session_idle_ttl: u64,
     pub session_max_ttl: u64,
     pub cookie_secure: bool,
+    pub login_limits: Limits,
     pub log_format: LogFormat,
 }
 
@@ -51,14 +60,21 @@ impl Config {
             client_id: config::string("CLIENT_ID", "authscale-demo"),
             access_ttl: config::parse("ACCESS_TTL_SECS", 300)?,
             refresh_ttl: config::parse("REFRESH_TTL_SECS", 14 * 24 * 3600)?,
+            refresh_grace_ms: config::parse("REFRESH_REUSE_GRACE_MS", 0)?,
             redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
             redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
             key_path: config::string("KEY_PATH", "data/issuer-key.pem").into(),
             key_bits: config::parse("KEY_BITS", KeyBits::B2048)?,
+            key_reload_secs: config::parse("KEY_RELOAD_SECS", 2u64)?.max(1),
             users_file: config::optional("USERS_FILE").map(PathBuf::from),
             session_idle_ttl: config::parse("SESSION_IDLE_TTL_SECS", 1800)?,
             session_max_ttl: config::parse("SESSION_MAX_TTL_SECS", 8 * 3600)?,
             cookie_secure: config::flag("COOKIE_SECURE", false)?,
+            login_limits: Limits {
+                per_user: config::parse("LOGIN_MAX_FAILURES_PER_USER", 5)?,
+                per_addr: config::parse("LOGIN_MAX_FAILURES_PER_ADDR", 20)?,
+                window_secs: config::parse("LOGIN_WINDOW_SECS", 60)?,
+            },
             log_format: config::parse("LOG_FORMAT", LogFormat::Pretty)?,
         };
         config.check()?;
@@ -78,6 +94,15 @@ impl Config {
         anyhow::ensure!(
             self.session_max_ttl >= self.session_idle_ttl,
             "SESSION_MAX_TTL_SECS must be at least SESSION_IDLE_TTL_SECS"
+        );
+        anyhow::ensure!(
+            self.refresh_grace_ms <= 60_000,
+            "REFRESH_REUSE_GRACE_MS must be at most 60000: it is for concurrent duplicates, not replays"
+        );
+        let limits = &self.login_limits;
+        anyhow::ensure!(
+            limits.per_user >= 1 && limits.per_addr >= 1 && limits.window_secs >= 1,
+            "LOGIN_MAX_FAILURES_PER_USER, LOGIN_MAX_FAILURES_PER_ADDR and LOGIN_WINDOW_SECS must be at least 1"
         );
         anyhow::ensure!(!self.issuer.is_empty(), "ISSUER_URL must not be empty");
         anyhow::ensure!(!self.audience.is_empty(), "AUDIENCE must not be empty");

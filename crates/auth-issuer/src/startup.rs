@@ -1,38 +1,39 @@
 //! Building the issuer: state from configuration, the router, and serving until shutdown.
 
 use crate::configuration::Config;
+use crate::keyring::{KeyFiles, Lifetimes};
 use crate::routes;
 use crate::state::{AppState, IssuerMetrics, State};
 use crate::users::Users;
-use auth_core::keys::{Jwks, KeyOrigin, SigningKey};
+use auth_core::error::ApiError;
+use auth_core::keys::KeyOrigin;
+use auth_core::limits::Limits;
 use auth_core::store::Store;
 use auth_core::telemetry::{metrics_handler, track_requests};
-use auth_core::verify::{KeySet, MAX_LEEWAY_SECS, TokenRules};
+use auth_core::verify::{MAX_LEEWAY_SECS, TokenRules};
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use tower_http::timeout::TimeoutLayer;
-
-/// Request bodies above this are refused with 413 (the contract's limit).
-const MAX_BODY: usize = 64 * 1024;
 
 /// Everything the issuer needs, loaded and checked before it listens.
-pub fn build_state(config: Config) -> anyhow::Result<AppState> {
-    let (signing_key, origin) = SigningKey::load_or_generate(&config.key_path, config.key_bits)?;
-    match origin {
-        KeyOrigin::Loaded => {
-            tracing::info!(kid = signing_key.kid(), path = %config.key_path.display(), "signing key loaded")
-        }
-        KeyOrigin::Generated => {
-            tracing::info!(kid = signing_key.kid(), path = %config.key_path.display(), "signing key generated")
-        }
-    }
-    let jwks = Jwks {
-        keys: vec![signing_key.public_jwk().clone()],
+pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
+    let key_files = KeyFiles {
+        path: config.key_path.clone(),
+        bits: config.key_bits,
     };
-    let keys = KeySet::from_jwks(&jwks);
+    let (key, origin) = key_files.ensure()?;
+    let verb = match origin {
+        KeyOrigin::Loaded => "loaded",
+        KeyOrigin::Generated => "generated",
+    };
+    tracing::info!(kid = key.kid(), path = %config.key_path.display(), "signing key {verb}");
+    let lifetimes = Lifetimes {
+        access_ttl: config.access_ttl,
+        refresh_ttl: config.refresh_ttl,
+    };
+    let keyring = key_files.keyring(None, lifetimes, auth_core::now_secs())?;
+
     let users = Users::load(config.users_file.as_deref())?;
     let metrics = IssuerMetrics::new();
     let store = Store::new(
@@ -43,19 +44,33 @@ pub fn build_state(config: Config) -> anyhow::Result<AppState> {
     let refresh_rules = TokenRules::refresh(&config.issuer, MAX_LEEWAY_SECS);
     Ok(Arc::new(State {
         config,
+        limits,
         users,
-        signing_key,
-        jwks,
-        keys,
+        keyring: RwLock::new(Arc::new(keyring)),
+        key_files,
         refresh_rules,
         store,
         metrics,
     }))
 }
 
+/// Notice key rotations (and retired keys aging out) by re-reading the key files periodically.
+pub fn spawn_key_reloader(state: AppState) {
+    let every = Duration::from_secs(state.config.key_reload_secs);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            let state = Arc::clone(&state);
+            // File reads and PEM parsing are blocking work.
+            let _ = tokio::task::spawn_blocking(move || state.reload_keys()).await;
+        }
+    });
+}
+
 pub fn router(state: AppState) -> Router {
     let registry = state.metrics.registry.clone();
-    Router::new()
+    let limits = state.limits;
+    let routes = Router::new()
         .route("/auth/login", post(routes::login::login))
         .route("/auth/refresh", post(routes::refresh::refresh))
         .route("/auth/logout", post(routes::logout::logout))
@@ -69,12 +84,9 @@ pub fn router(state: AppState) -> Router {
             "/metrics",
             get(metrics_handler).with_state(registry.clone()),
         )
-        .fallback(|| async { auth_core::error::ApiError::NotFound("no such route".into()) })
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(10),
-        ))
+        .fallback(|| async { ApiError::NotFound("no such route".into()) });
+    limits
+        .apply(routes)
         .layer(axum::middleware::from_fn_with_state(
             registry,
             track_requests,
@@ -88,7 +100,10 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, issuer = %state.config.issuer, "auth-issuer listening");
-    axum::serve(listener, router(state))
+    spawn_key_reloader(Arc::clone(&state));
+    // Connection info gives the limits the TCP peer (see client_addr.rs).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(auth_core::shutdown::signal())
         .await?;
     tracing::info!("auth-issuer stopped");

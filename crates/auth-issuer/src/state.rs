@@ -1,25 +1,62 @@
 //! What every handler of the issuer can reach.
 
 use crate::configuration::Config;
+use crate::keyring::{KeyFiles, Keyring, Lifetimes};
 use crate::users::Users;
-use auth_core::keys::{Jwks, SigningKey};
 use auth_core::store::Store;
 use auth_core::telemetry::{Counter, Metrics};
-use auth_core::verify::{KeySet, TokenRules};
-use std::sync::Arc;
+use auth_core::verify::TokenRules;
+use std::sync::{Arc, RwLock};
 
 pub type AppState = Arc<State>;
 
 pub struct State {
     pub config: Config,
+    pub limits: auth_core::limits::Limits,
     pub users: Users,
-    pub signing_key: SigningKey,
-    /// The public keys, as published: the same set verifies refresh tokens here.
-    pub jwks: Jwks,
-    pub keys: KeySet,
+    /// The keys in force; replaced whole when a rotation is noticed (see keyring.rs).
+    pub keyring: RwLock<Arc<Keyring>>,
+    pub key_files: KeyFiles,
     pub refresh_rules: TokenRules,
     pub store: Store,
     pub metrics: IssuerMetrics,
+}
+
+impl State {
+    /// The keys in force right now.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        Arc::clone(&self.keyring.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            access_ttl: self.config.access_ttl,
+            refresh_ttl: self.config.refresh_ttl,
+        }
+    }
+
+    /// Re-read the key files; log when the signing key changed.
+    pub fn reload_keys(&self) {
+        let previous = self.keyring();
+        match self
+            .key_files
+            .keyring(Some(&previous), self.lifetimes(), auth_core::now_secs())
+        {
+            Ok(ring) => {
+                if ring.signing.kid() != previous.signing.kid() {
+                    tracing::info!(
+                        kid = ring.signing.kid(),
+                        previous = previous.signing.kid(),
+                        "signing key rotated"
+                    );
+                }
+                *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "key reload failed; keeping the keys in force")
+            }
+        }
+    }
 }
 
 /// The issuer's own counters, registered once at start-up.

@@ -11,13 +11,13 @@ use auth_core::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP, RefreshClaims};
 use auth_core::error::ApiError;
 use auth_core::sign::sign_jwt;
 use auth_core::{now_secs, random_id};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The contract's token pair body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct TokenPair {
     pub access_token: String,
-    pub token_type: &'static str,
+    pub token_type: String,
     pub expires_in: u64,
     pub refresh_token: String,
     pub refresh_expires_in: u64,
@@ -48,10 +48,11 @@ pub fn mint_pair(state: &AppState, user: &User, family: &str) -> Result<TokenPai
         jti: random_id(16)?,
         fam: family.to_owned(),
     };
-    let key = &state.signing_key;
+    let keyring = state.keyring();
+    let key = &keyring.signing;
     let pair = TokenPair {
         access_token: sign_jwt(key, ACCESS_TYP, &access)?,
-        token_type: "Bearer",
+        token_type: "Bearer".into(),
         expires_in: config.access_ttl,
         refresh_token: sign_jwt(key, REFRESH_TYP, &refresh)?,
         refresh_expires_in: config.refresh_ttl,

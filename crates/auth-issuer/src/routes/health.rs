@@ -16,6 +16,6 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiErr
         return Err(ApiError::StoreUnavailable);
     }
     Ok(Json(
-        json!({ "status": "ready", "kid": state.signing_key.kid() }),
+        json!({ "status": "ready", "kid": state.keyring().signing.kid() }),
     ))
 }

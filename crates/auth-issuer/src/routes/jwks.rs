@@ -9,9 +9,6 @@ use axum::response::IntoResponse;
 
 pub async fn jwks(State(state): State<AppState>) -> impl IntoResponse {
     // Replicas cache keys and refetch on an unknown kid, so a short public cache is harmless.
-    let body: &Jwks = &state.jwks;
-    (
-        [(header::CACHE_CONTROL, "public, max-age=60")],
-        Json(body.clone()),
-    )
+    let body: Jwks = state.keyring().jwks.clone();
+    ([(header::CACHE_CONTROL, "public, max-age=60")], Json(body))
 }

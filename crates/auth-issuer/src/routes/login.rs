@@ -1,6 +1,8 @@
 //! `POST /auth/login`: username and password in, token pair out.
 
+use crate::client_addr::ClientAddr;
 use crate::state::AppState;
+use crate::throttle::Throttle;
 use crate::tokens::{TokenPair, mint_pair, new_family};
 use crate::users::User;
 use auth_core::error::ApiError;
@@ -31,23 +33,31 @@ const MAX_PASSWORD: usize = 1024;
 
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Json<TokenPair>, ApiError> {
     let Json(credentials) = body?;
-    let user = authenticate(&state, credentials).await?;
+    let user = authenticate(&state, credentials, addr).await?;
     let pair = mint_pair(&state, &user, &new_family()?)?;
     tracing::info!(user = %user.username, "token login");
     Ok(Json(pair))
 }
 
-/// Check credentials (shared by both login routes), counting the outcome.
-pub async fn authenticate(state: &AppState, credentials: Credentials) -> Result<User, ApiError> {
+/// Check credentials (shared by both login routes): throttle first, then Argon2id; count the
+/// outcome, and a failure against the throttle.
+pub async fn authenticate(
+    state: &AppState,
+    credentials: Credentials,
+    addr: std::net::IpAddr,
+) -> Result<User, ApiError> {
     let Credentials { username, password } = credentials;
     if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
         return Err(ApiError::InvalidRequest(
             "username or password is too long".into(),
         ));
     }
+    let throttle = Throttle::new(&state.store, state.config.login_limits);
+    throttle.check(&username, addr).await?;
     match state.users.authenticate(&username, password).await {
         Some(user) => {
             state.metrics.logins_ok.inc();
@@ -55,7 +65,8 @@ pub async fn authenticate(state: &AppState, credentials: Credentials) -> Result<
         }
         None => {
             state.metrics.logins_failed.inc();
-            tracing::info!(user = %username, "login failed");
+            tracing::info!(user = %username, %addr, "login failed");
+            throttle.record_failure(&username, addr).await?;
             Err(ApiError::InvalidCredentials)
         }
     }

@@ -18,9 +18,13 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let Json(request) = body?;
     let claims = verify_refresh_token(&state, &request.refresh_token)?;
-    Denylist::new(&state.store, state.config.refresh_ttl)
-        .revoke_family(&claims.fam)
-        .await?;
+    Denylist::new(
+        &state.store,
+        state.config.refresh_ttl,
+        state.config.refresh_grace_ms,
+    )
+    .revoke_family(&claims.fam)
+    .await?;
     tracing::info!(user = %claims.sub, "logout: family revoked");
     Ok(StatusCode::NO_CONTENT)
 }

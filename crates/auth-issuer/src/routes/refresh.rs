@@ -23,11 +23,14 @@ pub async fn refresh(
     let Json(request) = body?;
     let claims = verify_refresh_token(&state, &request.refresh_token)?;
 
-    match Denylist::new(&state.store, state.config.refresh_ttl)
-        .spend(&claims)
-        .await?
-    {
+    let denylist = Denylist::new(
+        &state.store,
+        state.config.refresh_ttl,
+        state.config.refresh_grace_ms,
+    );
+    match denylist.spend(&claims).await? {
         Spend::Fresh => {}
+        Spend::Duplicate => return duplicate(&denylist, &claims).await,
         Spend::Reused => {
             state.metrics.reuse_detected.inc();
             tracing::warn!(user = %claims.sub, family = %claims.fam, "refresh token reuse: family revoked");
@@ -47,13 +50,31 @@ pub async fn refresh(
         .get(&claims.sub)
         .ok_or_else(|| ApiError::InvalidGrant("the user no longer exists".into()))?;
     let pair = mint_pair(&state, user, &claims.fam)?;
+    if state.config.refresh_grace_ms > 0 {
+        let json = serde_json::to_string(&pair).map_err(|_| ApiError::internal("pair encoding"))?;
+        denylist.remember_successor(&claims, &json).await?;
+    }
     state.metrics.refreshes.inc();
+    Ok(Json(pair))
+}
+
+/// A duplicate within the grace window gets the pair the first refresh produced.
+async fn duplicate(
+    denylist: &Denylist<'_>,
+    claims: &RefreshClaims,
+) -> Result<Json<TokenPair>, ApiError> {
+    let json = denylist
+        .successor(claims)
+        .await?
+        .ok_or_else(|| ApiError::InvalidGrant("refresh token already used".into()))?;
+    let pair =
+        serde_json::from_str(&json).map_err(|_| ApiError::internal("stored pair unreadable"))?;
     Ok(Json(pair))
 }
 
 /// Signature, `typ` `rt+jwt`, `iss`, `aud` (the issuer itself) and expiry; any failure is the
 /// contract's `invalid_grant`.
 pub fn verify_refresh_token(state: &AppState, token: &str) -> Result<RefreshClaims, ApiError> {
-    verify::<RefreshClaims>(token, &state.keys, &state.refresh_rules)
+    verify::<RefreshClaims>(token, &state.keyring().refresh_keys, &state.refresh_rules)
         .map_err(|rejection| ApiError::InvalidGrant(rejection.to_string().into()))
 }

@@ -1,5 +1,6 @@
 //! `POST /auth/session/login` and `POST /auth/session/logout`: the session-store variant.
 
+use crate::client_addr::ClientAddr;
 use crate::routes::login::{Credentials, authenticate};
 use crate::sessions;
 use crate::state::AppState;
@@ -13,10 +14,11 @@ use axum::response::{IntoResponse, Response};
 
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(credentials) = body?;
-    let user = authenticate(&state, credentials).await?;
+    let user = authenticate(&state, credentials, addr).await?;
     let id = sessions::create(&state, &user).await?;
     tracing::info!(user = %user.username, "session login");
     let cookie = sessions::cookie(&state, &id);
