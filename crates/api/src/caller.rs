@@ -30,6 +30,13 @@ impl FromRequestParts<AppState> for Auth {
         let caller = match &state.auth {
             Authenticator::Jwt(keys) => {
                 let token = bearer_token(parts)?;
+                // Without keys every token would look forged. Say "not ready" instead (503), so
+                // nginx retries the request on a replica that has its keys.
+                if !keys.is_loaded() {
+                    return Err(ApiError::Unavailable(
+                        "verification keys not loaded yet".into(),
+                    ));
+                }
                 let claims = keys
                     .verify(token)
                     .await

@@ -24,8 +24,7 @@ impl TestStack {
     /// every service's environment.
     pub async fn start_with(jwt: usize, session: usize, env: &[(&str, &str)]) -> Self {
         let work_dir = tempfile::tempdir().unwrap();
-        let binaries = Binaries::beside(Path::new(env!("CARGO_BIN_EXE_api"))).unwrap();
-        let mut config = StackConfig::new(binaries, work_dir.path().to_path_buf());
+        let mut config = StackConfig::new(Self::binaries(), work_dir.path().to_path_buf());
         config.jwt_replicas = jwt;
         config.session_replicas = session;
         config.env = env
@@ -121,10 +120,20 @@ impl TestStack {
             .to_owned()
     }
 
+    /// The service binaries the stack runs (to run `auth-issuer rotate-key`, or a lone replica).
+    pub fn binaries() -> Binaries {
+        Binaries::beside(Path::new(env!("CARGO_BIN_EXE_api"))).unwrap()
+    }
+
+    /// Where the issuer keeps its signing key.
+    pub fn issuer_key_path(&self) -> std::path::PathBuf {
+        self.work_dir.path().join("issuer-key.pem")
+    }
+
     /// The issuer's signing key, read from the file the issuer persisted: lets a test forge
     /// tokens with the real key (an expired one, say) to show exactly which check refuses them.
     pub fn issuer_key(&self) -> SigningKey {
-        let pem = std::fs::read_to_string(self.work_dir.path().join("issuer-key.pem")).unwrap();
+        let pem = std::fs::read_to_string(self.issuer_key_path()).unwrap();
         SigningKey::from_pem(&pem).unwrap()
     }
 

@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attacks;
+mod faults;
+mod hardening;
 mod helpers;
 mod sessions;
 mod store_outage;
