@@ -7,11 +7,15 @@
 //!   through the same launcher the tests use (the `stack` crate), prints what runs where and how
 //!   to try it, and stops everything on Ctrl-C.
 //! - `cargo xtask test` runs `cargo test --workspace` with its arguments, after making sure nginx
-//!   and redis-server (which the integration tests start) are installed ([`packages`]).
+//!   and redis-server (which the integration tests start) are installed ([`packages`]), then the
+//!   browser test when Chromium is installed.
+//! - `cargo xtask browser-test` ([`browser`]) drives the demo page (deploy/web) in headless
+//!   Chromium against a stack of its own.
 //!
 //! Arguments are parsed by hand: a parser crate would cost more build time than these few flags
 //! are worth.
 
+mod browser;
 mod packages;
 mod up;
 
@@ -27,13 +31,21 @@ commands:
   up      build the services and run the whole stack on this machine
           (redis, issuer, replicas, nginx) until Ctrl-C
   test    run every test: `cargo test --workspace` with the arguments that follow
-          (e.g. `cargo xtask test -- --nocapture`)
+          (e.g. `cargo xtask test -- --nocapture`), then the browser test (skipped,
+          with the reason, when Chromium is not installed)
+  browser-test
+          only the browser test: the demo page in headless Chromium against a stack of
+          its own, screenshots in target/browser-test/; needs `apt-get install
+          chromium chromium-driver python3-selenium`
 
 options of `up`:
   --replicas N            token (/api/) replicas, and session (/sapi/) replicas too unless
                           --session-replicas is given; 1 to 16, default 2
   --session-replicas N    session replicas; 1 to 16, default: as --replicas
   --port PORT             nginx listens on 127.0.0.1:PORT; default 8080
+  --access-ttl SECS       access tokens live SECS seconds (default 300) and are refused
+                          the moment they expire (no clock-skew leeway): with 20, the
+                          demo page at / shows a refresh every 20 s
   --debug                 build and run debug binaries (quicker to build, slower to run)
   -h, --help              this text
 
@@ -50,6 +62,7 @@ enum Task {
     Up(UpOptions),
     /// Arguments for `cargo test --workspace`.
     Test(Vec<String>),
+    BrowserTest,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +74,7 @@ fn main() -> ExitCode {
         }
         Ok(Task::Up(options)) => up::up(options),
         Ok(Task::Test(args)) => test(&args),
+        Ok(Task::BrowserTest) => browser::browser_test(),
         Err(e) => {
             eprintln!("error: {e:#}\nrun `cargo xtask --help` for the usage");
             return ExitCode::from(2);
@@ -84,6 +98,8 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "-h" | "--help" | "help" => Ok(Task::Help),
         "up" => parse_up(rest),
         "test" => Ok(Task::Test(rest.to_vec())),
+        "browser-test" if rest.is_empty() => Ok(Task::BrowserTest),
+        "browser-test" => bail!("`browser-test` takes no options"),
         other => bail!("unknown command {other:?}"),
     }
 }
@@ -93,6 +109,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
     let mut session_replicas = None;
     let mut port = 8080;
     let mut profile = Profile::Release;
+    let mut access_ttl = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         // Both `--flag value` and `--flag=value`.
@@ -111,6 +128,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
             "--replicas" => replicas = Some(replica_count(flag, &value()?)?),
             "--session-replicas" => session_replicas = Some(replica_count(flag, &value()?)?),
             "--port" => port = port_number(&value()?)?,
+            "--access-ttl" => access_ttl = Some(access_ttl_secs(&value()?)?),
             "--debug" if inline_value.is_none() => profile = Profile::Debug,
             _ => bail!("unknown option {arg:?} for `up`"),
         }
@@ -121,6 +139,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
         session_replicas: session_replicas.unwrap_or(jwt_replicas),
         port,
         profile,
+        access_ttl,
     }))
 }
 
@@ -128,6 +147,13 @@ fn replica_count(flag: &str, value: &str) -> anyhow::Result<usize> {
     match value.parse::<usize>() {
         Ok(n) if (1..=16).contains(&n) => Ok(n),
         _ => bail!("{flag} must be a number from 1 to 16, not {value:?}"),
+    }
+}
+
+fn access_ttl_secs(value: &str) -> anyhow::Result<u64> {
+    match value.parse::<u64>() {
+        Ok(secs) if (1..=86_400).contains(&secs) => Ok(secs),
+        _ => bail!("--access-ttl must be a number of seconds from 1 to 86400, not {value:?}"),
     }
 }
 
@@ -151,7 +177,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
-    Ok(())
+    browser::run_if_available()
 }
 
 #[cfg(test)]
@@ -168,6 +194,7 @@ mod tests {
             session_replicas: session,
             port,
             profile,
+            access_ttl: None,
         })
     }
 
@@ -208,6 +235,11 @@ mod tests {
             parse(&args("up --session-replicas 4")).unwrap(),
             up(2, 4, 8080, Profile::Release)
         );
+        let Task::Up(options) = parse(&args("up --access-ttl 20")).unwrap() else {
+            panic!("not up");
+        };
+        assert_eq!(options.access_ttl, Some(20));
+        assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
     }
 
     #[test]
@@ -221,5 +253,8 @@ mod tests {
         assert!(error("up --port 70000").contains("--port must be"));
         assert!(error("up --port").contains("--port needs a value"));
         assert!(error("up --debug=yes").contains("unknown option"));
+        assert!(error("up --access-ttl 0").contains("from 1 to 86400"));
+        assert!(error("up --access-ttl soon").contains("not \"soon\""));
+        assert!(error("browser-test --headed").contains("takes no options"));
     }
 }

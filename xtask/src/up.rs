@@ -6,7 +6,7 @@
 //! 3. Empty `.stack/` at the workspace root, keeping only the issuer's key, so tokens issued
 //!    before a restart still verify after it.
 //! 4. Start the stack through the `stack` crate, exactly as the tests do, and print what runs
-//!    where, with curl lines to try it.
+//!    where, with curl lines to try it and the address of the demo page.
 //! 5. Wait for Ctrl-C, SIGTERM or SIGHUP (or a process that dies), then stop everything.
 
 use crate::packages;
@@ -27,6 +27,19 @@ pub struct UpOptions {
     pub session_replicas: usize,
     pub port: u16,
     pub profile: Profile,
+    /// `--access-ttl`: access-token lifetime in seconds, with no clock-skew leeway.
+    pub access_ttl: Option<u64>,
+}
+
+/// The environment for access tokens that live `secs` seconds and are refused the moment they
+/// expire: `ACCESS_TTL_SECS` for the issuer, and `LEEWAY_SECS=0` for the replicas, which by
+/// default accept a token up to 30 s past its `exp` (clock skew between machines; on one machine
+/// there is none). Used by `up --access-ttl` and the browser test.
+pub fn short_token_env(secs: u64) -> Vec<(String, String)> {
+    vec![
+        ("ACCESS_TTL_SECS".to_owned(), secs.to_string()),
+        ("LEEWAY_SECS".to_owned(), "0".to_owned()),
+    ]
 }
 
 pub fn up(options: UpOptions) -> anyhow::Result<()> {
@@ -50,6 +63,9 @@ pub fn up(options: UpOptions) -> anyhow::Result<()> {
     config.jwt_replicas = options.jwt_replicas;
     config.session_replicas = options.session_replicas;
     config.nginx_listen = Some(listen);
+    if let Some(secs) = options.access_ttl {
+        config.env = short_token_env(secs);
+    }
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(run(config))
@@ -157,7 +173,9 @@ fn try_it(stack: &Stack) -> String {
         .first()
         .map_or_else(|| stack.issuer_url(), Clone::clone);
     format!(
-        r#"try it:
+        r#"open {base}/ in a browser: the demo page shows the flows of both kinds of login.
+
+try it:
   # a token pair for alice, then the token API with the access token
   TOKEN=$(curl -s -X POST {base}/auth/login -H 'content-type: application/json' \
     -d '{{"username":"alice","password":"wonderland"}}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
