@@ -523,3 +523,108 @@ mod tests {
         assert_eq!(check(&huge), Err(Rejection::TooLarge));
     }
 }
+
+/// Property tests: the verifier is fed arbitrary input and must refuse it without panicking.
+/// (The contract: bad input gets a 401, never a 5xx or a crash.) Case counts are fixed, so CI
+/// spends a bounded time here; raise `PROPTEST_CASES` to fuzz longer locally.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use crate::claims::AccessClaims;
+    use crate::keys::{KeyBits, SigningKey};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn key() -> &'static SigningKey {
+        static KEY: OnceLock<SigningKey> = OnceLock::new();
+        KEY.get_or_init(|| SigningKey::generate(KeyBits::B2048).unwrap())
+    }
+
+    fn keys() -> KeySet {
+        KeySet::from_jwks(&Jwks {
+            keys: vec![key().public_jwk().clone()],
+        })
+    }
+
+    fn rules() -> TokenRules {
+        TokenRules::access("iss", "aud", 30)
+    }
+
+    /// Arbitrary JSON values, a few levels deep.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            ".{0,40}".prop_map(serde_json::Value::from),
+            prop_oneof![Just("RS256"), Just("none"), Just("HS256"), Just("at+jwt")]
+                .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("alg".to_owned()),
+                        Just("typ".to_owned()),
+                        Just("kid".to_owned()),
+                        Just("exp".to_owned()),
+                        Just("nbf".to_owned()),
+                        Just("iss".to_owned()),
+                        Just("aud".to_owned()),
+                        Just("sub".to_owned()),
+                        Just("crit".to_owned()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..8,
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000)
+        ))]
+
+        #[test]
+        fn arbitrary_strings_are_refused(token in ".{0,300}") {
+            prop_assert!(verify::<AccessClaims>(&token, &keys(), &rules()).is_err());
+            let _ = kid_of(&token);
+        }
+
+        #[test]
+        fn arbitrary_headers_and_payloads_are_refused(
+            header in json(),
+            payload in json(),
+            signature in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let token = format!(
+                "{}.{}.{}",
+                B64.encode(header.to_string()),
+                B64.encode(payload.to_string()),
+                B64.encode(&signature)
+            );
+            prop_assert!(verify::<AccessClaims>(&token, &keys(), &rules()).is_err());
+        }
+
+        /// Even correctly signed, arbitrary claims never panic; whatever passes has the claims
+        /// the rules demand.
+        #[test]
+        fn signed_arbitrary_claims_never_panic(payload in json()) {
+            let header = serde_json::json!({"alg": "RS256", "typ": "at+jwt", "kid": key().kid()});
+            let input = format!("{}.{}", B64.encode(header.to_string()), B64.encode(payload.to_string()));
+            let signature = key().sign_rs256(input.as_bytes()).unwrap();
+            let token = format!("{input}.{}", B64.encode(signature));
+            if let Ok(claims) = verify::<AccessClaims>(&token, &keys(), &rules()) {
+                prop_assert_eq!(claims.iss, "iss");
+                prop_assert_eq!(claims.aud, "aud");
+            }
+        }
+    }
+}

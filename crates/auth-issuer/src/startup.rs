@@ -109,3 +109,85 @@ pub async fn serve(state: AppState) -> anyhow::Result<()> {
     tracing::info!("auth-issuer stopped");
     Ok(())
 }
+
+/// Property tests over the real router: no request body, however malformed, gets a 5xx (other
+/// than the 503 of an unreachable store) or panics the issuer.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use proptest::prelude::*;
+    use tower::ServiceExt as _;
+
+    /// One runtime and one issuer for all cases. Its Redis is a closed port: every store call
+    /// fails closed, fast.
+    fn runtime_and_app() -> &'static (tokio::runtime::Runtime, Router, tempfile::TempDir) {
+        static SHARED: std::sync::OnceLock<(tokio::runtime::Runtime, Router, tempfile::TempDir)> =
+            std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let app = runtime.block_on(async { app(dir.path()) });
+            (runtime, app, dir)
+        })
+    }
+
+    fn app(dir: &std::path::Path) -> Router {
+        let mut config = Config::from_env().unwrap();
+        config.key_path = dir.join("key.pem");
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        config.redis_url = format!("redis://{closed}");
+        let limits = Limits {
+            max_in_flight: 64,
+            timeout: std::time::Duration::from_secs(5),
+        };
+        router(build_state(config, limits).unwrap())
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..200),
+            ".{0,200}".prop_map(String::into_bytes),
+            ("[a-z]{0,12}", ".{0,20}", ".{0,20}").prop_map(|(k, u, p)| {
+                serde_json::json!({ k: u, "username": u, "password": p })
+                    .to_string()
+                    .into_bytes()
+            }),
+            Just(b"{\"username\":1,\"password\":[]}".to_vec()),
+            Just(vec![b'['; 10_000]),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(
+            std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000)
+        ))]
+
+        #[test]
+        fn no_body_makes_the_issuer_fail(
+            route in prop_oneof![
+                Just("/auth/login"), Just("/auth/refresh"), Just("/auth/logout"),
+                Just("/auth/session/login"),
+            ],
+            content_type in prop_oneof![Just("application/json"), Just("text/plain"), Just("")],
+            bytes in body(),
+        ) {
+            let (runtime, app, _) = runtime_and_app();
+            let status = runtime.block_on(async {
+                let request = Request::post(route).header("content-type", content_type).body(Body::from(bytes)).unwrap();
+                app.clone().oneshot(request).await.unwrap().status()
+            });
+            prop_assert!(
+                status.is_client_error() || status == StatusCode::SERVICE_UNAVAILABLE,
+                "{route}: {status}"
+            );
+        }
+    }
+}
