@@ -52,6 +52,7 @@ class Timeout(Exception):
 def main():
     base_url, out_dir = sys.argv[1].rstrip("/"), Path(sys.argv[2])
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "failure.png").unlink(missing_ok=True)
     signal.signal(signal.SIGALRM, lambda *_: raise_(Timeout(f"the test took over {TEST_TIMEOUT_SECS} s")))
     signal.signal(signal.SIGTERM, lambda *_: raise_(Timeout("terminated")))
     signal.alarm(TEST_TIMEOUT_SECS)
@@ -171,9 +172,11 @@ class Page:
         )
         return self.driver.execute_script("return document.documentElement.scrollHeight")
 
-    def screenshot(self, path, width, mobile=False):
-        """The whole page, `width` CSS pixels wide, as a PNG."""
-        height = self.set_width(width, mobile)
+    def screenshot(self, path, width, mobile=False, height=None):
+        """The page `width` CSS pixels wide as a PNG: all of it, or the top `height` pixels as a
+        screen of that size shows them."""
+        full_height = self.set_width(width, mobile)
+        height = height or full_height
         self.driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
@@ -259,6 +262,7 @@ def run(page, out_dir):
     page.wait_for_entry("one more polled call", after=refreshed, step="poll", path="/api/me", status="200")
 
     page.check("screenshots at 1440 px and 360 px; nothing wider than a 360 px screen")
+    page.screenshot(out_dir / "page-1440-screen.png", 1440, height=900)
     page.screenshot(out_dir / "page-1440.png", 1440)
     page.set_width(360, mobile=True)
     overflow = driver.execute_script(

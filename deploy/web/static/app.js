@@ -44,6 +44,9 @@ onClick('#token-replay', () => tokens.replaySpent());
 onClick('#token-logout', () => tokens.logout());
 poll('#token-poll', () => tokens.loggedIn && tokens.call('/api/me', { automatic: true }));
 
+/** The access token's `iat` and `exp` claims while there is one, for the countdown. */
+let accessTimes = null;
+
 function drawTokens() {
   $('#token-status').textContent = tokens.status;
   $('#token-refresh').disabled = !tokens.loggedIn;
@@ -51,6 +54,7 @@ function drawTokens() {
   $('#token-replay').disabled = !tokens.canReplay;
   const access = tokens.access;
   $('#token-view').hidden = access === null;
+  accessTimes = access && { iat: access.payload.iat, exp: access.payload.exp };
   if (access === null) {
     return;
   }
@@ -97,11 +101,10 @@ function drawClaims(list, object, explain) {
 
 /** The access token's remaining life, redrawn four times a second. */
 function drawCountdown() {
-  const access = tokens.access;
-  if (access === null) {
+  if (accessTimes === null) {
     return;
   }
-  const { exp, iat } = access.payload;
+  const { exp, iat } = accessTimes;
   const left = exp - Date.now() / 1000;
   const progress = $('#token-progress');
   progress.max = exp - iat;

@@ -18,8 +18,8 @@ export async function send(method, path, { json, bearer } = {}) {
     headers.authorization = `Bearer ${bearer}`;
     sent.push(`Authorization: Bearer ${bearer.slice(0, 16)}… (${bearer.length} characters)`);
   }
-  if (path.startsWith('/sapi/') || path.startsWith('/auth/session/')) {
-    sent.push('Cookie: sid=? (added by the browser; this page cannot see it)');
+  if (path.startsWith('/sapi/') || path === '/auth/session/logout') {
+    sent.push('Cookie: sid=… (added by the browser if it holds one; this page cannot see it)');
   }
   const started = performance.now();
   const result = { method, path, status: 0, replica: null, body: null, ms: 0, sent };
@@ -52,7 +52,7 @@ function parseBody(text) {
   }
 }
 
-/** "401 invalid_grant: the refresh token was already used" from an error body, or "". */
+/** "invalid_grant: <description>" from a JSON error body, or "". */
 export function errorText(result) {
   const body = result.body;
   if (body && typeof body === 'object' && body.error) {

@@ -41,7 +41,7 @@ export class SessionClient {
         this.#set(true, `Logged in as ${result.body?.sub}.`);
       }
     } else if (result.status === 401) {
-      note = `${errorText(result)}: no valid session cookie.`;
+      note = `${errorText(result)}.`;
       this.#set(false, probe ? 'Logged out (asked /sapi/me: no session).' : 'Logged out: the server has no session for this browser.');
     } else if (result.status === 403) {
       note = `${errorText(result)}: the session's user lacks the "recruiter" role.`;
