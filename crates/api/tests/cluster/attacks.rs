@@ -50,15 +50,7 @@ async fn every_hostile_token_gets_401_invalid_token() {
         c[name] = value;
         c
     };
-    let jwks: Value = t
-        .http
-        .get(t.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = t.jwks().await;
     let public_n = jwks["keys"][0]["n"].as_str().unwrap().to_owned();
     let attacker = SigningKey::generate(KeyBits::B2048).unwrap();
     let (input, _) = pair.access.rsplit_once('.').unwrap();

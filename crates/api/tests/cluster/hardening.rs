@@ -2,7 +2,7 @@
 
 use crate::helpers::{TestStack, decode_segment, error_of, pair_of};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 async fn try_login(t: &TestStack, route: &str, user: &str, password: &str) -> reqwest::Response {
@@ -91,15 +91,7 @@ async fn key_rotation_needs_no_restart_and_keeps_old_tokens_valid() {
     // The running issuer notices: the JWKS now holds the new key and the previous one.
     let deadline = Instant::now() + Duration::from_secs(10);
     let kids = loop {
-        let jwks: Value = t
-            .http
-            .get(t.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let jwks = t.jwks().await;
         let kids: Vec<String> = jwks["keys"]
             .as_array()
             .unwrap()
@@ -144,20 +136,7 @@ async fn key_rotation_needs_no_restart_and_keeps_old_tokens_valid() {
 async fn within_the_grace_window_duplicate_refreshes_share_one_successor() {
     let t = TestStack::start_with(1, 0, &[("REFRESH_REUSE_GRACE_MS", "3000")]).await;
     let pair = t.login("alice", "wonderland").await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..5 {
-        let (http, url, token) = (t.http.clone(), t.url("/auth/refresh"), pair.refresh.clone());
-        tasks.spawn(async move {
-            let response = http
-                .post(url)
-                .json(&json!({"refresh_token": token}))
-                .send()
-                .await
-                .unwrap();
-            (response.status(), response.json::<Value>().await.unwrap())
-        });
-    }
-    let results = tasks.join_all().await;
+    let results = t.concurrent_refreshes(&pair.refresh, 5).await;
     assert!(
         results.iter().all(|(s, _)| *s == StatusCode::OK),
         "{results:?}"

@@ -87,6 +87,35 @@ impl TestStack {
         .await
     }
 
+    /// The JWKS, through nginx.
+    pub async fn jwks(&self) -> Value {
+        let response = self
+            .http
+            .get(self.url("/.well-known/jwks.json"))
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// `n` refreshes with the same token, all in flight at once: (status, body) of each.
+    pub async fn concurrent_refreshes(
+        &self,
+        refresh_token: &str,
+        n: usize,
+    ) -> Vec<(StatusCode, Value)> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (http, url) = (self.http.clone(), self.url("/auth/refresh"));
+            let body = serde_json::json!({ "refresh_token": refresh_token });
+            tasks.spawn(async move {
+                let response = http.post(url).json(&body).send().await.unwrap();
+                (response.status(), response.json::<Value>().await.unwrap())
+            });
+        }
+        tasks.join_all().await
+    }
+
     pub async fn get_bearer(&self, path: &str, access_token: &str) -> Response {
         self.http
             .get(self.url(path))

@@ -56,15 +56,7 @@ async fn login_returns_a_pair_with_every_rfc9068_claim() {
     assert!(refresh_claims["fam"].is_string());
 
     // The kid is one the JWKS publishes.
-    let jwks: Value = t
-        .http
-        .get(t.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = t.jwks().await;
     assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
 }
 
@@ -321,22 +313,7 @@ async fn reusing_a_spent_token_revokes_the_whole_family() {
 async fn thirty_concurrent_refreshes_with_one_token_give_exactly_one_200() {
     let t = TestStack::start_with(1, 0, &[]).await;
     let pair = t.login("bob", "builder").await;
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..30 {
-        let (http, url, token) = (t.http.clone(), t.url("/auth/refresh"), pair.refresh.clone());
-        tasks.spawn(async move {
-            let response = http
-                .post(url)
-                .json(&json!({"refresh_token": token}))
-                .send()
-                .await
-                .unwrap();
-            let status = response.status();
-            let body: Value = response.json().await.unwrap();
-            (status, body)
-        });
-    }
-    let results = tasks.join_all().await;
+    let results = t.concurrent_refreshes(&pair.refresh, 30).await;
     let winners: Vec<_> = results
         .iter()
         .filter(|(s, _)| *s == StatusCode::OK)
@@ -396,15 +373,7 @@ async fn logout_revokes_the_family_and_is_idempotent() {
 #[tokio::test]
 async fn jwks_publishes_public_members_only() {
     let t = TestStack::start_with(1, 0, &[]).await;
-    let jwks: Value = t
-        .http
-        .get(t.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = t.jwks().await;
     let keys = jwks["keys"].as_array().unwrap();
     assert!(!keys.is_empty());
     for key in keys {
