@@ -360,6 +360,15 @@ impl Stack {
         out
     }
 
+    /// The pid of the process called `name` (`redis`, `issuer`, `jwt-1`, `session-2`, `nginx`:
+    /// the names [`Stack::describe`] shows), while it runs. For profilers (`perf record -p`).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.members()
+            .find(|m| m.name == name)
+            .and_then(|m| m.process.as_ref())
+            .map(Process::pid)
+    }
+
     /// Whether the processes run in cgroups (with the limits of the config, if any). False when
     /// no limit or accounting was asked for, or the machine could not apply them.
     pub fn cpu_limits_applied(&self) -> bool {
