@@ -1,0 +1,30 @@
+// Sessions, the same flow as the harness's oha run: one sid cookie for every request to
+// GET /sapi/me; each request costs the session replica one Redis GETEX.
+//
+//   k6 run loadtest/k6/sessions.js                    # 64 virtual users, 30 s
+//   k6 run -e BASE_URL=http://127.0.0.1:8080 -e VUS=32 -e DURATION=1m loadtest/k6/sessions.js
+import http from 'k6/http';
+import { check, fail } from 'k6';
+import { BASE, USERS, sessionLogin } from './lib.js';
+
+export const options = {
+  vus: Number(__ENV.VUS || 64),
+  duration: __ENV.DURATION || '30s',
+  thresholds: {
+    'http_req_failed{name:me}': ['rate==0'],
+    'http_req_duration{name:me}': ['p(99)<500'],
+  },
+};
+
+export function setup() {
+  const sid = sessionLogin(USERS[1]);
+  if (!sid) {
+    fail(`cannot log in at ${BASE}/auth/session/login`);
+  }
+  return { sid };
+}
+
+export default function (data) {
+  const res = http.get(`${BASE}/sapi/me`, { cookies: { sid: data.sid }, tags: { name: 'me' } });
+  check(res, { 'me 200': (r) => r.status === 200 });
+}

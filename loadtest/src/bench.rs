@@ -1,0 +1,349 @@
+//! What every scenario shares: the options, oha, the stacks it starts, and one measured oha run
+//! with the CPU each process spent on it.
+
+use crate::client::{self, Pair, USERS};
+use crate::oha::{self, Load, RunResult};
+use crate::options::Options;
+use crate::perf::Profiler;
+use anyhow::Context;
+use serde::Serialize;
+use stack::cgroup::CpuStat;
+use stack::{Binaries, Mode, Stack, StackConfig};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The load test's context.
+pub struct Bench {
+    pub options: Options,
+    pub oha: PathBuf,
+    /// `None` when running against `--url`.
+    pub binaries: Option<Binaries>,
+    /// Work dirs of the stacks (logs), removed at the end unless kept.
+    pub work_dir: PathBuf,
+    pub http: reqwest::Client,
+    pub profiler: Option<Profiler>,
+    /// Where the results go (for profiles written along the way).
+    pub out_dir: PathBuf,
+    stacks_started: usize,
+}
+
+/// A stack to start for a scenario.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub jwt: usize,
+    pub session: usize,
+    pub replica_cpu: Option<f64>,
+    pub redis_cpu: Option<f64>,
+    pub token_cache: bool,
+}
+
+/// A running target: a stack we started, or a base URL of one already running.
+pub struct Target {
+    pub base: String,
+    pub stack: Option<Stack>,
+    /// Logged in once: a token pair (refreshed before each tokens run) and a session cookie.
+    pub pair: Option<Pair>,
+    pub cookie: Option<String>,
+}
+
+/// One variant of a scenario: a route with a kind of credentials on a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credentials {
+    None,
+    Bearer,
+    Cookie,
+}
+
+/// CPU time per request of each process kind during one run, from the cgroups.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CpuPerRequest {
+    /// µs of CPU per answered request, by process kind (`jwt replicas`, `redis`, `nginx`, ...).
+    pub us: BTreeMap<String, f64>,
+    /// Of the periods in which a kind ran, the share in which its quota stopped it (0 to 1).
+    pub throttled: BTreeMap<String, f64>,
+    /// CPUs used on average during the run, by kind.
+    pub cpus: BTreeMap<String, f64>,
+}
+
+/// The process kind a stack member belongs to, for adding up CPU.
+pub fn kind_of(name: &str) -> String {
+    match name.split_once('-') {
+        Some(("jwt", _)) => "jwt replicas".to_owned(),
+        Some(("session", _)) => "session replicas".to_owned(),
+        _ => name.to_owned(),
+    }
+}
+
+impl Bench {
+    pub fn new(
+        options: Options,
+        oha: PathBuf,
+        binaries: Option<Binaries>,
+        work_dir: PathBuf,
+        out_dir: PathBuf,
+        profiler: Option<Profiler>,
+    ) -> anyhow::Result<Bench> {
+        Ok(Bench {
+            options,
+            oha,
+            binaries,
+            work_dir,
+            http: client::http()?,
+            profiler,
+            out_dir,
+            stacks_started: 0,
+        })
+    }
+
+    /// Starts a stack (release binaries; each replica with one tokio worker) and logs in once.
+    pub async fn start(&mut self, name: &str, spec: Spec) -> anyhow::Result<Target> {
+        let binaries = self
+            .binaries
+            .clone()
+            .context("no binaries: a stack cannot be started in --url mode")?;
+        self.stacks_started += 1;
+        let dir = self
+            .work_dir
+            .join(format!("{:02}-{name}", self.stacks_started));
+        let mut config = StackConfig::new(binaries, dir);
+        config.jwt_replicas = spec.jwt;
+        config.session_replicas = spec.session;
+        config.replica_cpu = spec.replica_cpu;
+        config.redis_cpu = spec.redis_cpu;
+        config.cpu_accounting = true;
+        config.env = vec![
+            ("WORKER_THREADS".into(), "1".into()),
+            (
+                "TOKEN_CACHE".into(),
+                if spec.token_cache { "on" } else { "off" }.into(),
+            ),
+        ];
+        let stack = Stack::start(config)
+            .await
+            .with_context(|| format!("starting the {name} stack"))?;
+        let mut target = Target {
+            base: stack.base_url(),
+            stack: Some(stack),
+            pair: None,
+            cookie: None,
+        };
+        self.log_in(&mut target, spec.jwt > 0, spec.session > 0)
+            .await?;
+        Ok(target)
+    }
+
+    /// A stack already running at `base`.
+    pub async fn remote(&self, base: &str) -> anyhow::Result<Target> {
+        let mut target = Target {
+            base: base.to_owned(),
+            stack: None,
+            pair: None,
+            cookie: None,
+        };
+        self.log_in(&mut target, true, true).await?;
+        Ok(target)
+    }
+
+    async fn log_in(
+        &self,
+        target: &mut Target,
+        tokens: bool,
+        sessions: bool,
+    ) -> anyhow::Result<()> {
+        if tokens {
+            target.pair = Some(client::login(&self.http, &target.base, USERS[1]).await?);
+        }
+        if sessions {
+            target.cookie = Some(client::session_login(&self.http, &target.base, USERS[1]).await?);
+        }
+        Ok(())
+    }
+
+    /// A fresh access token for `target` (one refresh): access tokens live 5 minutes, longer
+    /// than a full run, so every tokens run gets a new one.
+    pub async fn fresh_access(&self, target: &mut Target) -> anyhow::Result<String> {
+        let pair = target.pair.as_ref().context("not logged in for tokens")?;
+        let (status, next) = client::refresh(&self.http, &target.base, &pair.refresh).await?;
+        let next = next.with_context(|| format!("refresh answered {status}"))?;
+        target.pair = Some(next.clone());
+        Ok(next.access)
+    }
+
+    /// The oha load for `route` on `target` with `credentials`.
+    pub async fn load(
+        &self,
+        target: &mut Target,
+        route: &str,
+        credentials: Credentials,
+        duration: Duration,
+    ) -> anyhow::Result<Load> {
+        let headers = match credentials {
+            Credentials::None => vec![],
+            Credentials::Bearer => {
+                vec![format!(
+                    "authorization: Bearer {}",
+                    self.fresh_access(target).await?
+                )]
+            }
+            Credentials::Cookie => vec![format!(
+                "cookie: {}",
+                target.cookie.as_deref().context("no session cookie")?
+            )],
+        };
+        Ok(Load {
+            url: format!("{}{route}", target.base),
+            headers,
+            duration,
+            concurrency: self.options.concurrency,
+            requests: None,
+        })
+    }
+
+    /// One oha run, with the CPU each kind of process spent during it, and (with `profile`) a
+    /// perf profile of the first replica of `mode` written to `<out>/profiles/<profile>.txt`.
+    pub async fn measure(
+        &self,
+        target: &Target,
+        load: &Load,
+        profile: Option<(&str, Mode)>,
+    ) -> anyhow::Result<(RunResult, CpuPerRequest, Option<String>)> {
+        let before = target.stack.as_ref().map(Stack::cpu_stats);
+        let recording = match (profile, &self.profiler, &target.stack) {
+            (Some((name, mode)), Some(profiler), Some(stack)) => {
+                let replica = mode.replica_id(0);
+                let pid = stack.pid(&replica);
+                pid.map(|pid| (name, replica, profiler.start(pid, load.duration)))
+            }
+            _ => None,
+        };
+        let oha = self.oha.clone();
+        let owned = load.clone();
+        let started = std::time::Instant::now();
+        let run = tokio::task::spawn_blocking(move || oha::run(&oha, &owned)).await??;
+        let elapsed = started.elapsed();
+        let profile_text = match recording {
+            Some((name, replica, Ok(recording))) => {
+                let path = self.out_dir.join("profiles").join(format!("{name}.txt"));
+                match recording.finish(&path, &format!("{name} ({replica})")) {
+                    Ok(text) => Some(text),
+                    Err(e) => {
+                        eprintln!("  (profile of {name} failed: {e:#})");
+                        None
+                    }
+                }
+            }
+            Some((name, _, Err(e))) => {
+                eprintln!("  (profile of {name} not started: {e:#})");
+                None
+            }
+            None => None,
+        };
+        let after = target.stack.as_ref().map(Stack::cpu_stats);
+        let cpu = match (before, after) {
+            (Some(before), Some(after)) => cpu_per_request(&before, &after, run.ok(), elapsed),
+            _ => CpuPerRequest::default(),
+        };
+        Ok((run, cpu, profile_text))
+    }
+}
+
+impl Target {
+    pub fn stack_mut(&mut self) -> anyhow::Result<&mut Stack> {
+        self.stack
+            .as_mut()
+            .context("this target is not a stack we started")
+    }
+
+    /// Stops the stack, if we started it.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        if let Some(stack) = self.stack {
+            stack.shutdown().await?;
+        }
+        Ok(())
+    }
+}
+
+/// CPU per answered request and throttling, per process kind, between two readings.
+pub fn cpu_per_request(
+    before: &[CpuStat],
+    after: &[CpuStat],
+    answered: u64,
+    elapsed: Duration,
+) -> CpuPerRequest {
+    let mut used: BTreeMap<String, Duration> = BTreeMap::new();
+    let mut periods: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for stat in after {
+        let Some(old) = before.iter().find(|b| b.name == stat.name) else {
+            continue;
+        };
+        let kind = kind_of(&stat.name);
+        if let (Some(now), Some(then)) = (stat.usage, old.usage) {
+            *used.entry(kind.clone()).or_default() += now.saturating_sub(then);
+        }
+        if stat.limit.is_some() {
+            let entry = periods.entry(kind).or_default();
+            entry.0 += stat.nr_periods.saturating_sub(old.nr_periods);
+            entry.1 += stat.nr_throttled.saturating_sub(old.nr_throttled);
+        }
+    }
+    let mut out = CpuPerRequest::default();
+    for (kind, time) in used {
+        if answered > 0 {
+            out.us
+                .insert(kind.clone(), time.as_secs_f64() * 1e6 / answered as f64);
+        }
+        if !elapsed.is_zero() {
+            out.cpus
+                .insert(kind, time.as_secs_f64() / elapsed.as_secs_f64());
+        }
+    }
+    for (kind, (ran, throttled)) in periods {
+        if ran > 0 {
+            out.throttled.insert(kind, throttled as f64 / ran as f64);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(name: &str, usage_ms: u64, periods: u64, throttled: u64, limited: bool) -> CpuStat {
+        CpuStat {
+            name: name.into(),
+            limit: limited.then_some(stack::cgroup::CpuQuota {
+                quota_us: 1000,
+                period_us: 10_000,
+            }),
+            usage: Some(Duration::from_millis(usage_ms)),
+            nr_periods: periods,
+            nr_throttled: throttled,
+            throttled: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn cpu_is_summed_per_kind_and_divided_by_requests() {
+        let before = vec![
+            stat("jwt-1", 100, 10, 0, true),
+            stat("jwt-2", 100, 10, 0, true),
+            stat("nginx", 50, 0, 0, false),
+        ];
+        let after = vec![
+            stat("jwt-1", 300, 110, 50, true),
+            stat("jwt-2", 300, 110, 30, true),
+            stat("nginx", 150, 0, 0, false),
+        ];
+        let cpu = cpu_per_request(&before, &after, 1000, Duration::from_secs(1));
+        // 400 ms over 1000 requests: 400 µs each; 0.4 CPUs during the second.
+        assert!((cpu.us["jwt replicas"] - 400.0).abs() < 1e-6);
+        assert!((cpu.cpus["jwt replicas"] - 0.4).abs() < 1e-9);
+        assert!((cpu.us["nginx"] - 100.0).abs() < 1e-6);
+        assert!((cpu.throttled["jwt replicas"] - 0.4).abs() < 1e-9);
+        assert!(!cpu.throttled.contains_key("nginx"));
+        assert_eq!(kind_of("session-3"), "session replicas");
+        assert_eq!(kind_of("redis"), "redis");
+    }
+}

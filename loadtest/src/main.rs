@@ -1,0 +1,230 @@
+//! loadtest: tokens against sessions, measured. Usually run as `cargo xtask bench [--quick]`.
+//!
+//! It builds the services in release mode, starts stacks through the same launcher as the tests
+//! (the `stack` crate) with a CPU quota per replica, drives them with oha, and writes
+//! `loadtest/results/<timestamp>/report.md` with SVG plots. `--help` lists the scenarios and
+//! options; each scenario's module says what it measures and how:
+//!
+//! - [`same`]: a (tokens, sessions, baseline on the same replicas) and c (store look-ups),
+//! - [`scaling`]: b (1 to N replicas),
+//! - [`outage`]: d (Redis stopped mid-run),
+//! - [`issuer`]: e (logins, refreshes, RS256 signing),
+//! - [`bench`]: what they share (stacks, one measured oha run with CPU accounting),
+//! - [`oha`], [`perf`], [`report`], [`svg`], [`machine`]: the tools around them.
+
+mod bench;
+mod client;
+mod issuer;
+mod machine;
+mod oha;
+mod options;
+mod outage;
+mod perf;
+mod report;
+mod results;
+mod same;
+mod scaling;
+mod svg;
+
+use anyhow::Context;
+use bench::Bench;
+use options::{Options, Parsed};
+use results::Results;
+use stack::{Binaries, Profile, workspace_root};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match options::parse(&args) {
+        Ok(Parsed::Help) => {
+            print!("{}", options::HELP);
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Run(options)) => options,
+        Err(e) => {
+            eprintln!("error: {e:#}\nrun with --help for the usage");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(options: Options, args: &[String]) -> anyhow::Result<()> {
+    let oha = oha::find()?;
+    let started = Instant::now();
+    let timestamp = machine::timestamp();
+    let out_dir = options.out.clone().unwrap_or_else(|| {
+        workspace_root()
+            .join("loadtest")
+            .join("results")
+            .join(&timestamp)
+    });
+    let load_before = machine::load_average();
+    let busy_note = machine::busy_note();
+    if let Some(note) = &busy_note {
+        eprintln!("warning: the machine is busy: {note} Figures will be noisy.");
+    }
+    let binaries = match options.url {
+        Some(_) => None,
+        None => {
+            eprintln!("building auth-issuer and api (release)…");
+            Some(Binaries::build(Profile::Release)?)
+        }
+    };
+    let work = tempfile::Builder::new()
+        .prefix("authscale-loadtest-")
+        .tempdir()
+        .context("cannot create a work directory")?;
+    let profiler = if options.profile && options.url.is_none() {
+        let found = perf::Profiler::detect(work.path());
+        if found.is_none() {
+            eprintln!(
+                "note: perf is not usable here (apt-get install linux-perf): no profiles this run"
+            );
+        }
+        found
+    } else {
+        None
+    };
+    let mut results = Results::default();
+    results.meta = results::Meta {
+        timestamp: timestamp.clone(),
+        command: std::iter::once("cargo xtask bench".to_owned())
+            .chain(args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        quick: options.quick,
+        git: machine::git_commit(),
+        machine: machine::describe(),
+        load_before,
+        busy_note,
+        oha: oha::version(&oha),
+        duration_secs: options.duration.as_secs_f64(),
+        runs: options.runs,
+        concurrency: options.concurrency,
+        replica_cpu: options.replica_cpu,
+        redis_cpu: options.redis_cpu,
+        target: match &options.url {
+            Some(url) => format!("the stack already running at {url}"),
+            None => "local stacks started by the launcher (release builds)".to_owned(),
+        },
+        ..results::Meta::default()
+    };
+    let mut bench = Bench::new(
+        options.clone(),
+        oha,
+        binaries,
+        work.path().to_path_buf(),
+        out_dir.clone(),
+        profiler,
+    )?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let outcome = runtime.block_on(scenarios(&mut bench, &mut results));
+    results.meta.load_after = machine::load_average();
+    results.meta.elapsed_secs = started.elapsed().as_secs_f64();
+    if let Err(e) = &outcome {
+        results
+            .skipped
+            .push(format!("the run stopped with an error: {e:#}"));
+    }
+    report::write(&out_dir, &results)?;
+    println!("\nreport: {}", out_dir.join("report.md").display());
+    if let Err(e) = outcome {
+        let kept: PathBuf = work.keep();
+        eprintln!("the stacks' logs are kept in {}", kept.display());
+        return Err(e);
+    }
+    if options.keep_logs {
+        let kept: PathBuf = work.keep();
+        eprintln!("the stacks' logs are kept in {}", kept.display());
+    }
+    let problems = report::check(&results);
+    if problems.is_empty() {
+        println!("check: every scenario had non-zero throughput and no errors");
+    } else {
+        for p in &problems {
+            eprintln!("check: {p}");
+        }
+        if options.check {
+            anyhow::bail!(
+                "{} problem(s) in the results (listed above)",
+                problems.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<()> {
+    let options = bench.options.clone();
+    if let Some(url) = &options.url {
+        let mut target = bench.remote(url).await?;
+        if options.wants('a') {
+            let same = same::run(bench, &mut target, None, &mut results.profiles).await?;
+            results.same = Some(same);
+        }
+        if options.wants('e') {
+            results.issuer = Some(issuer::run(bench, &target).await?);
+        }
+        for (letter, what) in [
+            (
+                'b',
+                "b (scaling): it starts stacks of 1 to 4 replicas itself",
+            ),
+            (
+                'c',
+                "c (store look-ups): it reads each replica's /metrics port",
+            ),
+            ('d', "d (store outage): it stops and restarts Redis"),
+        ] {
+            if options.wants(letter) {
+                results
+                    .skipped
+                    .push(format!("{what}; run without --url for it"));
+            }
+        }
+        return Ok(());
+    }
+    if ['a', 'c', 'd', 'e'].iter().any(|s| options.wants(*s)) {
+        let mut stacks = same::start_stacks(bench).await?;
+        results.meta.cpu_limits_applied = stacks
+            .plain
+            .stack
+            .as_ref()
+            .is_some_and(|s| s.cpu_limits_applied());
+        if options.wants('a') {
+            let same = same::run(
+                bench,
+                &mut stacks.plain,
+                Some(&mut stacks.cache),
+                &mut results.profiles,
+            )
+            .await?;
+            results.same = Some(same);
+        }
+        if options.wants('c') {
+            results.lookups = Some(same::lookups(bench, &mut stacks).await?);
+        }
+        // Before the outage, which empties Redis.
+        if options.wants('e') {
+            results.issuer = Some(issuer::run(bench, &stacks.plain).await?);
+        }
+        if options.wants('d') {
+            results.outage = Some(outage::run(bench, &mut stacks.plain).await?);
+        }
+        stacks.plain.stop().await?;
+        stacks.cache.stop().await?;
+    }
+    if options.wants('b') {
+        results.scaling = Some(scaling::run(bench).await?);
+    }
+    Ok(())
+}

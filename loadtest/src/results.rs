@@ -1,0 +1,367 @@
+//! Everything a run measured, as data: written to `results.json`, read by the report, the plots
+//! and the CI check.
+
+use crate::bench::CpuPerRequest;
+use crate::oha::RunResult;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub meta: Meta,
+    /// a: tokens, sessions and the baseline on the same replicas.
+    pub same: Option<Same>,
+    /// b: scaling with replicas.
+    pub scaling: Option<Scaling>,
+    /// c: store look-ups per request.
+    pub lookups: Option<Lookups>,
+    /// d: store outage.
+    pub outage: Option<Outage>,
+    /// e: the issuer.
+    pub issuer: Option<Issuer>,
+    /// Scenarios not run, and why.
+    pub skipped: Vec<String>,
+    /// perf profiles (top symbols), when recorded.
+    pub profiles: Vec<String>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Meta {
+    pub timestamp: String,
+    pub command: String,
+    pub quick: bool,
+    pub git: String,
+    pub machine: BTreeMap<String, String>,
+    pub load_before: String,
+    pub load_after: String,
+    pub busy_note: Option<String>,
+    pub oha: String,
+    pub duration_secs: f64,
+    pub runs: usize,
+    pub concurrency: usize,
+    pub replica_cpu: f64,
+    pub redis_cpu: f64,
+    pub cpu_limits_applied: bool,
+    pub target: String,
+    pub elapsed_secs: f64,
+}
+
+/// One variant: a route with its credentials on a set of replicas, run several times.
+#[derive(Debug, Clone, Serialize)]
+pub struct Variant {
+    pub key: String,
+    pub label: String,
+    pub route: String,
+    pub replicas: usize,
+    /// The key of the no-auth variant on the same replicas, if any.
+    pub baseline: Option<String>,
+    pub runs: Vec<RunResult>,
+    pub cpu: Vec<CpuPerRequest>,
+    /// One oha command line, credentials elided.
+    pub command: String,
+}
+
+impl Variant {
+    pub fn new(key: &str, label: &str, route: &str, replicas: usize) -> Variant {
+        Variant {
+            key: key.into(),
+            label: label.into(),
+            route: route.into(),
+            replicas,
+            baseline: None,
+            runs: Vec::new(),
+            cpu: Vec::new(),
+            command: String::new(),
+        }
+    }
+
+    pub fn rps(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.rps))
+    }
+    pub fn p50(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.p50_ms))
+    }
+    pub fn p90(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.p90_ms))
+    }
+    pub fn p99(&self) -> f64 {
+        median(self.runs.iter().map(|r| r.p99_ms))
+    }
+    pub fn failures(&self) -> u64 {
+        self.runs.iter().map(RunResult::failures).sum()
+    }
+    /// Median CPU µs per request of one process kind over the runs.
+    pub fn cpu_us(&self, kind: &str) -> Option<f64> {
+        let values: Vec<f64> = self
+            .cpu
+            .iter()
+            .filter_map(|c| c.us.get(kind).copied())
+            .collect();
+        (!values.is_empty()).then(|| median(values.into_iter()))
+    }
+    pub fn cpus(&self, kind: &str) -> Option<f64> {
+        let values: Vec<f64> = self
+            .cpu
+            .iter()
+            .filter_map(|c| c.cpus.get(kind).copied())
+            .collect();
+        (!values.is_empty()).then(|| median(values.into_iter()))
+    }
+    pub fn throttled(&self, kind: &str) -> Option<f64> {
+        let values: Vec<f64> = self
+            .cpu
+            .iter()
+            .filter_map(|c| c.throttled.get(kind).copied())
+            .collect();
+        (!values.is_empty()).then(|| median(values.into_iter()))
+    }
+    /// Statuses and errors added up over the runs, e.g. "200: 81234, 503: 2".
+    pub fn outcome(&self) -> String {
+        let mut all: BTreeMap<String, u64> = BTreeMap::new();
+        for run in &self.runs {
+            for (code, n) in &run.statuses {
+                *all.entry(code.clone()).or_default() += n;
+            }
+            for (error, n) in &run.errors {
+                *all.entry(error.clone()).or_default() += n;
+            }
+        }
+        if all.is_empty() {
+            return "no answers".to_owned();
+        }
+        all.iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The median (the mean of the middle two for an even count); 0 for none.
+pub fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Same {
+    pub replicas: usize,
+    pub variants: Vec<Variant>,
+}
+
+impl Same {
+    pub fn get(&self, key: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.key == key)
+    }
+    /// rps of `key` over rps of its baseline (same replicas, same run).
+    pub fn ratio_to_baseline(&self, key: &str) -> Option<f64> {
+        let v = self.get(key)?;
+        let base = self.get(v.baseline.as_deref()?)?;
+        (base.rps() > 0.0).then(|| v.rps() / base.rps())
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Scaling {
+    pub replica_cpu: f64,
+    pub redis_cpu: f64,
+    /// One entry per replica count, in order.
+    pub points: Vec<ScalePoint>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScalePoint {
+    pub replicas: usize,
+    pub variants: Vec<Variant>,
+}
+
+impl Scaling {
+    /// rps of variant `key` at each replica count.
+    pub fn series(&self, key: &str) -> Vec<(usize, f64)> {
+        self.points
+            .iter()
+            .filter_map(|p| {
+                let v = p.variants.iter().find(|v| v.key == key)?;
+                Some((p.replicas, v.rps()))
+            })
+            .collect()
+    }
+
+    /// rps at the most replicas over rps at one replica.
+    pub fn speedup(&self, key: &str) -> Option<f64> {
+        let series = self.series(key);
+        let first = series.first()?;
+        let last = series.last()?;
+        (first.0 == 1 && first.1 > 0.0 && last.0 > 1).then(|| last.1 / first.1)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Lookups {
+    pub rows: Vec<LookupRow>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LookupRow {
+    pub label: String,
+    pub route: String,
+    /// 2xx answers oha got.
+    pub ok: u64,
+    pub failures: u64,
+    /// Requests on that route the replicas counted (`authscale_http_requests_total`).
+    pub served: u64,
+    /// `authscale_redis_commands_total` on those replicas, during the run.
+    pub store_commands: u64,
+    /// What Redis itself executed during the run (`INFO stats`), whoever sent it.
+    pub redis_executed: Option<u64>,
+}
+
+impl LookupRow {
+    pub fn per_request(&self) -> f64 {
+        if self.served == 0 {
+            0.0
+        } else {
+            self.store_commands as f64 / self.served as f64
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outage {
+    /// When Redis was stopped and started again, seconds from the start of the load.
+    pub stopped_at: f64,
+    pub started_at: f64,
+    pub end: f64,
+    pub bucket_secs: f64,
+    pub variants: Vec<OutageVariant>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutageVariant {
+    pub label: String,
+    pub route: String,
+    /// Per bucket: (successes, failures).
+    pub timeline: Vec<(u64, u64)>,
+    pub before: (u64, u64),
+    pub during: (u64, u64),
+    pub after: (u64, u64),
+    /// Statuses (or "error") during the outage.
+    pub during_statuses: BTreeMap<String, u64>,
+    /// Seconds from Redis's restart to the first success (`None`: never in the run; `Some(0)`
+    /// with no failure during the outage means it never needed to recover).
+    pub recovered_after: Option<f64>,
+    /// Seconds from Redis's restart to the first answer that was not 503 (the store reachable).
+    pub store_back_after: Option<f64>,
+    /// Logins the client had to redo after the outage (sessions live in Redis, which restarts
+    /// empty).
+    pub relogins: u64,
+    /// Failures outside the outage and its recovery: these count as errors of the scenario.
+    pub unexpected: u64,
+}
+
+impl OutageVariant {
+    pub fn error_rate_during(&self) -> f64 {
+        let total = self.during.0 + self.during.1;
+        if total == 0 {
+            0.0
+        } else {
+            self.during.1 as f64 / total as f64
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Issuer {
+    pub argon2: String,
+    pub logins: Throughput,
+    pub refreshes: Throughput,
+    /// µs of issuer CPU per refresh (cgroup accounting), if available.
+    pub issuer_cpu_us_per_refresh: Option<f64>,
+    pub issuer_cpus_during_refreshes: Option<f64>,
+    pub signing: Vec<MicroBench>,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Throughput {
+    pub concurrency: usize,
+    pub secs: f64,
+    pub ok: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Throughput {
+    pub fn per_sec(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.ok as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
+    pub fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MicroBench {
+    pub label: String,
+    pub iterations: u64,
+    pub us_per_op: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0].into_iter()), 2.5);
+        assert_eq!(median(std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn ratios_and_speedups() {
+        let run = |rps: f64| RunResult {
+            rps,
+            ..RunResult::default()
+        };
+        let mut base = Variant::new("ping", "no auth", "/api/ping", 2);
+        base.runs = vec![run(100.0), run(110.0), run(90.0)];
+        let mut tokens = Variant::new("tokens", "tokens", "/api/me", 2);
+        tokens.baseline = Some("ping".into());
+        tokens.runs = vec![run(80.0), run(70.0), run(75.0)];
+        let same = Same {
+            replicas: 2,
+            variants: vec![base, tokens],
+        };
+        assert!((same.ratio_to_baseline("tokens").unwrap() - 0.75).abs() < 1e-9);
+        assert!(same.ratio_to_baseline("ping").is_none());
+
+        let point = |n: usize, rps: f64| {
+            let mut v = Variant::new("tokens", "tokens", "/api/me", n);
+            v.runs = vec![run(rps)];
+            ScalePoint {
+                replicas: n,
+                variants: vec![v],
+            }
+        };
+        let scaling = Scaling {
+            replica_cpu: 0.1,
+            redis_cpu: 0.05,
+            points: vec![point(1, 1000.0), point(2, 1900.0), point(4, 3600.0)],
+        };
+        assert!((scaling.speedup("tokens").unwrap() - 3.6).abs() < 1e-9);
+        assert!(scaling.speedup("sessions").is_none());
+    }
+}
