@@ -9,12 +9,15 @@
 //! - `cargo xtask test` runs `cargo test --workspace` with its arguments, after making sure nginx
 //!   and redis-server (which the integration tests start) are installed ([`packages`]), then the
 //!   browser test when Chromium is installed.
+//! - `cargo xtask bench` ([`bench`]) runs the load test (`loadtest/`) in release mode; `cargo
+//!   xtask test` ends with its `--quick --check` form.
 //! - `cargo xtask browser-test` ([`browser`]) drives the demo page (deploy/web) in headless
 //!   Chromium against a stack of its own.
 //!
 //! Arguments are parsed by hand: a parser crate would cost more build time than these few flags
 //! are worth.
 
+mod bench;
 mod browser;
 mod packages;
 mod up;
@@ -33,6 +36,10 @@ commands:
   test    run every test: `cargo test --workspace` with the arguments that follow
           (e.g. `cargo xtask test -- --nocapture`), then the browser test (skipped,
           with the reason, when Chromium is not installed)
+  bench   the load test: tokens against sessions, scaling, store outage, issuer;
+          writes loadtest/results/<timestamp>/report.md (`cargo xtask bench --help`
+          lists its options; --quick is the short form CI runs; needs oha:
+          `cargo install oha --locked`)
   browser-test
           only the browser test: the demo page in headless Chromium against a stack of
           its own, screenshots in target/browser-test/; needs `apt-get install
@@ -63,6 +70,8 @@ enum Task {
     /// Arguments for `cargo test --workspace`.
     Test(Vec<String>),
     BrowserTest,
+    /// Arguments for the load test.
+    Bench(Vec<String>),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +84,7 @@ fn main() -> ExitCode {
         Ok(Task::Up(options)) => up::up(options),
         Ok(Task::Test(args)) => test(&args),
         Ok(Task::BrowserTest) => browser::browser_test(),
+        Ok(Task::Bench(args)) => bench::bench(&args),
         Err(e) => {
             eprintln!("error: {e:#}\nrun `cargo xtask --help` for the usage");
             return ExitCode::from(2);
@@ -98,6 +108,7 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "-h" | "--help" | "help" => Ok(Task::Help),
         "up" => parse_up(rest),
         "test" => Ok(Task::Test(rest.to_vec())),
+        "bench" => Ok(Task::Bench(rest.to_vec())),
         "browser-test" if rest.is_empty() => Ok(Task::BrowserTest),
         "browser-test" => bail!("`browser-test` takes no options"),
         other => bail!("unknown command {other:?}"),
@@ -177,7 +188,9 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
-    browser::run_if_available()
+    browser::run_if_available()?;
+    // The load test, short: every scenario must run with non-zero throughput and no errors.
+    bench::bench(&["--quick".to_owned(), "--check".to_owned()])
 }
 
 #[cfg(test)]
@@ -205,6 +218,14 @@ mod tests {
             Task::Test(args("-- --nocapture"))
         );
         assert_eq!(parse(&args("test")).unwrap(), Task::Test(vec![]));
+    }
+
+    #[test]
+    fn bench_passes_its_arguments_on() {
+        assert_eq!(
+            parse(&args("bench --quick --url http://127.0.0.1:8080")).unwrap(),
+            Task::Bench(args("--quick --url http://127.0.0.1:8080"))
+        );
     }
 
     #[test]
