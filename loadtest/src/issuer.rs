@@ -62,7 +62,11 @@ pub async fn run(bench: &Bench, target: &Target) -> anyhow::Result<Issuer> {
         ))
     );
     let budget = bench.options.phase(2, 0.2);
-    let signing = tokio::task::spawn_blocking(move || signing(budget)).await??;
+    let mut signing = tokio::task::spawn_blocking(move || signing(budget)).await??;
+    if !quick {
+        // The same machine's OpenSSL, for scale: how fast RSA-2048 is here right now.
+        signing.extend(tokio::task::spawn_blocking(openssl_speed).await?);
+    }
     for m in &signing {
         eprintln!("[e] {:<58} {:>8.1} µs", m.label, m.us_per_op);
     }
@@ -268,6 +272,46 @@ pub fn signing(budget: Duration) -> anyhow::Result<Vec<MicroBench>> {
     Ok(out)
 }
 
+/// `openssl speed -seconds 2 rsa2048`: sign and verify µs, if openssl is installed.
+fn openssl_speed() -> Vec<MicroBench> {
+    let output = std::process::Command::new("openssl")
+        .args(["speed", "-seconds", "2", "rsa2048"])
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(output) = output else {
+        return Vec::new();
+    };
+    parse_openssl_speed(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// From the line `rsa 2048 bits 0.000244s 0.000021s 4098.4 47619.0`.
+pub fn parse_openssl_speed(text: &str) -> Vec<MicroBench> {
+    let Some(line) = text.lines().find(|l| l.starts_with("rsa 2048 bits")) else {
+        return Vec::new();
+    };
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let secs = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.trim_end_matches('s').parse::<f64>().ok())
+    };
+    let (Some(sign), Some(verify)) = (secs(3), secs(4)) else {
+        return Vec::new();
+    };
+    vec![
+        MicroBench {
+            label: "for scale: `openssl speed rsa2048`, sign".into(),
+            iterations: 0,
+            us_per_op: sign * 1e6,
+        },
+        MicroBench {
+            label: "for scale: `openssl speed rsa2048`, verify".into(),
+            iterations: 0,
+            us_per_op: verify * 1e6,
+        },
+    ]
+}
+
 fn time_it(label: &str, budget: Duration, mut op: impl FnMut() -> bool) -> MicroBench {
     // Warm up, then run until the budget is spent.
     for _ in 0..5 {
@@ -304,6 +348,17 @@ mod tests {
             "Argon2id v19, m = 19456 KiB (19 MiB), t = 2 passes, p = 1 lane(s)"
         );
         assert!(describe_argon2("no hash here").is_none());
+    }
+
+    #[test]
+    fn openssl_speed_output_is_read() {
+        let text = "                  sign    verify    sign/s verify/s\n\
+                    rsa 2048 bits 0.000244s 0.000021s   4098.4  47619.0\n";
+        let rows = parse_openssl_speed(text);
+        assert_eq!(rows.len(), 2);
+        assert!((rows[0].us_per_op - 244.0).abs() < 1e-6);
+        assert!((rows[1].us_per_op - 21.0).abs() < 1e-6);
+        assert!(parse_openssl_speed("nothing").is_empty());
     }
 
     #[test]
