@@ -42,6 +42,8 @@ pub struct Spec {
 pub struct Target {
     pub base: String,
     pub stack: Option<Stack>,
+    /// The CPU limit of each replica, when we started the stack with one.
+    pub replica_cpu: Option<f64>,
     /// Logged in once: a token pair (refreshed before each tokens run) and a session cookie.
     pub pair: Option<Pair>,
     pub cookie: Option<String>,
@@ -122,9 +124,11 @@ impl Bench {
         let stack = Stack::start(config)
             .await
             .with_context(|| format!("starting the {name} stack"))?;
+        let limited = stack.cpu_limits_applied();
         let mut target = Target {
             base: stack.base_url(),
             stack: Some(stack),
+            replica_cpu: spec.replica_cpu.filter(|_| limited),
             pair: None,
             cookie: None,
         };
@@ -138,6 +142,7 @@ impl Bench {
         let mut target = Target {
             base: base.to_owned(),
             stack: None,
+            replica_cpu: None,
             pair: None,
             cookie: None,
         };

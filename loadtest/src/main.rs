@@ -168,7 +168,7 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
     if let Some(url) = &options.url {
         let mut target = bench.remote(url).await?;
         if options.wants('a') {
-            let same = same::run(bench, &mut target, None, &mut results.profiles).await?;
+            let same = same::run(bench, &mut target, None, &mut results.profiles, "a").await?;
             results.same = Some(same);
         }
         if options.wants('e') {
@@ -194,7 +194,7 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
         return Ok(());
     }
     if ['a', 'c', 'd', 'e'].iter().any(|s| options.wants(*s)) {
-        let mut stacks = same::start_stacks(bench).await?;
+        let mut stacks = same::start_stacks(bench, Some(options.replica_cpu)).await?;
         results.meta.cpu_limits_applied = stacks
             .plain
             .stack
@@ -206,6 +206,7 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
                 &mut stacks.plain,
                 Some(&mut stacks.cache),
                 &mut results.profiles,
+                "a",
             )
             .await?;
             results.same = Some(same);
@@ -220,6 +221,22 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
         if options.wants('d') {
             results.outage = Some(outage::run(bench, &mut stacks.plain).await?);
         }
+        stacks.plain.stop().await?;
+        stacks.cache.stop().await?;
+    }
+    // a again without per-replica limits (full runs): the whole machine is then the bottleneck,
+    // and Redis's CPU counts against sessions like everything else.
+    if options.wants('a') && !options.quick {
+        let mut stacks = same::start_stacks(bench, None).await?;
+        let same = same::run(
+            bench,
+            &mut stacks.plain,
+            Some(&mut stacks.cache),
+            &mut results.profiles,
+            "a, no limit",
+        )
+        .await?;
+        results.same_unlimited = Some(same);
         stacks.plain.stop().await?;
         stacks.cache.stop().await?;
     }

@@ -11,6 +11,8 @@ pub struct Results {
     pub meta: Meta,
     /// a: tokens, sessions and the baseline on the same replicas.
     pub same: Option<Same>,
+    /// a, again with no per-replica limit: every process shares the whole machine.
+    pub same_unlimited: Option<Same>,
     /// b: scaling with replicas.
     pub scaling: Option<Scaling>,
     /// c: store look-ups per request.
@@ -154,6 +156,8 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
 #[derive(Debug, Serialize)]
 pub struct Same {
     pub replicas: usize,
+    /// Each replica's CPU limit; `None`: unlimited.
+    pub replica_cpu: Option<f64>,
     pub variants: Vec<Variant>,
 }
 
@@ -343,6 +347,7 @@ mod tests {
         tokens.runs = vec![run(80.0), run(70.0), run(75.0)];
         let same = Same {
             replicas: 2,
+            replica_cpu: Some(0.1),
             variants: vec![base, tokens],
         };
         assert!((same.ratio_to_baseline("tokens").unwrap() - 0.75).abs() < 1e-9);

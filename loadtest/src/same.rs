@@ -86,8 +86,10 @@ const PLANS: [Plan; 6] = [
     },
 ];
 
-pub async fn start_stacks(bench: &mut Bench) -> anyhow::Result<Stacks> {
-    let (n, cpu) = (bench.options.replicas, Some(bench.options.replica_cpu));
+/// The two stacks of scenario a, each replica limited to `cpu` CPUs (`None`: no limit, every
+/// process shares the whole machine).
+pub async fn start_stacks(bench: &mut Bench, cpu: Option<f64>) -> anyhow::Result<Stacks> {
+    let n = bench.options.replicas;
     let spec = |session: usize, token_cache: bool| Spec {
         jwt: n,
         session,
@@ -96,8 +98,13 @@ pub async fn start_stacks(bench: &mut Bench) -> anyhow::Result<Stacks> {
         token_cache,
     };
     eprintln!("starting two stacks: {n}+{n} replicas without the token cache, {n} with it");
-    let plain = bench.start("plain", spec(n, false)).await?;
-    let cache = bench.start("cache", spec(0, true)).await?;
+    let suffix = if cpu.is_some() { "" } else { "-unlimited" };
+    let plain = bench
+        .start(&format!("plain{suffix}"), spec(n, false))
+        .await?;
+    let cache = bench
+        .start(&format!("cache{suffix}"), spec(0, true))
+        .await?;
     if let Some(stack) = &plain.stack {
         eprint!("{}", stack.describe());
     }
@@ -111,6 +118,7 @@ pub async fn run(
     plain: &mut Target,
     mut cache: Option<&mut Target>,
     profiles: &mut Vec<String>,
+    tag: &str,
 ) -> anyhow::Result<Same> {
     let replicas = bench.options.replicas;
     let plans: Vec<&Plan> = PLANS
@@ -135,13 +143,13 @@ pub async fn run(
             let load = bench
                 .load(target, plan.route, plan.credentials, bench.options.duration)
                 .await?;
-            let profile = (round == rounds && bench.profiler.is_some())
+            let profile = (round == rounds && bench.profiler.is_some() && tag == "a")
                 .then_some(plan.profile)
                 .flatten()
                 .map(|mode| (plan.key, mode));
             let (result, cpu, profile_text) = bench.measure(target, &load, profile).await?;
             eprintln!(
-                "[a {round}/{rounds}] {:<38} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>7.2} ms  {} failed",
+                "[{tag} {round}/{rounds}] {:<38} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>7.2} ms  {} failed",
                 variant.label,
                 result.rps,
                 result.p50_ms,
@@ -154,7 +162,11 @@ pub async fn run(
             profiles.extend(profile_text);
         }
     }
-    Ok(Same { replicas, variants })
+    Ok(Same {
+        replicas,
+        replica_cpu: plain.replica_cpu,
+        variants,
+    })
 }
 
 /// Scenario c: a fixed number of requests per variant, and the replicas' Redis command counters
