@@ -75,7 +75,7 @@ fn latency_plot(same: &Same) -> String {
     let groups: Vec<(String, Vec<f64>)> = same
         .variants
         .iter()
-        .map(|v| (v.label.clone(), vec![v.p50(), v.p90(), v.p99()]))
+        .map(|v| (short_label(&v.key), vec![v.p50(), v.p90(), v.p99()]))
         .collect();
     svg::bar_chart(
         &format!(
@@ -92,7 +92,7 @@ fn throughput_plot(same: &Same) -> String {
     let groups: Vec<(String, Vec<f64>)> = same
         .variants
         .iter()
-        .map(|v| (v.label.clone(), vec![v.rps()]))
+        .map(|v| (short_label(&v.key), vec![v.rps()]))
         .collect();
     svg::bar_chart(
         &format!(
@@ -105,19 +105,37 @@ fn throughput_plot(same: &Same) -> String {
     )
 }
 
+/// Bar labels short enough to sit side by side (split in two lines at ", ").
+fn short_label(key: &str) -> String {
+    match key {
+        "ping-jwt" => "no auth, token replicas",
+        "tokens" => "tokens, no cache",
+        "ping-session" => "no auth, session repl.",
+        "sessions" => "sessions, GETEX",
+        "ping-cache" => "no auth, cache replicas",
+        "tokens-cache" => "tokens, cache on",
+        other => other,
+    }
+    .to_owned()
+}
+
 fn outage_plot(outage: &crate::results::Outage) -> String {
     let per_sec = 1.0 / outage.bucket_secs;
+    // The last bucket is cut short by the end of the run: leave it out rather than show a drop.
+    let whole = (outage.end / outage.bucket_secs).floor() as usize;
     let mut series = Vec::new();
     for (i, v) in outage.variants.iter().enumerate() {
         let ok = v
             .timeline
             .iter()
+            .take(whole)
             .enumerate()
             .map(|(b, (ok, _))| ((b as f64 + 0.5) * outage.bucket_secs, *ok as f64 * per_sec))
             .collect();
         let failed = v
             .timeline
             .iter()
+            .take(whole)
             .enumerate()
             .map(|(b, (_, f))| ((b as f64 + 0.5) * outage.bucket_secs, *f as f64 * per_sec))
             .collect();

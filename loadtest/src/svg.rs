@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-const WIDTH: f64 = 720.0;
+const WIDTH: f64 = 860.0;
 const HEIGHT: f64 = 420.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 190.0;
@@ -244,9 +244,10 @@ pub fn bar_chart(
         // Labels may be long: split on ", " onto two lines.
         let (first, second) = label.split_once(", ").unwrap_or((label.as_str(), ""));
         let cx = gx + group_w * 0.4;
+        let size = if group_w < 90.0 { "10" } else { "12" };
         let _ = writeln!(
             out,
-            r##"<text x="{cx:.1}" y="{}" text-anchor="middle">{}</text><text x="{cx:.1}" y="{}" text-anchor="middle">{}</text>"##,
+            r##"<text x="{cx:.1}" y="{}" text-anchor="middle" font-size="{size}">{}</text><text x="{cx:.1}" y="{}" text-anchor="middle" font-size="{size}">{}</text>"##,
             HEIGHT - BOTTOM + 16.0,
             escape(first),
             HEIGHT - BOTTOM + 30.0,
