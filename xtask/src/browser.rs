@@ -3,7 +3,8 @@
 //! 1. Check that Debian's `chromium`, `chromium-driver` and `python3-selenium` are installed.
 //!    Nothing here downloads a browser or a driver: Selenium is handed both paths, so its own
 //!    driver manager never runs.
-//! 2. Build the services (debug: quick to build, fast enough for a page).
+//! 2. Build the services the way `cargo test --workspace` does, so that right after the cargo
+//!    tests (in `cargo xtask test`) nothing is rebuilt ([`Binaries::build_as_tested`]).
 //! 3. Start a whole stack on free ports, with access tokens that live [`ACCESS_TTL_SECS`] and no
 //!    clock-skew leeway, so the test sees a token expire and get refreshed within seconds.
 //! 4. Run `xtask/browser/page_test.py <base URL> <output dir>`, which drives headless Chromium
@@ -21,7 +22,7 @@
 
 use crate::up::short_token_env;
 use anyhow::{Context, bail};
-use stack::{Binaries, Profile, Stack, StackConfig, workspace_root};
+use stack::{Binaries, Stack, StackConfig, workspace_root};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -88,8 +89,8 @@ fn missing_prerequisites() -> Vec<&'static str> {
 
 fn run() -> anyhow::Result<()> {
     let started = Instant::now();
-    eprintln!("browser test: building auth-issuer and api (debug)…");
-    let binaries = Binaries::build(Profile::Debug)?;
+    eprintln!("browser test: the services as `cargo test --workspace` builds them…");
+    let binaries = Binaries::build_as_tested()?;
     let out_dir = workspace_root().join("target").join("browser-test");
     let mut config = StackConfig::new(binaries, out_dir.join("stack"));
     config.env = short_token_env(ACCESS_TTL_SECS);

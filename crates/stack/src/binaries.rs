@@ -9,6 +9,11 @@
 //! - **`cargo xtask up` and the load test.** Nothing is built yet, or it is stale:
 //!   [`Binaries::build`] runs `cargo build` and asks cargo where it put the results (which also
 //!   respects `CARGO_TARGET_DIR` and a `target-dir` set in a cargo config file).
+//! - **The browser test, run after `cargo test --workspace`.** [`Binaries::build_as_tested`] asks
+//!   `cargo test --workspace --no-run` for the binaries the integration tests use. `cargo build -p
+//!   auth-issuer -p api` would not do: a workspace-wide test build unifies the features of every
+//!   member and of the dev-dependencies, so the same binaries built alone differ in their
+//!   dependencies' features, and cargo rebuilds those (aws-lc-sys included: minutes on 2 cores).
 
 use anyhow::{Context, bail};
 use std::io::BufRead;
@@ -71,7 +76,22 @@ impl Binaries {
     /// Builds both binaries with `cargo build [--release] -p auth-issuer -p api` in the workspace
     /// root, then returns where cargo put them. Cargo's progress goes to this process's stderr.
     pub fn build(profile: Profile) -> anyhow::Result<Binaries> {
-        let mut command = build_command(profile);
+        let mut args = vec!["build", "-p", ISSUER, "-p", API, "--bins"];
+        if profile == Profile::Release {
+            args.push("--release");
+        }
+        Binaries::from_cargo(&args)
+    }
+
+    /// The debug binaries exactly as `cargo test --workspace` builds them for the integration
+    /// tests (see the module docs): right after that test run, this builds nothing.
+    pub fn build_as_tested() -> anyhow::Result<Binaries> {
+        Binaries::from_cargo(&["test", "--workspace", "--no-run"])
+    }
+
+    /// Runs `cargo <args>` in the workspace root and returns the two executables it built.
+    fn from_cargo(args: &[&str]) -> anyhow::Result<Binaries> {
+        let mut command = cargo_command(args);
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot run {:?}", command.get_program()))?;
@@ -82,7 +102,10 @@ impl Binaries {
         let built = executables_in_cargo_messages(std::io::BufReader::new(stdout))?;
         let status = child.wait().context("cannot wait for cargo")?;
         if !status.success() {
-            bail!("`cargo build` of {ISSUER} and {API} failed ({status}); its errors are above");
+            bail!(
+                "`cargo {}` failed ({status}); its errors are above",
+                args.join(" ")
+            );
         }
         let find = |name: &str| {
             built
@@ -113,26 +136,25 @@ impl Binaries {
     }
 }
 
-/// `cargo build` with machine-readable messages on stdout (for the executables' paths) while
+/// `cargo <args>` with machine-readable messages on stdout (for the executables' paths) while
 /// compiler warnings and errors are still rendered for humans on stderr.
-fn build_command(profile: Profile) -> Command {
+fn cargo_command(args: &[&str]) -> Command {
     // $CARGO is set when we run under cargo (`cargo xtask`), and names the same toolchain.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(workspace_root())
-        .args(["build", "--message-format=json-render-diagnostics"])
-        .args(["-p", ISSUER, "-p", API, "--bins"])
+        .args(args)
+        .arg("--message-format=json-render-diagnostics")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if profile == Profile::Release {
-        command.arg("--release");
-    }
     command
 }
 
-/// (target name, executable path) of every `compiler-artifact` message that has an executable.
+/// (target name, executable path) of every `compiler-artifact` message that has an executable,
+/// except test harnesses: `cargo test` also builds each binary's unit tests into an executable
+/// named after the binary (`profile.test` is true for those).
 fn executables_in_cargo_messages(reader: impl BufRead) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let mut found = Vec::new();
     for line in reader.lines() {
@@ -140,7 +162,7 @@ fn executables_in_cargo_messages(reader: impl BufRead) -> anyhow::Result<Vec<(St
         let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
             continue; // not every line is guaranteed to be JSON; only artifacts matter
         };
-        if message["reason"] != "compiler-artifact" {
+        if message["reason"] != "compiler-artifact" || message["profile"]["test"] == true {
             continue;
         }
         if let (Some(name), Some(path)) = (
@@ -182,6 +204,7 @@ mod tests {
         let messages = [
             r#"{"reason":"compiler-artifact","target":{"name":"auth-core"},"executable":null}"#,
             r#"{"reason":"compiler-artifact","target":{"name":"api"},"executable":"/t/release/api"}"#,
+            r#"{"reason":"compiler-artifact","target":{"name":"api"},"profile":{"test":true},"executable":"/t/deps/api-1f"}"#,
             r#"{"reason":"build-finished","success":true}"#,
         ]
         .join("\n");
