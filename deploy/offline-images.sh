@@ -200,8 +200,10 @@ build() {
 # auth-issuer and api, built on the host, copied into a small build context of their own.
 service_images() {
     local target_dir context
-    # The same build as `cargo xtask up` (not --locked: a working tree may have moved on).
-    (cd "$ROOT" && cargo build --release -p auth-issuer -p api)
+    # The same build, argument for argument, as `cargo xtask up` and the load test (Binaries::build
+    # in crates/stack), so after either of them this compiles nothing. Not --locked: a working
+    # tree may have moved on.
+    (cd "$ROOT" && cargo build -p auth-issuer -p api --bins --release)
     target_dir=$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps |
         grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
     [ -n "$target_dir" ] || die "cannot find cargo's target directory"

@@ -18,7 +18,14 @@
 # upstream keepalive and max_fails. So this script asks Docker's DNS itself (getent, every
 # POLL_SECS seconds), writes one `server IP:PORT ...;` line per container, and when the set of
 # addresses changes, checks the new config (nginx -t) and reloads nginx (SIGHUP). A reload is
-# graceful: old workers finish the requests they have, new workers use the new list.
+# graceful: old workers finish the requests they have, new workers use the new list. What a
+# reload does cost: the old workers close their idle kept-alive client connections, and a
+# client whose next request was already on its way sees its connection closed before an answer.
+# HTTP lets a client send an idempotent request again in that case (RFC 9112, 9.3.1); browsers
+# and curl do, some libraries do not. Removed addresses are reloaded away too, not left to
+# max_fails: an address whose container is gone does not refuse a connection, it lets the
+# connect time out (1 s, proxy_connect_timeout), so a stale one would cost a second every
+# fail_timeout until the next reload.
 
 set -eu
 
