@@ -13,12 +13,16 @@
 //!   xtask test` ends with its `--quick --check` form.
 //! - `cargo xtask browser-test` ([`browser`]) drives the demo page (deploy/web) in headless
 //!   Chromium against a stack of its own.
+//! - `cargo xtask compose-test` ([`compose`]) builds the images without a registry and drives
+//!   docker-compose.yml end to end; `cargo xtask test` runs it after the cargo tests when a
+//!   Docker engine answers.
 //!
 //! Arguments are parsed by hand: a parser crate would cost more build time than these few flags
 //! are worth.
 
 mod bench;
 mod browser;
+mod compose;
 mod packages;
 mod up;
 
@@ -44,6 +48,12 @@ commands:
           only the browser test: the demo page in headless Chromium against a stack of
           its own, screenshots in target/browser-test/; needs `apt-get install
           chromium chromium-driver python3-selenium`
+  compose-test
+          docker-compose.yml end to end: builds every image without a registry
+          (deploy/offline-images.sh), 3 + 3 replicas behind nginx, the contract, a
+          killed replica, --scale, Redis stopped; always `down -v` at the end.
+          `cargo xtask test` runs it after the cargo tests when `docker info`
+          answers (AUTHSCALE_SKIP_COMPOSE_TEST=1 skips it there)
 
 options of `up`:
   --replicas N            token (/api/) replicas, and session (/sapi/) replicas too unless
@@ -70,6 +80,7 @@ enum Task {
     /// Arguments for `cargo test --workspace`.
     Test(Vec<String>),
     BrowserTest,
+    ComposeTest,
     /// Arguments for the load test.
     Bench(Vec<String>),
 }
@@ -84,6 +95,7 @@ fn main() -> ExitCode {
         Ok(Task::Up(options)) => up::up(options),
         Ok(Task::Test(args)) => test(&args),
         Ok(Task::BrowserTest) => browser::browser_test(),
+        Ok(Task::ComposeTest) => compose::compose_test(),
         Ok(Task::Bench(args)) => bench::bench(&args),
         Err(e) => {
             eprintln!("error: {e:#}\nrun `cargo xtask --help` for the usage");
@@ -111,6 +123,8 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "bench" => Ok(Task::Bench(rest.to_vec())),
         "browser-test" if rest.is_empty() => Ok(Task::BrowserTest),
         "browser-test" => bail!("`browser-test` takes no options"),
+        "compose-test" if rest.is_empty() => Ok(Task::ComposeTest),
+        "compose-test" => bail!("`compose-test` takes no options"),
         other => bail!("unknown command {other:?}"),
     }
 }
@@ -190,7 +204,10 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     }
     browser::run_if_available()?;
     // The load test, short: every scenario must run with non-zero throughput and no errors.
-    bench::bench(&["--quick".to_owned(), "--check".to_owned()])
+    bench::bench(&["--quick".to_owned(), "--check".to_owned()])?;
+    // docker-compose.yml in containers, when a Docker engine answers (skipped, saying why, if
+    // not). After the load test, which has built the release binaries the images are made of.
+    compose::run_if_available()
 }
 
 #[cfg(test)]
@@ -261,6 +278,7 @@ mod tests {
         };
         assert_eq!(options.access_ttl, Some(20));
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
+        assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
     }
 
     #[test]
@@ -277,5 +295,6 @@ mod tests {
         assert!(error("up --access-ttl 0").contains("from 1 to 86400"));
         assert!(error("up --access-ttl soon").contains("not \"soon\""));
         assert!(error("browser-test --headed").contains("takes no options"));
+        assert!(error("compose-test --keep").contains("takes no options"));
     }
 }
