@@ -58,7 +58,7 @@ pub enum Credentials {
 }
 
 /// CPU time per request of each process kind during one run, from the cgroups.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct CpuPerRequest {
     /// µs of CPU per answered request, by process kind (`jwt replicas`, `redis`, `nginx`, ...).
     pub us: BTreeMap<String, f64>,

@@ -43,6 +43,15 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Render(dir)) => {
+            return match render(&dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Err(e) => {
             eprintln!("error: {e:#}\nrun with --help for the usage");
             return ExitCode::from(2);
@@ -160,6 +169,18 @@ fn run(options: Options, args: &[String]) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `--render DIR`: the report and plots again, from `DIR/results.json`.
+fn render(dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let results: Results =
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))?;
+    report::write(dir, &results)?;
+    println!("report: {}", dir.join("report.md").display());
     Ok(())
 }
 

@@ -33,6 +33,8 @@ options:
   --only LIST           run only these scenarios, e.g. --only a,c
   --no-profile          do not record perf profiles (full runs record them when perf works)
   --keep-logs           keep the stacks' work dirs (logs) after a successful run
+  --render DIR          measure nothing: write DIR/report.md and the plots again from
+                        DIR/results.json (after a change to the report's wording)
   -h, --help            this text
 ";
 
@@ -72,6 +74,8 @@ impl Options {
 pub enum Parsed {
     Help,
     Run(Options),
+    /// Re-render the report in this directory from its results.json.
+    Render(PathBuf),
 }
 
 pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
@@ -106,6 +110,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
         };
         match flag {
             "-h" | "--help" => return Ok(Parsed::Help),
+            "--render" => return Ok(Parsed::Render(PathBuf::from(value()?))),
             "--quick" => {}
             "--check" => options.check = true,
             "--url" => options.url = Some(value()?.trim_end_matches('/').to_owned()),
@@ -159,7 +164,7 @@ mod tests {
         let args: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
         match parse(&args).unwrap() {
             Parsed::Run(options) => options,
-            Parsed::Help => panic!("help"),
+            Parsed::Help | Parsed::Render(_) => panic!("not a run"),
         }
     }
 

@@ -3,15 +3,16 @@
 
 use crate::bench::CpuPerRequest;
 use crate::oha::RunResult;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Results {
     pub meta: Meta,
     /// a: tokens, sessions and the baseline on the same replicas.
     pub same: Option<Same>,
     /// a, again with no per-replica limit: every process shares the whole machine.
+    #[serde(default)]
     pub same_unlimited: Option<Same>,
     /// b: scaling with replicas.
     pub scaling: Option<Scaling>,
@@ -27,7 +28,7 @@ pub struct Results {
     pub profiles: Vec<String>,
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Meta {
     pub timestamp: String,
     pub command: String,
@@ -49,7 +50,7 @@ pub struct Meta {
 }
 
 /// One variant: a route with its credentials on a set of replicas, run several times.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Variant {
     pub key: String,
     pub label: String,
@@ -153,7 +154,7 @@ pub fn median(values: impl Iterator<Item = f64>) -> f64 {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Same {
     pub replicas: usize,
     /// Each replica's CPU limit; `None`: unlimited.
@@ -173,7 +174,7 @@ impl Same {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Scaling {
     pub replica_cpu: f64,
     pub redis_cpu: f64,
@@ -181,7 +182,7 @@ pub struct Scaling {
     pub points: Vec<ScalePoint>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ScalePoint {
     pub replicas: usize,
     pub variants: Vec<Variant>,
@@ -208,12 +209,12 @@ impl Scaling {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Lookups {
     pub rows: Vec<LookupRow>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct LookupRow {
     pub label: String,
     pub route: String,
@@ -238,7 +239,7 @@ impl LookupRow {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Outage {
     /// When Redis was stopped and started again, seconds from the start of the load.
     pub stopped_at: f64,
@@ -248,7 +249,7 @@ pub struct Outage {
     pub variants: Vec<OutageVariant>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutageVariant {
     pub label: String,
     pub route: String,
@@ -282,7 +283,7 @@ impl OutageVariant {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Issuer {
     pub argon2: String,
     pub logins: Throughput,
@@ -293,7 +294,7 @@ pub struct Issuer {
     pub signing: Vec<MicroBench>,
 }
 
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Throughput {
     pub concurrency: usize,
     pub secs: f64,
@@ -316,7 +317,7 @@ impl Throughput {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MicroBench {
     pub label: String,
     pub iterations: u64,
