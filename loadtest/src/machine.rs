@@ -74,6 +74,7 @@ pub fn busy_note() -> Option<String> {
     let top = run("ps", &["-eo", "pcpu,comm", "--sort=-pcpu", "--no-headers"]);
     let top: Vec<String> = top
         .lines()
+        .filter(|l| !l.ends_with(" loadtest") && !l.ends_with(" ps"))
         .take(4)
         .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
