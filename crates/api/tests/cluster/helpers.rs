@@ -170,18 +170,29 @@ impl TestStack {
     pub async fn replica_counter(&self, mode: Mode, name: &str) -> u64 {
         let mut total = 0;
         for url in self.stack.replica_urls(mode) {
-            let page = self
-                .http
-                .get(format!("{url}/metrics"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            total += auth_core::telemetry::read_counter(&page, name, "");
+            total += self.counter_at(&url, name).await;
         }
         total
+    }
+
+    /// A counter from the /metrics page of the service at `base_url` (not through nginx).
+    pub async fn counter_at(&self, base_url: &str, name: &str) -> u64 {
+        let response = self
+            .http
+            .get(format!("{base_url}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        auth_core::telemetry::read_counter(&response.text().await.unwrap(), name, "")
+    }
+
+    /// `POST /auth/session/logout` with `cookie` (`sid=…`).
+    pub async fn session_logout(&self, cookie: &str) -> Response {
+        let request = self
+            .http
+            .post(self.url("/auth/session/logout"))
+            .header("cookie", cookie);
+        request.send().await.unwrap()
     }
 
     /// Distinct `X-Replica` values seen over `n` GETs of `path`, checking each body's `replica`.

@@ -81,14 +81,10 @@ async fn session_logout_is_refused_by_every_replica_at_once() {
         StatusCode::OK
     );
 
-    let logout = t
-        .http
-        .post(t.url("/auth/session/logout"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        t.session_logout(&cookie).await.status(),
+        StatusCode::NO_CONTENT
+    );
 
     // Straight to each replica, not through nginx: every one refuses the id.
     for url in t.stack.replica_urls(Mode::Session) {
@@ -106,14 +102,10 @@ async fn session_logout_is_refused_by_every_replica_at_once() {
         );
     }
     // Logging out twice: the session is gone, 401.
-    let again = t
-        .http
-        .post(t.url("/auth/session/logout"))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        t.session_logout(&cookie).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]

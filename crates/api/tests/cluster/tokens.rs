@@ -293,20 +293,11 @@ async fn reusing_a_spent_token_revokes_the_whole_family() {
     let other = t.login("alice", "wonderland").await;
     assert_eq!(t.refresh(&other.refresh).await.status(), StatusCode::OK);
 
-    let reuse = t.stack.issuer_url();
-    let page = t
-        .http
-        .get(format!("{reuse}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(
-        auth_core::telemetry::read_counter(&page, "authscale_refresh_reuse_detected_total", ""),
-        1
+    let reuse = t.counter_at(
+        &t.stack.issuer_url(),
+        "authscale_refresh_reuse_detected_total",
     );
+    assert_eq!(reuse.await, 1);
 }
 
 #[tokio::test]
