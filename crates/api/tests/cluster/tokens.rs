@@ -293,10 +293,8 @@ async fn reusing_a_spent_token_revokes_the_whole_family() {
     let other = t.login("alice", "wonderland").await;
     assert_eq!(t.refresh(&other.refresh).await.status(), StatusCode::OK);
 
-    let reuse = t.counter_at(
-        &t.stack.issuer_url(),
-        "authscale_refresh_reuse_detected_total",
-    );
+    let issuer = t.stack.issuer_url();
+    let reuse = t.counter_at(&issuer, "authscale_refresh_reuse_detected_total");
     assert_eq!(reuse.await, 1);
 }
 
