@@ -37,6 +37,26 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Install oha from crates.io when it is missing, so `cargo xtask test` needs no set-up of its
+/// own (`cargo xtask bench` alone only says how, rather than spend minutes unasked).
+pub fn ensure_oha() -> anyhow::Result<()> {
+    if oha().is_some() {
+        return Ok(());
+    }
+    println!(
+        "installing oha, the load generator: cargo install oha --locked (a few minutes, once)…"
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["install", "oha", "--locked"])
+        .status()
+        .context("cannot run cargo install oha")?;
+    if !status.success() {
+        bail!("cargo install oha --locked failed ({status})");
+    }
+    Ok(())
+}
+
 /// oha on PATH or in cargo's bin directory (the load test looks in the same places).
 fn oha() -> Option<PathBuf> {
     let cargo_bin = std::env::var_os("CARGO_HOME")

@@ -204,6 +204,7 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     }
     browser::run_if_available()?;
     // The load test, short: every scenario must run with non-zero throughput and no errors.
+    bench::ensure_oha()?;
     bench::bench(&["--quick".to_owned(), "--check".to_owned()])?;
     // docker-compose.yml in containers, when a Docker engine answers (skipped, saying why, if
     // not). After the load test, which has built the release binaries the images are made of.
