@@ -332,12 +332,12 @@ mod tests {
     const ISS: &str = "http://issuer.test";
     const AUD: &str = "api.test";
 
-    fn key() -> &'static SigningKey {
+    pub(super) fn key() -> &'static SigningKey {
         static KEY: OnceLock<SigningKey> = OnceLock::new();
         KEY.get_or_init(|| SigningKey::generate(KeyBits::B2048).unwrap())
     }
 
-    fn keys() -> KeySet {
+    pub(super) fn keys() -> KeySet {
         KeySet::from_jwks(&Jwks {
             keys: vec![key().public_jwk().clone()],
         })
@@ -609,23 +609,11 @@ mod tests {
 /// spends a bounded time here; raise `PROPTEST_CASES` to fuzz longer locally.
 #[cfg(test)]
 mod properties {
+    use super::tests::{key, keys};
     use super::*;
     use crate::claims::AccessClaims;
-    use crate::keys::{KeyBits, SigningKey};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use proptest::prelude::*;
-    use std::sync::OnceLock;
-
-    fn key() -> &'static SigningKey {
-        static KEY: OnceLock<SigningKey> = OnceLock::new();
-        KEY.get_or_init(|| SigningKey::generate(KeyBits::B2048).unwrap())
-    }
-
-    fn keys() -> KeySet {
-        KeySet::from_jwks(&Jwks {
-            keys: vec![key().public_jwk().clone()],
-        })
-    }
 
     fn rules() -> TokenRules {
         TokenRules::access("iss", "aud", 30)
