@@ -57,6 +57,8 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        // A known path with the wrong method: JSON like every other error (axum sends an empty 405).
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .route(
             "/metrics",

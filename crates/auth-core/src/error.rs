@@ -38,6 +38,9 @@ pub enum ApiError {
     InsufficientScope(Cow<'static, str>),
     #[error("not found: {0}")]
     NotFound(Cow<'static, str>),
+    /// The route exists, but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("too many attempts")]
     TooManyAttempts { retry_after_secs: u64 },
     #[error("payload too large")]
@@ -66,6 +69,7 @@ impl ApiError {
             | InvalidSession(_) => StatusCode::UNAUTHORIZED,
             InsufficientScope(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             StoreUnavailable | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -84,6 +88,7 @@ impl ApiError {
             InvalidSession(_) => "invalid_session",
             InsufficientScope(_) => "insufficient_scope",
             NotFound(_) => "not_found",
+            MethodNotAllowed => "method_not_allowed",
             TooManyAttempts { .. } => "too_many_attempts",
             PayloadTooLarge => "payload_too_large",
             StoreUnavailable => "store_unavailable",
@@ -96,6 +101,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             InvalidCredentials => "wrong username or password".into(),
+            MethodNotAllowed => "this route does not take that method".into(),
             MissingToken => "no bearer token in the Authorization header".into(),
             TooManyAttempts { .. } => "too many failed attempts; retry later".into(),
             PayloadTooLarge => "the request body is larger than 64 KiB".into(),

@@ -8,6 +8,7 @@ use crate::caller::Auth;
 use auth_core::error::ApiError;
 use axum::Json;
 use axum::extract::Path;
+use axum::extract::rejection::PathRejection;
 use serde_json::{Value, json};
 
 const RECRUITER: &str = "recruiter";
@@ -28,13 +29,17 @@ const APPLICANTS: [&[&str]; 10] = [
 
 pub async fn applicants(
     Auth(caller): Auth,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     if !caller.has_role(RECRUITER) {
         return Err(ApiError::InsufficientScope(
             "this route needs the recruiter role".into(),
         ));
     }
+    // An id that is not even valid UTF-8 names no job either.
+    let Ok(Path(id)) = id else {
+        return Err(ApiError::NotFound("no such job".into()));
+    };
     let job = id
         .parse::<usize>()
         .ok()

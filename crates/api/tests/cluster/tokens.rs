@@ -392,4 +392,28 @@ async fn unknown_paths_get_json_errors() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = error_of(t.http.get(t.url("/api/nope")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // A wrong method on a real route, from the issuer and from a replica: JSON 405.
+    let get_login = t.http.get(t.url("/auth/login")).send().await.unwrap();
+    assert_eq!(
+        error_of(get_login).await,
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed".to_owned()
+        )
+    );
+    let post_me = t.http.post(t.url("/api/me")).send().await.unwrap();
+    assert_eq!(
+        error_of(post_me).await,
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed".to_owned()
+        )
+    );
+    // A job id that is not UTF-8 is a job that does not exist (after the role check).
+    let bob = t.login("bob", "builder").await;
+    let odd = t.get_bearer("/api/jobs/%FF/applicants", &bob.access).await;
+    assert_eq!(
+        error_of(odd).await,
+        (StatusCode::NOT_FOUND, "not_found".to_owned())
+    );
 }
