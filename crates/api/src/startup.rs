@@ -4,10 +4,9 @@ use crate::configuration::{Config, Mode};
 use crate::keyset::Keys;
 use crate::routes;
 use crate::state::{AppState, Authenticator, State, redis_counter};
-use auth_core::error::ApiError;
 use auth_core::limits::Limits;
 use auth_core::store::Store;
-use auth_core::telemetry::{Metrics, metrics_handler, track_requests};
+use auth_core::telemetry::Metrics;
 use auth_core::verify::TokenRules;
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue};
@@ -57,20 +56,8 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        // A known path with the wrong method: JSON like every other error (axum sends an empty 405).
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
-        .route(
-            "/metrics",
-            get(metrics_handler).with_state(Arc::clone(&registry)),
-        )
-        .fallback(|| async { ApiError::NotFound("no such route".into()) });
-    let router = limits
-        .apply(routes)
-        .layer(axum::middleware::from_fn_with_state(
-            registry,
-            track_requests,
-        ))
+        .with_state(state);
+    let router = auth_core::service::finish(routes, registry, limits)
         // Outermost, so every response carries it, errors and 404s included.
         .layer(axum::middleware::map_response(
             move |mut response: Response| {

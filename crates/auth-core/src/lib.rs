@@ -15,6 +15,7 @@
 //! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics, health.
 //! - [`limits`]: body size, request time and concurrency limits with JSON errors.
 //! - [`probe`]: `healthcheck`, a binary probing its own `/readyz` (slim images have no curl).
+//! - [`service`]: what every router gets: /metrics, JSON 404 and 405, limits, request metrics.
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM so a service can stop cleanly.
 
 pub mod claims;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod probe;
+pub mod service;
 pub mod session;
 pub mod shutdown;
 pub mod sign;

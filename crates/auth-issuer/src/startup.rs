@@ -5,11 +5,9 @@ use crate::keyring::{KeyFiles, Lifetimes};
 use crate::routes;
 use crate::state::{AppState, IssuerMetrics, State};
 use crate::users::Users;
-use auth_core::error::ApiError;
 use auth_core::keys::KeyOrigin;
 use auth_core::limits::Limits;
 use auth_core::store::Store;
-use auth_core::telemetry::{metrics_handler, track_requests};
 use auth_core::verify::{MAX_LEEWAY_SECS, TokenRules};
 use axum::Router;
 use axum::routing::{get, post};
@@ -79,20 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route("/.well-known/jwks.json", get(routes::jwks::jwks))
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
-        // A known path with the wrong method: JSON like every other error (axum sends an empty 405).
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .with_state(state)
-        .route(
-            "/metrics",
-            get(metrics_handler).with_state(registry.clone()),
-        )
-        .fallback(|| async { ApiError::NotFound("no such route".into()) });
-    limits
-        .apply(routes)
-        .layer(axum::middleware::from_fn_with_state(
-            registry,
-            track_requests,
-        ))
+        .with_state(state);
+    auth_core::service::finish(routes, registry, limits)
 }
 
 /// Serve until SIGINT or SIGTERM, then finish the requests in flight.
