@@ -7,8 +7,8 @@
 //!
 //! **Metrics** are served at `/metrics` in the Prometheus text format. The registry is small and
 //! written out here rather than pulled from a crate, so a reader can see exactly what a counter
-//! costs on the request path: one atomic add, after one read-locked map look-up for the
-//! per-route series.
+//! costs on the request path: a few atomic adds, after read-locked map look-ups for the
+//! per-route series, and no allocation once a route has been seen.
 
 use crate::config::LogFormat;
 use axum::extract::{MatchedPath, Request, State};
@@ -74,6 +74,32 @@ impl Histogram {
     }
 }
 
+/// The series of one route: requests by status, and the latency histogram.
+#[derive(Default)]
+struct RouteSeries {
+    statuses: RwLock<HashMap<u16, Counter>>,
+    latency: Histogram,
+}
+
+impl RouteSeries {
+    fn status(&self, status: u16) -> Counter {
+        let known = self
+            .statuses
+            .read()
+            .ok()
+            .and_then(|m| m.get(&status).cloned());
+        known.unwrap_or_else(|| {
+            let mut map = self.statuses.write().unwrap_or_else(|p| p.into_inner());
+            map.entry(status).or_default().clone()
+        })
+    }
+
+    fn total(&self) -> u64 {
+        let map = self.statuses.read().unwrap_or_else(|p| p.into_inner());
+        map.values().map(Counter::get).sum()
+    }
+}
+
 struct NamedCounter {
     name: &'static str,
     help: &'static str,
@@ -85,8 +111,9 @@ struct NamedCounter {
 #[derive(Default)]
 pub struct Metrics {
     counters: Mutex<Vec<NamedCounter>>,
-    requests: RwLock<HashMap<(String, u16), Counter>>,
-    latency: RwLock<HashMap<String, Arc<Histogram>>>,
+    /// Per route template: looked up by `&str`, so recording a request allocates nothing once
+    /// the route has been seen.
+    routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
 }
 
 impl Metrics {
@@ -119,29 +146,30 @@ impl Metrics {
 
     /// Record one finished request.
     pub fn observe_request(&self, route: &str, status: u16, secs: f64) {
-        let key = (route.to_owned(), status);
-        let counter = self.requests.read().ok().and_then(|m| m.get(&key).cloned());
-        let counter = counter.unwrap_or_else(|| {
-            let mut map = self.requests.write().unwrap_or_else(|p| p.into_inner());
-            map.entry(key).or_default().clone()
-        });
-        counter.inc();
-
-        let histogram = self.latency.read().ok().and_then(|m| m.get(route).cloned());
-        let histogram = histogram.unwrap_or_else(|| {
-            let mut map = self.latency.write().unwrap_or_else(|p| p.into_inner());
+        let series = self.routes.read().ok().and_then(|m| m.get(route).cloned());
+        let series = series.unwrap_or_else(|| {
+            let mut map = self.routes.write().unwrap_or_else(|p| p.into_inner());
             map.entry(route.to_owned()).or_default().clone()
         });
-        histogram.observe(secs);
+        series.status(status).inc();
+        series.latency.observe(secs);
     }
 
     /// How many requests finished on `route` (any status). For tests and the load test.
     pub fn requests_on(&self, route: &str) -> u64 {
-        let map = self.requests.read().unwrap_or_else(|p| p.into_inner());
-        map.iter()
-            .filter(|((r, _), _)| r == route)
-            .map(|(_, c)| c.get())
-            .sum()
+        let map = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        map.get(route).map_or(0, |series| series.total())
+    }
+
+    /// The routes seen so far, in order, with their series.
+    fn sorted_routes(&self) -> Vec<(String, Arc<RouteSeries>)> {
+        let map = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        let mut routes: Vec<_> = map
+            .iter()
+            .map(|(r, s)| (r.clone(), Arc::clone(s)))
+            .collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
+        routes
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -173,33 +201,30 @@ impl Metrics {
     }
 
     fn render_requests(&self, out: &mut String) {
-        let map = self.requests.read().unwrap_or_else(|p| p.into_inner());
-        let mut rows: Vec<_> = map
-            .iter()
-            .map(|((r, s), c)| (r.as_str(), *s, c.get()))
-            .collect();
-        rows.sort();
         out.push_str("# HELP authscale_http_requests_total HTTP requests by route and status.\n");
         out.push_str("# TYPE authscale_http_requests_total counter\n");
-        for (route, status, n) in rows {
-            let _ = writeln!(
-                out,
-                "authscale_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+        for (route, series) in self.sorted_routes() {
+            let statuses = series.statuses.read().unwrap_or_else(|p| p.into_inner());
+            let mut rows: Vec<_> = statuses.iter().map(|(s, c)| (*s, c.get())).collect();
+            rows.sort();
+            for (status, n) in rows {
+                let _ = writeln!(
+                    out,
+                    "authscale_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
         }
     }
 
     fn render_latency(&self, out: &mut String) {
         const NAME: &str = "authscale_http_request_duration_seconds";
-        let map = self.latency.read().unwrap_or_else(|p| p.into_inner());
-        let mut routes: Vec<_> = map.iter().collect();
-        routes.sort_by(|a, b| a.0.cmp(b.0));
         let _ = writeln!(
             out,
             "# HELP {NAME} Time from request to response, by route."
         );
         let _ = writeln!(out, "# TYPE {NAME} histogram");
-        for (route, h) in routes {
+        for (route, series) in self.sorted_routes() {
+            let h = &series.latency;
             let mut cumulative = 0;
             for (i, bound) in BUCKETS.iter().enumerate() {
                 cumulative += h.buckets[i].load(Ordering::Relaxed);
@@ -227,15 +252,13 @@ pub async fn track_requests(
     req: Request,
     next: Next,
 ) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
+    // MatchedPath is a shared string: cloning it copies a pointer, not the path.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let start = Instant::now();
     let response = next.run(req).await;
     let status = response.status().as_u16();
-    metrics.observe_request(&route, status, start.elapsed().as_secs_f64());
+    metrics.observe_request(route, status, start.elapsed().as_secs_f64());
     tracing::debug!(%route, status, "request");
     response
 }
