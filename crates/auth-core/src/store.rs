@@ -77,12 +77,18 @@ impl Store {
 
     /// Send one command and read its reply.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
-        self.commands.inc();
-        self.query_uncounted(cmd).await
+        self.send(cmd, Some(&self.commands)).await
     }
 
-    async fn query_uncounted<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
+    /// Send `cmd`, counting it in `counter` once a connection is had (so the count is of
+    /// commands that really went out, not of attempts while Redis was down).
+    async fn send<T: FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        counter: Option<&Counter>,
+    ) -> Result<T, ApiError> {
         let mut conn = self.connection().await?;
+        counter.inspect(|c| c.inc());
         let reply = tokio::time::timeout(DEADLINE, cmd.query_async::<T>(&mut *conn)).await;
         Self::settle(conn, reply)
     }
@@ -101,9 +107,7 @@ impl Store {
     /// Whether Redis answers right now (for /readyz). Not counted: the counter measures what
     /// serving requests costs, and health probes would blur it.
     pub async fn ping(&self) -> bool {
-        self.query_uncounted::<String>(&redis::cmd("PING"))
-            .await
-            .is_ok()
+        self.send::<String>(&redis::cmd("PING"), None).await.is_ok()
     }
 
     async fn connection(&self) -> Result<Object<Manager>, ApiError> {
