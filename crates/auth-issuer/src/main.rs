@@ -7,17 +7,7 @@
 //! auth-issuer rotate-key       replace the signing key at KEY_PATH; running issuers pick it up
 //! ```
 
-mod client_addr;
-mod configuration;
-mod denylist;
-mod keyring;
-mod routes;
-mod sessions;
-mod startup;
-mod state;
-mod throttle;
-mod tokens;
-mod users;
+use auth_issuer::{configuration, keyring, startup, users};
 
 use std::io::BufRead as _;
 

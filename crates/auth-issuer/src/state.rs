@@ -72,6 +72,12 @@ pub struct IssuerMetrics {
     pub redis_commands: Counter,
 }
 
+impl Default for IssuerMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl IssuerMetrics {
     pub fn new() -> Self {
         let m = Metrics::new();

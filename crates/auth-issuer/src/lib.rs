@@ -1,0 +1,27 @@
+//! # auth-issuer: logs users in and hands out tokens (or sessions)
+//!
+//! A library with a thin binary (`main.rs`) in front, so that the fuzz targets and tests can
+//! drive the real router and parsers. The map:
+//!
+//! - [`startup`]: state from configuration, the router, serving until shutdown.
+//! - [`routes`]: one file per route (login, refresh, logout, JWKS, sessions, health).
+//! - [`users`]: the users file and Argon2id verification.
+//! - [`throttle`]: login limits in Redis, per username and per client address.
+//! - [`client_addr`]: which address a request counts against.
+//! - [`tokens`]: minting a token pair.
+//! - [`denylist`]: refresh-token families: rotation, reuse detection, revocation.
+//! - [`sessions`]: server-side sessions (create, delete, the cookie).
+//! - [`keyring`]: the signing key over time: rotation, retired keys.
+//! - [`configuration`], [`state`]: settings and what every handler can reach.
+
+pub mod client_addr;
+pub mod configuration;
+pub mod denylist;
+pub mod keyring;
+pub mod routes;
+pub mod sessions;
+pub mod startup;
+pub mod state;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
