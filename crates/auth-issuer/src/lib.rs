@@ -9,14 +9,16 @@
 //! - [`throttle`]: login limits in Redis, per username and per client address.
 //! - [`client_addr`]: which address a request counts against.
 //! - [`tokens`]: minting a token pair.
-//! - [`denylist`]: refresh-token families: rotation, reuse detection, revocation.
+//! - [`families`]: refresh-token families: rotation, reuse detection, revocation, store loss.
+//! - [`hash_pool`]: the few threads that run Argon2id, so its memory is bounded.
 //! - [`sessions`]: server-side sessions (create, delete, the cookie).
 //! - [`keyring`]: the signing key over time: rotation, retired keys.
 //! - [`configuration`], [`state`]: settings and what every handler can reach.
 
 pub mod client_addr;
 pub mod configuration;
-pub mod denylist;
+pub mod families;
+pub mod hash_pool;
 pub mod keyring;
 pub mod routes;
 pub mod sessions;

@@ -32,13 +32,14 @@ pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
     };
     let keyring = key_files.keyring(None, lifetimes, auth_core::now_secs())?;
 
-    let users = Users::load(config.users_file.as_deref())?;
+    let users = Users::load(config.users_file.as_deref(), config.hashing)?;
     let metrics = IssuerMetrics::new();
     let store = Store::new(
         &config.redis_url,
         config.redis_pool_size,
         metrics.redis_commands.clone(),
-    )?;
+    )?
+    .with_acks(config.redis_acks);
     let refresh_rules = TokenRules::refresh(&config.issuer, MAX_LEEWAY_SECS);
     Ok(Arc::new(State {
         config,
