@@ -74,7 +74,8 @@ static CREATE: LazyLock<redis::Script> = LazyLock::new(|| {
 ///
 /// Returns `{code, start, jti, iat}`: 0 rotated (the successor is `jti`), 1 reuse (revoked now),
 /// 2 already revoked, 3 duplicate or retry (`jti` is the existing successor), 4 the answer of the
-/// rotation is still being produced (ask again), 5 no record (unknown, expired or lost).
+/// rotation is still being produced (ask again), 5 no record (unknown, expired or lost), 6 the
+/// family has reached its maximum lifetime (its last token is presented within the leeway).
 static ROTATE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -88,6 +89,7 @@ static ROTATE: LazyLock<redis::Script> = LazyLock::new(|| {
         if presented == cur then
             local now_s = math.floor(now / 1000)
             local exp = math.min(now_s + tonumber(ARGV[8]), tonumber(start) + tonumber(ARGV[9]))
+            if exp <= now_s then return {6} end
             redis.call('HSET', k, 'cur', ARGV[2], 'prev', cur, 'iat', now_s, 'at', now,
                 'who', ARGV[4], 'lease', now + tonumber(ARGV[7]), 'done', '0')
             redis.call('EXPIRE', k, math.max(exp - now_s, 1) + tonumber(ARGV[10]))
@@ -157,6 +159,8 @@ pub enum Decision {
     Revoked,
     /// The store has no record of this family: expired, or lost with the store's data.
     Unknown,
+    /// The family has reached `REFRESH_MAX_TTL_SECS`: no successor; log in again.
+    Ended,
 }
 
 /// The lifetimes and windows the decisions depend on.
@@ -291,6 +295,7 @@ fn decode(reply: &[redis::Value]) -> Result<Option<Decision>, ApiError> {
         Some(3) => Decision::Again(successor()?),
         Some(4) => return Ok(None),
         Some(5) => Decision::Unknown,
+        Some(6) => Decision::Ended,
         _ => return Err(ApiError::internal("family script gave an unknown reply")),
     }))
 }

@@ -10,8 +10,8 @@ use crate::state::AppState;
 use crate::users::User;
 use auth_core::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP, RefreshClaims};
 use auth_core::error::ApiError;
+use auth_core::random_id;
 use auth_core::sign::sign_jwt;
-use auth_core::{now_secs, random_id};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -82,13 +82,13 @@ pub fn mint_pair(
     };
     let keyring = state.keyring();
     let key = &keyring.signing;
-    let now = now_secs();
+    // Lifetimes as issued (RFC 6749 5.1 `expires_in`), so a pair minted again is the same answer.
     let pair = TokenPair {
         access_token: sign_jwt(key, ACCESS_TYP, &access)?,
         token_type: "Bearer".into(),
-        expires_in: access.exp.saturating_sub(now),
+        expires_in: config.access_ttl,
         refresh_token: sign_jwt(key, REFRESH_TYP, &refresh)?,
-        refresh_expires_in: refresh_exp.saturating_sub(now),
+        refresh_expires_in: refresh_exp.saturating_sub(iat),
     };
     state.metrics.access_issued.inc();
     state.metrics.refresh_issued.inc();

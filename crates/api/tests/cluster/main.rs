@@ -10,6 +10,8 @@ mod attacks;
 mod faults;
 mod hardening;
 mod helpers;
+mod login_limits;
+mod refresh_families;
 mod sessions;
 mod store_outage;
 mod tokens;

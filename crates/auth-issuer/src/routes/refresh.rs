@@ -52,6 +52,11 @@ pub async fn refresh(
         Decision::Revoked => {
             return Err(ApiError::InvalidGrant("refresh token revoked".into()));
         }
+        Decision::Ended => {
+            return Err(ApiError::InvalidGrant(
+                "this login has reached its maximum lifetime; log in again".into(),
+            ));
+        }
         Decision::Unknown => {
             return Err(ApiError::InvalidGrant(
                 "this login is not on record (it ended, or the store lost it); log in again".into(),
