@@ -184,3 +184,56 @@ async fn rotate_losing_the_answer(t: &TestStack, token: &str, client: &str) -> V
         .await;
     answer
 }
+
+/// `REDIS_WAIT_REPLICAS=1`: a login, a rotation or a new session is answered only once a replica
+/// holds it, so a failover cannot undo a rotation the client was told about. With no replica the
+/// issuer fails closed (503); once a replica follows the primary, the same requests succeed.
+#[tokio::test]
+async fn with_wait_replicas_set_writes_are_answered_only_once_a_replica_has_them() {
+    let t = TestStack::start_with(
+        0,
+        0,
+        &[
+            ("REDIS_WAIT_REPLICAS", "1"),
+            ("REDIS_WAIT_TIMEOUT_MS", "300"),
+        ],
+    )
+    .await;
+    let alone = t
+        .post_json(
+            "/auth/login",
+            json!({"username": "bob", "password": "builder"}),
+        )
+        .await;
+    let (status, error) = error_of(alone).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
+    );
+
+    let primary_port = t.stack.redis_url().rsplit(':').next().unwrap().to_owned();
+    let port = stack::ports::free_port().unwrap();
+    let log = t.stack.work_dir().join("logs").join("redis-replica.log");
+    let mut command = stack::redis::command(&stack::programs::redis_server().unwrap(), port);
+    command.args(["--replicaof", "127.0.0.1", &primary_port]);
+    let _replica = stack::redis::start_command(command, port, &log, Duration::from_secs(20))
+        .await
+        .unwrap();
+    // Wait until the replica has synchronised (the primary counts it as connected).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = t.redis_cmd(&["INFO", "replication"]).await;
+        if info.contains("connected_slaves:1") && info.contains("state=online") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica never came online: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let pair = t.login("bob", "builder").await;
+    assert_eq!(t.refresh(&pair.refresh).await.status(), StatusCode::OK);
+    t.session_login("bob", "builder").await;
+}
