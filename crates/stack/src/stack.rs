@@ -20,7 +20,8 @@
 //! other's addresses: every token's `iss` is nginx's URL, although nginx starts last.
 //!
 //! Everything lives in the work dir: `logs/<name>.log` for every process, `nginx/` (its config,
-//! pid file and temp dirs) and `issuer-key.pem`. A [`Stack`] stops every process it started when
+//! pid file and temp dirs), `issuer-key.pem`, and `redis/` (its append-only file) when redis
+//! persists its data ([`StackConfig::redis_aof`]). A [`Stack`] stops every process it started when
 //! it is shut down, and also when it is dropped: a test that panics leaves nothing running.
 
 use crate::binaries::{Binaries, workspace_root};
@@ -28,6 +29,7 @@ use crate::cgroup::{CpuGroups, CpuQuota, CpuStat};
 use crate::nginx::{self, NginxConfig};
 use crate::process::{self, DROP_GRACE, Process};
 use crate::readiness::{self, http_ok, probe_client, wait_until_ready};
+use crate::redis::Persistence;
 use crate::services::{self, Mode, Shared};
 use crate::{ports, programs, redis};
 use anyhow::{Context, bail};
@@ -73,6 +75,11 @@ pub struct StackConfig {
     /// Put every process in its own cgroup to measure its CPU time ([`Stack::cpu_stats`]), even
     /// without limits. Implied by a limit. Default false.
     pub cpu_accounting: bool,
+    /// redis keeps its data in an append-only file in `<work_dir>/redis`, fsynced once a second
+    /// ([`crate::redis`] says what that can lose), so sessions and the refresh-token denylist
+    /// survive a restart of redis ([`Stack::restart_redis`]) or of the stack. Default false:
+    /// every start of redis is empty.
+    pub redis_aof: bool,
 }
 
 impl StackConfig {
@@ -93,6 +100,7 @@ impl StackConfig {
             replica_cpu: None,
             redis_cpu: None,
             cpu_accounting: false,
+            redis_aof: false,
         }
     }
 }
@@ -144,6 +152,8 @@ impl Member {
 pub struct Stack {
     work_dir: PathBuf,
     redis_server: PathBuf,
+    /// Where redis keeps its data between starts (nowhere unless [`StackConfig::redis_aof`]).
+    redis_persistence: Persistence,
     ready_timeout: Duration,
     redis: Member,
     issuer: Member,
@@ -193,8 +203,14 @@ impl Stack {
                 })
                 .collect()
         };
+        let redis_persistence = if config.redis_aof {
+            Persistence::AppendOnly(work_dir.join("redis"))
+        } else {
+            Persistence::None
+        };
         let mut stack = Stack {
             redis_server: programs::redis_server()?,
+            redis_persistence,
             ready_timeout: config.ready_timeout,
             redis: Member::new("redis", localhost(redis_port), "redis", &work_dir),
             issuer: Member::new("issuer", ports::free_addr()?, "http", &work_dir),
@@ -344,6 +360,13 @@ impl Stack {
             let (name, url, log) = (&member.name, member.url(), member.log_path.display());
             let _ = writeln!(out, "  {name:<11} {pid:>8}  {url:<24}  {log}");
         }
+        if let Persistence::AppendOnly(dir) = &self.redis_persistence {
+            let dir = dir.display();
+            let _ = writeln!(
+                out,
+                "  redis data: {dir} (append-only file, fsync every second)"
+            );
+        }
         if let Some(groups) = &self.cgroups {
             let limits: Vec<String> = self
                 .members()
@@ -385,27 +408,48 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// Stops redis (SIGTERM, waited for): from now on its port refuses connections.
+    /// Stops redis (SIGTERM, waited for): from now on its port refuses connections. With an
+    /// append-only file, redis flushes it to disk before it exits.
     pub async fn stop_redis(&mut self) -> anyhow::Result<()> {
-        if let Some(mut process) = self.redis.process.take() {
-            process.stop(SHUTDOWN_GRACE).await;
+        if let Some(mut process) = self.redis.process.take()
+            && process.stop(SHUTDOWN_GRACE).await
+        {
+            bail!(
+                "redis did not stop within {SHUTDOWN_GRACE:?} of SIGTERM and was SIGKILLed \
+                 (its last second of writes may be lost)"
+            );
         }
         Ok(())
     }
 
-    /// Starts redis again on the same port (empty: it keeps nothing) and waits for PING.
+    /// Starts redis again on the same port and waits for PING. Without persistence it is empty;
+    /// with it ([`StackConfig::redis_aof`]) it first replays its append-only file.
     pub async fn start_redis(&mut self) -> anyhow::Result<()> {
         if let Some(process) = self.redis.process.as_mut()
             && process.is_running()
         {
             return Ok(());
         }
+        redis::prepare(&self.redis_persistence)?;
         let (binary, port) = (&self.redis_server, self.redis.addr.port());
-        let command = in_group(&self.cgroups, "redis", redis::command(binary, port));
+        let command = redis::command(binary, port, &self.redis_persistence);
+        let command = in_group(&self.cgroups, "redis", command);
         let (log, timeout) = (&self.redis.log_path, self.ready_timeout);
         let process = redis::start_command(command, port, log, timeout).await?;
         self.redis.process = Some(process);
         Ok(())
+    }
+
+    /// Stops redis cleanly (SIGTERM, waited for), deletes its data files unless `keep_files`,
+    /// and starts it again on the same port, waiting for PING. With `keep_files` and an
+    /// append-only file ([`StackConfig::redis_aof`]), everything written before comes back;
+    /// without either, redis starts empty, like after losing its disk.
+    pub async fn restart_redis(&mut self, keep_files: bool) -> anyhow::Result<()> {
+        self.stop_redis().await?;
+        if !keep_files {
+            redis::forget(&self.redis_persistence)?;
+        }
+        self.start_redis().await
     }
 
     /// SIGKILLs replica `index` (0-based: index 0 is `jwt-1` / `session-1`) and reaps it: a crash,
