@@ -80,6 +80,13 @@ pub struct StackConfig {
     /// survive a restart of redis ([`Stack::restart_redis`]) or of the stack. Default false:
     /// every start of redis is empty.
     pub redis_aof: bool,
+    /// nginx's limit on the two password routes per client address, as nginx writes a rate
+    /// (`10r/s`, `600r/m`). Default `None`: [`NginxConfig::DEFAULT_LOGIN_RATE`]. A load test
+    /// that measures logins through nginx from one address sets it far above what it sends.
+    pub login_rate: Option<String>,
+    /// The burst allowed above `login_rate` (requests). Default `None`:
+    /// [`NginxConfig::DEFAULT_LOGIN_BURST`].
+    pub login_burst: Option<u32>,
 }
 
 impl StackConfig {
@@ -101,6 +108,8 @@ impl StackConfig {
             redis_cpu: None,
             cpu_accounting: false,
             redis_aof: false,
+            login_rate: None,
+            login_burst: None,
         }
     }
 }
@@ -311,6 +320,13 @@ impl Stack {
             jwt_replicas: addrs(&self.jwt),
             session_replicas: addrs(&self.session),
             web_root: config.web_root.clone(),
+            login_rate: config
+                .login_rate
+                .clone()
+                .unwrap_or_else(|| NginxConfig::DEFAULT_LOGIN_RATE.to_owned()),
+            login_burst: config
+                .login_burst
+                .unwrap_or(NginxConfig::DEFAULT_LOGIN_BURST),
         };
         let prefix = self.work_dir.join("nginx");
         let binary = programs::nginx()?;
