@@ -484,6 +484,34 @@ impl Stack {
         Ok(())
     }
 
+    /// Pauses the process called `name` (the names [`Stack::describe`] shows) with SIGSTOP: it
+    /// hangs, connections to it are accepted by the kernel and never answered, until
+    /// [`Stack::resume`]. Stopping the stack resumes it first, so it can exit cleanly.
+    pub fn pause(&mut self, name: &str) -> anyhow::Result<()> {
+        self.running_mut(name)?.pause();
+        Ok(())
+    }
+
+    /// Resumes a process paused by [`Stack::pause`] (SIGCONT).
+    pub fn resume(&mut self, name: &str) -> anyhow::Result<()> {
+        self.running_mut(name)?.resume();
+        Ok(())
+    }
+
+    fn running_mut(&mut self, name: &str) -> anyhow::Result<&mut Process> {
+        let member = std::iter::once(&mut self.nginx)
+            .chain(std::iter::once(&mut self.issuer))
+            .chain(self.jwt.iter_mut())
+            .chain(self.session.iter_mut())
+            .chain(std::iter::once(&mut self.redis))
+            .find(|m| m.name == name)
+            .with_context(|| format!("the stack has no process called {name:?}"))?;
+        member
+            .process
+            .as_mut()
+            .with_context(|| format!("{name} is not running"))
+    }
+
     /// SIGKILLs the issuer and reaps it.
     pub async fn kill_issuer(&mut self) -> anyhow::Result<()> {
         if let Some(mut process) = self.issuer.process.take() {

@@ -168,22 +168,33 @@ impl TestStack {
 
     /// Sum of a counter over every replica of `mode`, read from their own /metrics.
     pub async fn replica_counter(&self, mode: Mode, name: &str) -> u64 {
+        self.replica_counter_with(mode, name, "").await
+    }
+
+    /// [`Self::replica_counter`] over the series whose labels contain `labels`
+    /// (`route="/api/me"`).
+    pub async fn replica_counter_with(&self, mode: Mode, name: &str, labels: &str) -> u64 {
         let mut total = 0;
         for url in self.stack.replica_urls(mode) {
-            total += self.counter_at(&url, name).await;
+            total += self.counter_at_with(&url, name, labels).await;
         }
         total
     }
 
     /// A counter from the /metrics page of the service at `base_url` (not through nginx).
     pub async fn counter_at(&self, base_url: &str, name: &str) -> u64 {
+        self.counter_at_with(base_url, name, "").await
+    }
+
+    /// [`Self::counter_at`] over the series whose labels contain `labels`.
+    pub async fn counter_at_with(&self, base_url: &str, name: &str, labels: &str) -> u64 {
         let response = self
             .http
             .get(format!("{base_url}/metrics"))
             .send()
             .await
             .unwrap();
-        auth_core::telemetry::read_counter(&response.text().await.unwrap(), name, "")
+        auth_core::telemetry::read_counter(&response.text().await.unwrap(), name, labels)
     }
 
     /// `POST /auth/session/logout` with `cookie` (`sid=…`).

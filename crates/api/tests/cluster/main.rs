@@ -10,6 +10,7 @@ mod attacks;
 mod faults;
 mod hardening;
 mod helpers;
+mod overload;
 mod sessions;
 mod store_outage;
 mod tokens;
