@@ -23,6 +23,17 @@ impl TestStack {
     /// `jwt` token replicas and `session` session replicas behind nginx, with `env` added to
     /// every service's environment.
     pub async fn start_with(jwt: usize, session: usize, env: &[(&str, &str)]) -> Self {
+        Self::start_configured(jwt, session, env, |_| {}).await
+    }
+
+    /// [`Self::start_with`], with `configure` changing the rest of the stack's config (e.g.
+    /// `redis_aof`) before it starts.
+    pub async fn start_configured(
+        jwt: usize,
+        session: usize,
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut StackConfig),
+    ) -> Self {
         let work_dir = tempfile::tempdir().unwrap();
         let mut config = StackConfig::new(Self::binaries(), work_dir.path().to_path_buf());
         config.jwt_replicas = jwt;
@@ -31,6 +42,7 @@ impl TestStack {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        configure(&mut config);
         let stack = Stack::start(config).await.unwrap();
         let base = stack.base_url();
         let http = reqwest::Client::builder()
