@@ -359,6 +359,11 @@ impl Stack {
         self.redis.url()
     }
 
+    /// Whether redis keeps its data in an append-only file ([`StackConfig::redis_aof`]).
+    pub fn redis_persistent(&self) -> bool {
+        matches!(self.redis_persistence, Persistence::AppendOnly(_))
+    }
+
     /// The work dir (absolute).
     pub fn work_dir(&self) -> &Path {
         &self.work_dir
