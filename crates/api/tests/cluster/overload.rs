@@ -92,11 +92,16 @@ async fn with_every_replica_full_each_request_costs_one_attempt_and_gets_the_rep
 /// and returns once each replica sheds a request of its own (sent to it directly).
 async fn fill_every_replica(t: &TestStack, access_token: &str) {
     let waiting = unknown_kid(access_token);
+    let hold = |url: &str| {
+        let (http, url, token) = (t.http.clone(), format!("{url}/api/me"), waiting.clone());
+        tokio::spawn(async move { http.get(url).bearer_auth(token).send().await })
+    };
+    let urls = t.stack.replica_urls(Mode::Jwt);
+    let mut holders: Vec<_> = urls.iter().map(|url| hold(url)).collect();
+    // Let the holders arrive first: a probe that got there before its holder would turn it away.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    for url in t.stack.replica_urls(Mode::Jwt) {
-        let (http, holder_url) = (t.http.clone(), format!("{url}/api/me"));
-        let token = waiting.clone();
-        tokio::spawn(async move { http.get(holder_url).bearer_auth(token).send().await });
+    for (url, holder) in urls.iter().zip(&mut holders) {
         loop {
             let probe = t
                 .http
@@ -110,7 +115,11 @@ async fn fill_every_replica(t: &TestStack, access_token: &str) {
                 Instant::now() < deadline,
                 "{url} never became full (its probe answers {status})"
             );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            // A holder that was turned away or answered already: send another.
+            if holder.is_finished() {
+                *holder = hold(url);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
