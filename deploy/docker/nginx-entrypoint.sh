@@ -41,6 +41,26 @@ LISTEN_PORT=${LISTEN_PORT:-8080}
 WORKER_PROCESSES=${WORKER_PROCESSES:-auto}
 WEB_ROOT=${WEB_ROOT:-/usr/share/authscale/web}
 POLL_SECS=${POLL_SECS:-1}
+# The per-address limit on the two password routes (the template explains it); the defaults are
+# the launcher's (NginxConfig in crates/stack/src/nginx.rs).
+LOGIN_RATE=${LOGIN_RATE:-10r/s}
+LOGIN_BURST=${LOGIN_BURST:-20}
+
+# Checked here, so a typo stops the container with its name rather than an nginx -t error, and
+# nothing but a rate can reach the config.
+case "$LOGIN_RATE" in
+    *[!0-9]*r/[sm] | r/[sm] | 0*) valid_rate=no ;;
+    *r/[sm]) valid_rate=yes ;;
+    *) valid_rate=no ;;
+esac
+case "$LOGIN_BURST" in
+    '' | *[!0-9]*) valid_burst=no ;;
+    *) valid_burst=yes ;;
+esac
+if [ "$valid_rate" != yes ] || [ "$valid_burst" != yes ]; then
+    echo "authscale-nginx: LOGIN_RATE must be like 10r/s or 600r/m (not \"$LOGIN_RATE\") and LOGIN_BURST a number (not \"$LOGIN_BURST\")" >&2
+    exit 2
+fi
 
 log() {
     echo "authscale-nginx: $*" >&2
@@ -74,6 +94,8 @@ render() {
     TPL_API_SERVERS=$(server_lines "$API_HOST") \
     TPL_SESSION_API_SERVERS=$(server_lines "$SESSION_API_HOST") \
     TPL_WEB_ROOT="$WEB_ROOT" \
+    TPL_LOGIN_RATE="$LOGIN_RATE" \
+    TPL_LOGIN_BURST="$LOGIN_BURST" \
     awk '
         {
             line = $0

@@ -63,6 +63,15 @@ options of `up`:
   --access-ttl SECS       access tokens live SECS seconds (default 300) and are refused
                           the moment they expire (no clock-skew leeway): with 20, the
                           demo page at / shows a refresh every 20 s
+  --persist               Redis keeps its data in .stack/redis/ (an append-only file), so
+                          sessions and spent refresh tokens survive a restart. It is fsynced
+                          every second (appendfsync everysec): a clean stop (Ctrl-C) and a
+                          crash of redis-server alone lose nothing; a crash of the machine or
+                          the OS can lose about the last second of writes. Without it Redis
+                          starts empty every time (and .stack/redis/ is left alone)
+  --login-rate RATE       nginx's limit per client address on /auth/login and
+                          /auth/session/login, e.g. 10r/s (the default, with a burst of 20)
+                          or 600r/m; raise it to load-test logins against this stack
   --debug                 build and run debug binaries (quicker to build, slower to run)
   -h, --help              this text
 
@@ -135,6 +144,8 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
     let mut port = 8080;
     let mut profile = Profile::Release;
     let mut access_ttl = None;
+    let mut persist = false;
+    let mut login_rate = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         // Both `--flag value` and `--flag=value`.
@@ -155,6 +166,12 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
             "--port" => port = port_number(&value()?)?,
             "--access-ttl" => access_ttl = Some(access_ttl_secs(&value()?)?),
             "--debug" if inline_value.is_none() => profile = Profile::Debug,
+            "--persist" if inline_value.is_none() => persist = true,
+            "--login-rate" => {
+                let rate = value()?;
+                stack::nginx::check_login_rate(&rate).context("--login-rate")?;
+                login_rate = Some(rate);
+            }
             _ => bail!("unknown option {arg:?} for `up`"),
         }
     }
@@ -165,6 +182,8 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
         port,
         profile,
         access_ttl,
+        persist,
+        login_rate,
     }))
 }
 
@@ -226,6 +245,8 @@ mod tests {
             port,
             profile,
             access_ttl: None,
+            persist: false,
+            login_rate: None,
         })
     }
 
@@ -278,6 +299,11 @@ mod tests {
             panic!("not up");
         };
         assert_eq!(options.access_ttl, Some(20));
+        let Task::Up(options) = parse(&args("up --persist --login-rate=600r/m")).unwrap() else {
+            panic!("not up");
+        };
+        assert!(options.persist);
+        assert_eq!(options.login_rate.as_deref(), Some("600r/m"));
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
         assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
     }
@@ -295,6 +321,13 @@ mod tests {
         assert!(error("up --debug=yes").contains("unknown option"));
         assert!(error("up --access-ttl 0").contains("from 1 to 86400"));
         assert!(error("up --access-ttl soon").contains("not \"soon\""));
+        assert!(error("up --persist=yes").contains("unknown option"));
+        assert!(error("up --login-rate").contains("needs a value"));
+        let rate = format!("{:#}", parse(&args("up --login-rate 10/s")).unwrap_err());
+        assert!(
+            rate.contains("--login-rate") && rate.contains("10/s"),
+            "{rate}"
+        );
         assert!(error("browser-test --headed").contains("takes no options"));
         assert!(error("compose-test --keep").contains("takes no options"));
     }

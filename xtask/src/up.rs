@@ -4,7 +4,8 @@
 //!    may take minutes, not after).
 //! 2. Build `auth-issuer` and `api` (release unless `--debug`).
 //! 3. Empty `.stack/` at the workspace root, keeping only the issuer's key, so tokens issued
-//!    before a restart still verify after it.
+//!    before a restart still verify after it, and Redis's data dir `redis/`, which `--persist`
+//!    uses (see [`stack::redis`] for what it keeps and what it can lose).
 //! 4. Start the stack through the `stack` crate, exactly as the tests do, and print what runs
 //!    where, with curl lines to try it and the address of the demo page.
 //! 5. Wait for Ctrl-C, SIGTERM or SIGHUP (or a process that dies), then stop everything.
@@ -17,8 +18,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// The file in the work dir that survives a restart (everything else there is recreated).
-const KEPT_FILE: &str = "issuer-key.pem";
+/// What in the work dir survives a restart (everything else there is recreated): the issuer's
+/// key, and Redis's append-only file, used by `--persist` and left alone without it (so one run
+/// without the flag does not delete what the next run with it would have brought back).
+const KEPT: [&str; 2] = ["issuer-key.pem", "redis"];
 
 /// What `cargo xtask up` was asked for.
 #[derive(Debug, PartialEq, Eq)]
@@ -29,6 +32,11 @@ pub struct UpOptions {
     pub profile: Profile,
     /// `--access-ttl`: access-token lifetime in seconds, with no clock-skew leeway.
     pub access_ttl: Option<u64>,
+    /// `--persist`: Redis keeps its data in `.stack/redis/` (append-only file, fsync every
+    /// second), so sessions and spent refresh tokens survive a restart.
+    pub persist: bool,
+    /// `--login-rate`: nginx's per-address limit on the password routes (`10r/s` by default).
+    pub login_rate: Option<String>,
 }
 
 /// The environment for access tokens that live `secs` seconds and are refused the moment they
@@ -66,6 +74,8 @@ pub fn up(options: UpOptions) -> anyhow::Result<()> {
     if let Some(secs) = options.access_ttl {
         config.env = short_token_env(secs);
     }
+    config.redis_aof = options.persist;
+    config.login_rate = options.login_rate;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(run(config))
@@ -77,7 +87,10 @@ fn fresh_work_dir(work_dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
     for entry in std::fs::read_dir(work_dir)? {
         let path = entry?.path();
-        if path.file_name().is_some_and(|name| name == KEPT_FILE) {
+        if path
+            .file_name()
+            .is_some_and(|name| KEPT.iter().any(|kept| name == *kept))
+        {
             continue;
         }
         let removed = if path.is_dir() {
@@ -172,8 +185,14 @@ fn try_it(stack: &Stack) -> String {
         .replica_urls(stack::Mode::Jwt)
         .first()
         .map_or_else(|| stack.issuer_url(), Clone::clone);
+    let persist = if stack.redis_persistent() {
+        "\nRedis keeps its data in .stack/redis/ (--persist): sessions and spent refresh tokens\n\
+         survive a restart; a crash of the machine can lose about the last second of writes.\n"
+    } else {
+        ""
+    };
     format!(
-        r#"open {base}/ in a browser: the demo page shows the flows of both kinds of login.
+        r#"{persist}open {base}/ in a browser: the demo page shows the flows of both kinds of login.
 
 try it:
   # a token pair for alice, then the token API with the access token

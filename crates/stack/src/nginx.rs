@@ -2,8 +2,8 @@
 //!
 //! nginx's configuration lives in `deploy/nginx/nginx.conf.template`, shared with docker compose.
 //! It has `{{NAME}}` placeholders for what differs between runs (the listen address, the worker
-//! count, the upstream servers, the demo page's directory); this module fills them in by plain
-//! text replacement, writes the
+//! count, the upstream servers, the demo page's directory, the rate limit on the password
+//! routes); this module fills them in by plain text replacement, writes the
 //! result to `<work_dir>/nginx/nginx.conf` and starts:
 //!
 //! ```text
@@ -40,6 +40,19 @@ pub struct NginxConfig {
     /// The demo page's directory (`deploy/web`), served at `/` and `/static/`. Absolute: nginx
     /// would resolve a relative one against its prefix, the work dir.
     pub web_root: PathBuf,
+    /// Requests per client address on `/auth/login` and `/auth/session/login`, as nginx writes a
+    /// rate: a number, then `r/s` or `r/m` ([`NginxConfig::DEFAULT_LOGIN_RATE`]).
+    pub login_rate: String,
+    /// Requests above the rate let through at once before nginx answers 429
+    /// ([`NginxConfig::DEFAULT_LOGIN_BURST`]).
+    pub login_burst: u32,
+}
+
+impl NginxConfig {
+    /// Far above a person typing a password, far below a script guessing one.
+    pub const DEFAULT_LOGIN_RATE: &str = "10r/s";
+    /// Room for a page that logs in on both routes, or a few people behind one NAT address.
+    pub const DEFAULT_LOGIN_BURST: u32 = 20;
 }
 
 /// The template with every placeholder replaced. Fails if a placeholder is left over (the
@@ -55,6 +68,8 @@ pub fn render(template: &str, config: &NginxConfig) -> anyhow::Result<String> {
             server_lines(&config.session_replicas),
         ),
         ("{{WEB_ROOT}}", web_root(&config.web_root)?),
+        ("{{LOGIN_RATE}}", login_rate(&config.login_rate)?),
+        ("{{LOGIN_BURST}}", config.login_burst.to_string()),
     ];
     let rendered = replacements
         .iter()
@@ -83,6 +98,28 @@ fn web_root(path: &Path) -> anyhow::Result<String> {
         bail!("the web root {text:?} contains {bad:?}, which nginx would misread");
     }
     Ok(text.to_owned())
+}
+
+/// Fails unless `rate` is a rate nginx accepts for [`NginxConfig::login_rate`] (`10r/s`,
+/// `600r/m`), with a message naming it: `cargo xtask up --login-rate` checks it before building.
+pub fn check_login_rate(rate: &str) -> anyhow::Result<()> {
+    login_rate(rate).map(drop)
+}
+
+/// `rate` if it is a rate nginx accepts (`10r/s`, `600r/m`): checked here, so a typo is an error
+/// that names it rather than an nginx that does not start, and nothing else can reach the config.
+fn login_rate(rate: &str) -> anyhow::Result<String> {
+    let number = rate
+        .strip_suffix("r/s")
+        .or_else(|| rate.strip_suffix("r/m"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u32>().ok());
+    match number {
+        Some(n) if n > 0 => Ok(rate.to_owned()),
+        _ => bail!(
+            "the login rate must be a number of requests per second or minute, such as 10r/s or 600r/m, not {rate:?}"
+        ),
+    }
 }
 
 /// One `server` line per address, indented to sit inside an `upstream { }` block.
@@ -190,6 +227,8 @@ mod tests {
             jwt_replicas: vec![nothing_listens, nothing_listens],
             session_replicas: vec![],
             web_root: PathBuf::from("/srv/web"),
+            login_rate: NginxConfig::DEFAULT_LOGIN_RATE.to_owned(),
+            login_burst: NginxConfig::DEFAULT_LOGIN_BURST,
         }
     }
 
@@ -211,6 +250,94 @@ mod tests {
             config.web_root = PathBuf::from(bad);
             assert!(render(TEMPLATE, &config).is_err(), "{bad}");
         }
+        for bad in [
+            "10",
+            "r/s",
+            "0r/s",
+            "-1r/s",
+            "10r/h",
+            "1.5r/s",
+            "10r/s; evil",
+            "",
+        ] {
+            let mut config = config(a, a);
+            config.login_rate = bad.to_owned();
+            let err = render(TEMPLATE, &config).unwrap_err().to_string();
+            assert!(err.contains("login rate"), "{bad}: {err}");
+        }
+        let mut custom = config(a, a);
+        (custom.login_rate, custom.login_burst) = ("600r/m".to_owned(), 5);
+        let text = render(TEMPLATE, &custom).unwrap();
+        assert!(text.contains("zone=password_logins:10m rate=600r/m;"));
+        assert!(text.contains("limit_req zone=password_logins burst=5 nodelay;"));
+    }
+
+    /// The text of the block that opens with `header` (`location /api/ {`), up to its closing
+    /// brace at the same indentation.
+    fn block<'a>(text: &'a str, header: &str) -> &'a str {
+        let start = text
+            .find(&format!("        {header}\n"))
+            .unwrap_or_else(|| panic!("no {header}"));
+        let rest = &text[start..];
+        &rest[..rest.find("\n        }").unwrap()]
+    }
+
+    /// A per-address limit on the two password routes only, at most one retry and never of a
+    /// replica's 503, and nginx's timeouts above the services' own 10 s.
+    #[test]
+    fn limits_password_routes_and_retries_once() {
+        let a: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let text = render(TEMPLATE, &config(a, a)).unwrap();
+        let directives = |block: &str| -> Vec<String> {
+            block
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let has = |block: &str, line: &str| directives(block).iter().any(|l| l == line);
+        assert!(has(
+            &text,
+            "limit_req_zone $binary_remote_addr zone=password_logins:10m rate=10r/s;"
+        ));
+        assert!(has(&text, "limit_req_status 429;"));
+        assert!(has(&text, "error_page 429 /_errors/429;"));
+        let limit = "limit_req zone=password_logins burst=20 nodelay;";
+        for route in [
+            "location = /auth/login {",
+            "location = /auth/session/login {",
+        ] {
+            let block = block(&text, route);
+            assert!(has(block, limit), "{route}");
+            assert!(
+                has(block, "proxy_next_upstream off;"),
+                "{route}: never retried"
+            );
+            assert!(has(block, "proxy_pass http://issuer;"), "{route}");
+        }
+        assert_eq!(
+            text.matches(limit).count(),
+            2,
+            "only the two password routes"
+        );
+        assert!(!block(&text, "location /auth/ {").contains("limit_req"));
+        let too_many = block(&text, "location = /_errors/429 {");
+        assert!(has(too_many, "add_header Retry-After 1 always;"));
+        assert!(too_many.contains(r#"'{"error":"too_many_attempts","error_description":"#));
+
+        for route in ["location /api/ {", "location /sapi/ {"] {
+            let block = block(&text, route);
+            // A replica's 503 is passed on, not retried (and so never marks the replica failed).
+            assert!(
+                has(block, "proxy_next_upstream error timeout http_502;"),
+                "{route}"
+            );
+            assert!(has(block, "proxy_next_upstream_tries 2;"), "{route}");
+            assert!(has(block, "proxy_next_upstream_timeout 3s;"), "{route}");
+        }
+        assert!(has(&text, "proxy_read_timeout 15s;"));
+        assert!(has(&text, "proxy_send_timeout 15s;"));
     }
 
     #[test]
@@ -266,6 +393,50 @@ mod tests {
         let token = "a".repeat(8 * 1024);
         let request = client.get(format!("{base}/api/me")).bearer_auth(token);
         expect(request, 502, "bad_gateway").await;
+    }
+
+    /// The password routes share one per-address limit: past the rate and its burst, nginx
+    /// answers 429 itself, in the contract's JSON with `Retry-After`; refresh has no such limit.
+    /// (No issuer runs, so every request nginx lets through is a 502.)
+    #[tokio::test]
+    async fn nginx_limits_password_attempts_per_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let nginx = programs::nginx().unwrap();
+        let listen = ports::free_addr().unwrap();
+        let mut config = config(listen, ports::free_addr().unwrap());
+        // One a minute and a burst of 2: three pass, the fourth within the minute is refused.
+        (config.login_rate, config.login_burst) = ("1r/m".to_owned(), 2);
+        let log = dir.path().join("nginx.log");
+        let timeout = Duration::from_secs(10);
+        let _nginx = start(&nginx, &dir.path().join("nginx"), &config, &log, timeout)
+            .await
+            .unwrap();
+        let client = probe_client().unwrap();
+        let base = format!("http://{listen}");
+        let post = |path: &str| {
+            client
+                .post(format!("{base}{path}"))
+                .header("content-type", "application/json")
+                .body(r#"{"username":"alice","password":"guess"}"#)
+                .send()
+        };
+
+        for route in ["/auth/login", "/auth/session/login", "/auth/login"] {
+            assert_eq!(post(route).await.unwrap().status(), 502, "{route} passes");
+        }
+        for route in ["/auth/login", "/auth/session/login"] {
+            let response = post(route).await.unwrap();
+            assert_eq!(response.status(), 429, "{route}");
+            assert_eq!(response.headers()["retry-after"], "1", "{route}");
+            assert_eq!(response.headers()["content-type"], "application/json");
+            let body: serde_json::Value = response.json().await.unwrap();
+            assert_eq!(body["error"], "too_many_attempts", "{body}");
+            assert!(body["error_description"].is_string(), "{body}");
+        }
+        for _ in 0..10 {
+            let status = post("/auth/refresh").await.unwrap().status();
+            assert_eq!(status, 502, "refresh is not limited");
+        }
     }
 
     /// `/` is the page's index.html and `/static/` its assets, with their MIME types and the

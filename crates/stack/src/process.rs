@@ -121,6 +121,18 @@ impl Process {
         self.exit = Some(self.child.wait().unwrap_or_default());
     }
 
+    /// SIGSTOP: the process stops running but stays alive, as if it hung. The kernel still
+    /// completes TCP handshakes on its listening sockets, so clients connect and then wait for an
+    /// answer that does not come: the fault a timeout exists for. Undone by [`Process::resume`].
+    pub fn pause(&mut self) {
+        self.signal(Signal::SIGSTOP);
+    }
+
+    /// SIGCONT: a paused process runs on (and answers what waited in the meantime).
+    pub fn resume(&mut self) {
+        self.signal(Signal::SIGCONT);
+    }
+
     /// SIGTERM, up to `grace` to exit, then SIGKILL. True if it had to be SIGKILLed.
     pub async fn stop(&mut self, grace: Duration) -> bool {
         !stop_all(&mut [self], grace).await.is_empty()
@@ -163,6 +175,8 @@ pub fn stop_all_blocking(processes: &mut [&mut Process], grace: Duration) -> Vec
 fn terminate_all(processes: &mut [&mut Process]) {
     for process in processes.iter_mut() {
         process.signal(Signal::SIGTERM);
+        // A paused process (SIGSTOP) would only act on the SIGTERM once continued.
+        process.resume();
     }
 }
 
@@ -283,6 +297,29 @@ mod tests {
         assert!(p.is_running());
         let had_to_kill = p.stop(Duration::from_secs(5)).await;
         assert!(!had_to_kill);
+        assert!(!alive(p.pid()));
+    }
+
+    /// A paused process that handles SIGTERM (as every server does) acts on it only once it
+    /// runs again: stopping resumes it, so it still exits cleanly instead of being SIGKILLed.
+    #[tokio::test]
+    async fn a_paused_process_is_resumed_to_stop_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let script = format!(
+            "trap 'exit 0' TERM; touch {}; while :; do sleep 0.05; done",
+            ready.display()
+        );
+        let mut p = Process::spawn("pausable", sh(&script), &dir.path().join("s.log")).unwrap();
+        while !ready.exists() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        p.pause();
+        let had_to_kill = p.stop(Duration::from_secs(2)).await;
+        assert!(
+            !had_to_kill,
+            "a paused process must get the chance to exit on SIGTERM"
+        );
         assert!(!alive(p.pid()));
     }
 

@@ -5,41 +5,97 @@
 //! ([`crate::Stack::stop_redis`]). It is configured entirely on the command line:
 //!
 //! - `--bind 127.0.0.1 --protected-mode yes`: reachable from this machine only.
-//! - `--save "" --appendonly no`: nothing written to disk; every start is empty. The data is
-//!   short-lived by design (denylist entries and sessions expire), so losing it on restart is
-//!   what a test of "redis went away" wants.
+//! - `--save ""`: never an RDB snapshot. Without persistence also `--appendonly no`: nothing is
+//!   written to disk and every start is empty. The data is short-lived by design (denylist
+//!   entries and sessions expire), so losing it on restart is what a test of "redis went away"
+//!   wants.
+//! - With persistence ([`Persistence::AppendOnly`], `cargo xtask up --persist`):
+//!   `--appendonly yes --appendfsync everysec --dir <dir>`. Every write is appended to a log
+//!   (the AOF) in `<dir>`, which redis replays when it starts, so sessions and the denylist
+//!   survive a restart. `everysec` means redis hands each write to the kernel at once but asks
+//!   the kernel to put it on the disk (fsync) only once a second: a crash of redis-server alone
+//!   loses nothing already written, a crash of the machine or the OS can lose about the last
+//!   second of writes, and a clean stop (SIGTERM) loses nothing (redis fsyncs before it exits).
+//!   `always` would fsync on every write, at the price of one disk flush per login.
 //! - `--daemonize no`: stay in the foreground, so the launcher is its parent and can stop it.
 //!
-//! Ready means: a TCP connection on which `PING` is answered with `+PONG`.
+//! Ready means: a TCP connection on which `PING` is answered with `+PONG` (while it replays its
+//! AOF, redis answers `-LOADING` instead, so "ready" also means "the data is back").
 
 use crate::process::Process;
 use crate::readiness::wait_until_ready;
+use anyhow::Context;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Where redis keeps its data between starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Persistence {
+    /// Nowhere: every start is empty.
+    None,
+    /// An append-only file in this directory (created if missing), fsynced once a second.
+    AppendOnly(PathBuf),
+}
+
 /// The command line for a redis-server on 127.0.0.1:`port`.
-pub fn command(redis_server: &Path, port: u16) -> Command {
+pub fn command(redis_server: &Path, port: u16, persistence: &Persistence) -> Command {
     let mut command = Command::new(redis_server);
     command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
+        .args(["--save", ""]);
+    match persistence {
+        Persistence::None => {
+            command.args(["--appendonly", "no"]);
+        }
+        Persistence::AppendOnly(dir) => {
+            command
+                .args(["--appendonly", "yes", "--appendfsync", "everysec"])
+                .arg("--dir")
+                .arg(dir);
+        }
+    }
+    command
         .args(["--daemonize", "no", "--protected-mode", "yes"])
         .args(["--loglevel", "warning"]);
     command
 }
 
-/// Starts redis-server on `port` with its output in `log_path` and waits until it answers PING.
+/// Creates the data directory of `persistence`, if it has one: redis refuses to start with a
+/// `--dir` that does not exist.
+pub fn prepare(persistence: &Persistence) -> anyhow::Result<()> {
+    if let Persistence::AppendOnly(dir) = persistence {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Deletes what redis has written to disk under `persistence` (nothing to do without one), so
+/// the next start is empty. Only while redis is stopped: a running redis keeps its files open.
+pub fn forget(persistence: &Persistence) -> anyhow::Result<()> {
+    if let Persistence::AppendOnly(dir) = persistence
+        && dir.exists()
+    {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Starts redis-server on `port` (with its data dir made, if it has one) with its output in
+/// `log_path` and waits until it answers PING.
 pub async fn start(
     redis_server: &Path,
     port: u16,
+    persistence: &Persistence,
     log_path: &Path,
     timeout: Duration,
 ) -> anyhow::Result<Process> {
-    start_command(command(redis_server, port), port, log_path, timeout).await
+    prepare(persistence)?;
+    let command = command(redis_server, port, persistence);
+    start_command(command, port, log_path, timeout).await
 }
 
 /// [`start`] with a command line of the caller's (e.g. [`command`] wrapped into a cgroup by
@@ -89,8 +145,11 @@ mod tests {
         let log = dir.path().join("redis.log");
         let timeout = Duration::from_secs(10);
 
-        let mut redis = start(&redis_server, port, &log, timeout).await.unwrap();
+        let mut redis = start(&redis_server, port, &Persistence::None, &log, timeout)
+            .await
+            .unwrap();
         assert!(ping(addr).await);
+        assert_eq!(send(addr, "SET k v").await, "+OK\r\n");
 
         assert!(
             !redis.stop(Duration::from_secs(5)).await,
@@ -102,7 +161,100 @@ mod tests {
         );
         assert!(!ping(addr).await);
 
-        let _again = start(&redis_server, port, &log, timeout).await.unwrap();
+        let _again = start(&redis_server, port, &Persistence::None, &log, timeout)
+            .await
+            .unwrap();
         assert!(ping(addr).await);
+        assert_eq!(
+            send(addr, "GET k").await,
+            "$-1\r\n",
+            "without persistence: empty"
+        );
+    }
+
+    /// With an append-only file, what was written before a clean stop is there after the next
+    /// start; once the files are forgotten, the next start is empty again.
+    #[tokio::test]
+    async fn with_an_append_only_file_data_survives_a_restart_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let redis_server = programs::redis_server().unwrap();
+        let port = ports::free_port().unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let log = dir.path().join("redis.log");
+        let persistence = Persistence::AppendOnly(dir.path().join("data"));
+        let timeout = Duration::from_secs(10);
+        let start = async || {
+            start(&redis_server, port, &persistence, &log, timeout)
+                .await
+                .unwrap()
+        };
+
+        let mut redis = start().await;
+        assert_eq!(send(addr, "SET k v").await, "+OK\r\n");
+        assert!(
+            !redis.stop(Duration::from_secs(5)).await,
+            "stops on SIGTERM"
+        );
+
+        let mut redis = start().await;
+        assert_eq!(
+            send(addr, "GET k").await,
+            "$1\r\nv\r\n",
+            "kept across a restart"
+        );
+        assert!(
+            !redis.stop(Duration::from_secs(5)).await,
+            "stops on SIGTERM"
+        );
+
+        forget(&persistence).unwrap();
+        let _redis = start().await;
+        assert_eq!(send(addr, "GET k").await, "$-1\r\n", "forgotten: empty");
+    }
+
+    #[test]
+    fn the_command_line_asks_for_an_fsync_every_second_only_with_persistence() {
+        let args = |persistence: &Persistence| -> Vec<String> {
+            command(Path::new("redis-server"), 6379, persistence)
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let plain = args(&Persistence::None).join(" ");
+        assert!(plain.contains("--appendonly no"), "{plain}");
+        assert!(!plain.contains("--dir"), "{plain}");
+        let persistent = args(&Persistence::AppendOnly(PathBuf::from("/data/redis"))).join(" ");
+        assert!(
+            persistent.contains("--appendonly yes --appendfsync everysec --dir /data/redis"),
+            "{persistent}"
+        );
+        let persistent = args(&Persistence::AppendOnly(PathBuf::from("/data/redis")));
+        assert!(
+            persistent.windows(2).any(|w| w == ["--save", ""]),
+            "no RDB snapshots: {persistent:?}"
+        );
+    }
+
+    /// One inline command (`SET k v`) and its raw RESP reply: a simple line (`+OK`), or a bulk
+    /// string (`$1` and the value on the next line; `$-1` is nil).
+    async fn send(addr: SocketAddr, line: &str) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        let complete = |reply: &[u8]| {
+            let lines = reply.windows(2).filter(|w| w == b"\r\n").count();
+            let bulk = reply.first() == Some(&b'$') && !reply.starts_with(b"$-1");
+            lines >= if bulk { 2 } else { 1 }
+        };
+        while !complete(&reply) {
+            let mut chunk = [0u8; 256];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "redis closed the connection after {reply:?}");
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        String::from_utf8(reply).unwrap()
     }
 }

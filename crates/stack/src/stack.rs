@@ -20,7 +20,8 @@
 //! other's addresses: every token's `iss` is nginx's URL, although nginx starts last.
 //!
 //! Everything lives in the work dir: `logs/<name>.log` for every process, `nginx/` (its config,
-//! pid file and temp dirs) and `issuer-key.pem`. A [`Stack`] stops every process it started when
+//! pid file and temp dirs), `issuer-key.pem`, and `redis/` (its append-only file) when redis
+//! persists its data ([`StackConfig::redis_aof`]). A [`Stack`] stops every process it started when
 //! it is shut down, and also when it is dropped: a test that panics leaves nothing running.
 
 use crate::binaries::{Binaries, workspace_root};
@@ -28,6 +29,7 @@ use crate::cgroup::{CpuGroups, CpuQuota, CpuStat};
 use crate::nginx::{self, NginxConfig};
 use crate::process::{self, DROP_GRACE, Process};
 use crate::readiness::{self, http_ok, probe_client, wait_until_ready};
+use crate::redis::Persistence;
 use crate::services::{self, Mode, Shared};
 use crate::{ports, programs, redis};
 use anyhow::{Context, bail};
@@ -73,6 +75,18 @@ pub struct StackConfig {
     /// Put every process in its own cgroup to measure its CPU time ([`Stack::cpu_stats`]), even
     /// without limits. Implied by a limit. Default false.
     pub cpu_accounting: bool,
+    /// redis keeps its data in an append-only file in `<work_dir>/redis`, fsynced once a second
+    /// ([`crate::redis`] says what that can lose), so sessions and the refresh-token denylist
+    /// survive a restart of redis ([`Stack::restart_redis`]) or of the stack. Default false:
+    /// every start of redis is empty.
+    pub redis_aof: bool,
+    /// nginx's limit on the two password routes per client address, as nginx writes a rate
+    /// (`10r/s`, `600r/m`). Default `None`: [`NginxConfig::DEFAULT_LOGIN_RATE`]. A load test
+    /// that measures logins through nginx from one address sets it far above what it sends.
+    pub login_rate: Option<String>,
+    /// The burst allowed above `login_rate` (requests). Default `None`:
+    /// [`NginxConfig::DEFAULT_LOGIN_BURST`].
+    pub login_burst: Option<u32>,
 }
 
 impl StackConfig {
@@ -93,6 +107,9 @@ impl StackConfig {
             replica_cpu: None,
             redis_cpu: None,
             cpu_accounting: false,
+            redis_aof: false,
+            login_rate: None,
+            login_burst: None,
         }
     }
 }
@@ -144,6 +161,8 @@ impl Member {
 pub struct Stack {
     work_dir: PathBuf,
     redis_server: PathBuf,
+    /// Where redis keeps its data between starts (nowhere unless [`StackConfig::redis_aof`]).
+    redis_persistence: Persistence,
     ready_timeout: Duration,
     redis: Member,
     issuer: Member,
@@ -193,8 +212,14 @@ impl Stack {
                 })
                 .collect()
         };
+        let redis_persistence = if config.redis_aof {
+            Persistence::AppendOnly(work_dir.join("redis"))
+        } else {
+            Persistence::None
+        };
         let mut stack = Stack {
             redis_server: programs::redis_server()?,
+            redis_persistence,
             ready_timeout: config.ready_timeout,
             redis: Member::new("redis", localhost(redis_port), "redis", &work_dir),
             issuer: Member::new("issuer", ports::free_addr()?, "http", &work_dir),
@@ -295,6 +320,13 @@ impl Stack {
             jwt_replicas: addrs(&self.jwt),
             session_replicas: addrs(&self.session),
             web_root: config.web_root.clone(),
+            login_rate: config
+                .login_rate
+                .clone()
+                .unwrap_or_else(|| NginxConfig::DEFAULT_LOGIN_RATE.to_owned()),
+            login_burst: config
+                .login_burst
+                .unwrap_or(NginxConfig::DEFAULT_LOGIN_BURST),
         };
         let prefix = self.work_dir.join("nginx");
         let binary = programs::nginx()?;
@@ -327,6 +359,11 @@ impl Stack {
         self.redis.url()
     }
 
+    /// Whether redis keeps its data in an append-only file ([`StackConfig::redis_aof`]).
+    pub fn redis_persistent(&self) -> bool {
+        matches!(self.redis_persistence, Persistence::AppendOnly(_))
+    }
+
     /// The work dir (absolute).
     pub fn work_dir(&self) -> &Path {
         &self.work_dir
@@ -343,6 +380,13 @@ impl Stack {
                 .map_or("stopped".to_owned(), |p| p.pid().to_string());
             let (name, url, log) = (&member.name, member.url(), member.log_path.display());
             let _ = writeln!(out, "  {name:<11} {pid:>8}  {url:<24}  {log}");
+        }
+        if let Persistence::AppendOnly(dir) = &self.redis_persistence {
+            let dir = dir.display();
+            let _ = writeln!(
+                out,
+                "  redis data: {dir} (append-only file, fsync every second)"
+            );
         }
         if let Some(groups) = &self.cgroups {
             let limits: Vec<String> = self
@@ -385,27 +429,48 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// Stops redis (SIGTERM, waited for): from now on its port refuses connections.
+    /// Stops redis (SIGTERM, waited for): from now on its port refuses connections. With an
+    /// append-only file, redis flushes it to disk before it exits.
     pub async fn stop_redis(&mut self) -> anyhow::Result<()> {
-        if let Some(mut process) = self.redis.process.take() {
-            process.stop(SHUTDOWN_GRACE).await;
+        if let Some(mut process) = self.redis.process.take()
+            && process.stop(SHUTDOWN_GRACE).await
+        {
+            bail!(
+                "redis did not stop within {SHUTDOWN_GRACE:?} of SIGTERM and was SIGKILLed \
+                 (its last second of writes may be lost)"
+            );
         }
         Ok(())
     }
 
-    /// Starts redis again on the same port (empty: it keeps nothing) and waits for PING.
+    /// Starts redis again on the same port and waits for PING. Without persistence it is empty;
+    /// with it ([`StackConfig::redis_aof`]) it first replays its append-only file.
     pub async fn start_redis(&mut self) -> anyhow::Result<()> {
         if let Some(process) = self.redis.process.as_mut()
             && process.is_running()
         {
             return Ok(());
         }
+        redis::prepare(&self.redis_persistence)?;
         let (binary, port) = (&self.redis_server, self.redis.addr.port());
-        let command = in_group(&self.cgroups, "redis", redis::command(binary, port));
+        let command = redis::command(binary, port, &self.redis_persistence);
+        let command = in_group(&self.cgroups, "redis", command);
         let (log, timeout) = (&self.redis.log_path, self.ready_timeout);
         let process = redis::start_command(command, port, log, timeout).await?;
         self.redis.process = Some(process);
         Ok(())
+    }
+
+    /// Stops redis cleanly (SIGTERM, waited for), deletes its data files unless `keep_files`,
+    /// and starts it again on the same port, waiting for PING. With `keep_files` and an
+    /// append-only file ([`StackConfig::redis_aof`]), everything written before comes back;
+    /// without either, redis starts empty, like after losing its disk.
+    pub async fn restart_redis(&mut self, keep_files: bool) -> anyhow::Result<()> {
+        self.stop_redis().await?;
+        if !keep_files {
+            redis::forget(&self.redis_persistence)?;
+        }
+        self.start_redis().await
     }
 
     /// SIGKILLs replica `index` (0-based: index 0 is `jwt-1` / `session-1`) and reaps it: a crash,
@@ -422,6 +487,34 @@ impl Stack {
             process.kill_now();
         }
         Ok(())
+    }
+
+    /// Pauses the process called `name` (the names [`Stack::describe`] shows) with SIGSTOP: it
+    /// hangs, connections to it are accepted by the kernel and never answered, until
+    /// [`Stack::resume`]. Stopping the stack resumes it first, so it can exit cleanly.
+    pub fn pause(&mut self, name: &str) -> anyhow::Result<()> {
+        self.running_mut(name)?.pause();
+        Ok(())
+    }
+
+    /// Resumes a process paused by [`Stack::pause`] (SIGCONT).
+    pub fn resume(&mut self, name: &str) -> anyhow::Result<()> {
+        self.running_mut(name)?.resume();
+        Ok(())
+    }
+
+    fn running_mut(&mut self, name: &str) -> anyhow::Result<&mut Process> {
+        let member = std::iter::once(&mut self.nginx)
+            .chain(std::iter::once(&mut self.issuer))
+            .chain(self.jwt.iter_mut())
+            .chain(self.session.iter_mut())
+            .chain(std::iter::once(&mut self.redis))
+            .find(|m| m.name == name)
+            .with_context(|| format!("the stack has no process called {name:?}"))?;
+        member
+            .process
+            .as_mut()
+            .with_context(|| format!("{name} is not running"))
     }
 
     /// SIGKILLs the issuer and reaps it.

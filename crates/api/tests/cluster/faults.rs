@@ -58,7 +58,7 @@ async fn killing_a_replica_under_load_fails_no_get() {
 }
 
 /// A replica whose JWKS cannot be fetched is alive but not ready, and refuses to judge tokens
-/// (503, which nginx retries elsewhere) rather than calling every token forged.
+/// (503, which nginx passes on as it is) rather than calling every token forged.
 #[tokio::test]
 async fn a_replica_without_reachable_jwks_is_not_ready() {
     let port = stack::ports::free_port().unwrap();

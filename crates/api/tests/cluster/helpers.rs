@@ -23,6 +23,17 @@ impl TestStack {
     /// `jwt` token replicas and `session` session replicas behind nginx, with `env` added to
     /// every service's environment.
     pub async fn start_with(jwt: usize, session: usize, env: &[(&str, &str)]) -> Self {
+        Self::start_configured(jwt, session, env, |_| {}).await
+    }
+
+    /// [`Self::start_with`], with `configure` changing the rest of the stack's config (e.g.
+    /// `redis_aof`) before it starts.
+    pub async fn start_configured(
+        jwt: usize,
+        session: usize,
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut StackConfig),
+    ) -> Self {
         let work_dir = tempfile::tempdir().unwrap();
         let mut config = StackConfig::new(Self::binaries(), work_dir.path().to_path_buf());
         config.jwt_replicas = jwt;
@@ -31,6 +42,7 @@ impl TestStack {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        configure(&mut config);
         let stack = Stack::start(config).await.unwrap();
         let base = stack.base_url();
         let http = reqwest::Client::builder()
@@ -168,22 +180,33 @@ impl TestStack {
 
     /// Sum of a counter over every replica of `mode`, read from their own /metrics.
     pub async fn replica_counter(&self, mode: Mode, name: &str) -> u64 {
+        self.replica_counter_with(mode, name, "").await
+    }
+
+    /// [`Self::replica_counter`] over the series whose labels contain `labels`
+    /// (`route="/api/me"`).
+    pub async fn replica_counter_with(&self, mode: Mode, name: &str, labels: &str) -> u64 {
         let mut total = 0;
         for url in self.stack.replica_urls(mode) {
-            total += self.counter_at(&url, name).await;
+            total += self.counter_at_with(&url, name, labels).await;
         }
         total
     }
 
     /// A counter from the /metrics page of the service at `base_url` (not through nginx).
     pub async fn counter_at(&self, base_url: &str, name: &str) -> u64 {
+        self.counter_at_with(base_url, name, "").await
+    }
+
+    /// [`Self::counter_at`] over the series whose labels contain `labels`.
+    pub async fn counter_at_with(&self, base_url: &str, name: &str, labels: &str) -> u64 {
         let response = self
             .http
             .get(format!("{base_url}/metrics"))
             .send()
             .await
             .unwrap();
-        auth_core::telemetry::read_counter(&response.text().await.unwrap(), name, "")
+        auth_core::telemetry::read_counter(&response.text().await.unwrap(), name, labels)
     }
 
     /// `POST /auth/session/logout` with `cookie` (`sid=…`).

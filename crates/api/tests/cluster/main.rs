@@ -11,6 +11,7 @@ mod faults;
 mod hardening;
 mod helpers;
 mod login_limits;
+mod overload;
 mod refresh_families;
 mod sessions;
 mod store_outage;

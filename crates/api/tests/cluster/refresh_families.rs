@@ -214,7 +214,11 @@ async fn with_wait_replicas_set_writes_are_answered_only_once_a_replica_has_them
     let primary_port = t.stack.redis_url().rsplit(':').next().unwrap().to_owned();
     let port = stack::ports::free_port().unwrap();
     let log = t.stack.work_dir().join("logs").join("redis-replica.log");
-    let mut command = stack::redis::command(&stack::programs::redis_server().unwrap(), port);
+    let mut command = stack::redis::command(
+        &stack::programs::redis_server().unwrap(),
+        port,
+        &stack::redis::Persistence::None,
+    );
     command.args(["--replicaof", "127.0.0.1", &primary_port]);
     let _replica = stack::redis::start_command(command, port, &log, Duration::from_secs(20))
         .await

@@ -1,7 +1,8 @@
 //! Redis goes away: the stateful parts fail closed with 503, the stateless part does not notice,
-//! and everything recovers when Redis returns, with no restart.
+//! and everything recovers when Redis returns, with no restart. With persistence (`cargo xtask up
+//! --persist`), what Redis held comes back with it.
 
-use crate::helpers::{TestStack, error_of};
+use crate::helpers::{TestStack, error_of, pair_of};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -61,4 +62,92 @@ async fn redis_down_means_503_for_refresh_and_sessions_while_tokens_keep_working
         t.get_with_cookie("/sapi/me", &cookie).await.status(),
         StatusCode::OK
     );
+}
+
+#[tokio::test]
+async fn a_restart_with_its_files_loses_nothing_and_without_them_refuses_every_earlier_token() {
+    let mut t = TestStack::start_configured(0, 1, &[], |config| config.redis_aof = true).await;
+    let first = t.login("bob", "builder").await;
+    let rotated = pair_of(&t.refresh(&first.refresh).await.json().await.unwrap());
+    let logged_out = t.login("alice", "wonderland").await;
+    assert_eq!(
+        t.logout(&logged_out.refresh).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let set_cookie = t.session_login("bob", "builder").await;
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    t.stack.restart_redis(true).await.unwrap();
+    // The services' pooled connections from before the restart are broken, and the store finds
+    // that out on use (auth-core's store.rs: no PING before every command): such a request gets
+    // 503 and drops its connection. So ask until the store answers, then look at the answer.
+    let me = past_stale_connections(|| t.get_with_cookie("/sapi/me", &cookie)).await;
+    assert_eq!(
+        me.status(),
+        StatusCode::OK,
+        "the session came back from the append-only file"
+    );
+    let (status, error) =
+        error_of(past_stale_connections(|| t.refresh(&logged_out.refresh)).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_grant"),
+        "a logged-out family stays logged out"
+    );
+    let next = past_stale_connections(|| t.refresh(&rotated.refresh)).await;
+    assert_eq!(
+        next.status(),
+        StatusCode::OK,
+        "the unspent successor still works"
+    );
+    let next = pair_of(&next.json().await.unwrap());
+    let (status, error) = error_of(t.refresh(&first.refresh).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_grant"),
+        "the spent refresh token is still spent"
+    );
+    assert_eq!(
+        t.refresh(&next.refresh).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "and its replay still revokes the family"
+    );
+
+    // The same restart without the files, like losing the disk: every session and every refresh
+    // token from before is refused; users log in again.
+    let before = t.login("bob", "builder").await;
+    t.stack.restart_redis(false).await.unwrap();
+    let me = past_stale_connections(|| t.get_with_cookie("/sapi/me", &cookie)).await;
+    let (status, error) = error_of(me).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_session")
+    );
+    let (status, error) =
+        error_of(past_stale_connections(|| t.refresh(&before.refresh)).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_grant"),
+        "an unspent refresh token from before the loss"
+    );
+    let again = t.login("bob", "builder").await;
+    assert_eq!(t.refresh(&again.refresh).await.status(), StatusCode::OK);
+}
+
+/// The first answer of `request` that is not a 503, asking again for up to 5 s.
+async fn past_stale_connections<F, Fut>(request: F) -> reqwest::Response
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let response = request().await;
+        if response.status() != StatusCode::SERVICE_UNAVAILABLE
+            || std::time::Instant::now() >= deadline
+        {
+            return response;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
