@@ -42,7 +42,7 @@ async fn redis_down_means_503_for_refresh_and_sessions_while_tokens_keep_working
 
     // This Redis keeps nothing on disk, so it came back empty: the refresh token's family is no
     // longer on record and the token is refused (fail closed), although it was never spent.
-    // (store_loss.rs shows the same restart with the store's files: nothing lost.)
+    // (The next test restarts Redis with its files: nothing is lost.)
     let (status, error) = error_of(t.refresh(&pair.refresh).await).await;
     assert_eq!(
         (status, error.as_str()),
