@@ -569,7 +569,7 @@ fn drive(
     Ok(())
 }
 
-/// The public contract (/work/shared/API.md), through nginx.
+/// The public contract (docs/API.md), through nginx.
 async fn contract(http: &Http) -> anyhow::Result<()> {
     // JWKS: public keys only.
     let (status, jwks) = http.get_json("/.well-known/jwks.json", Auth::None).await?;

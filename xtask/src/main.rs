@@ -23,6 +23,9 @@
 mod bench;
 mod browser;
 mod compose;
+// Only a test: every relative Markdown link resolves inside the repository.
+#[cfg(test)]
+mod links;
 mod packages;
 mod up;
 
