@@ -128,9 +128,10 @@ impl KeyFiles {
         ))
     }
 
-    /// Planned rotation: file a new key as pending, to sign from `activate_at`. Refused while
-    /// another key is pending: one change at a time keeps the schedule readable.
-    pub fn rotate(&self, activate_at: u64) -> anyhow::Result<Rotation> {
+    /// Planned rotation: file a new key as pending, to sign from `activate_at()`, asked once the
+    /// key is generated (which can take a while), so the publication delay is not eaten into.
+    /// Refused while another key is pending: one change at a time keeps the schedule readable.
+    pub fn rotate(&self, activate_at: impl FnOnce() -> u64) -> anyhow::Result<Rotation> {
         let (current, _) = self.ensure()?;
         if let Some(waiting) = list(&self.pending_dir(), "pem")?.first() {
             anyhow::bail!(
@@ -141,6 +142,7 @@ impl KeyFiles {
             );
         }
         let next = SigningKey::generate(self.bits)?;
+        let activate_at = activate_at();
         let dir = self.pending_dir();
         create_private_dir(&dir)?;
         self.install(
@@ -441,7 +443,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = files(dir.path());
         let (first, _) = files.ensure().unwrap();
-        let rotation = files.rotate(T0 + PUBLISH).unwrap();
+        let rotation = files.rotate(|| T0 + PUBLISH).unwrap();
         let (old, new) = (rotation.previous.clone(), rotation.next.clone());
         assert_eq!(old, first.kid());
         assert_ne!(old, new);
@@ -489,13 +491,13 @@ mod tests {
     fn a_second_rotation_while_one_is_pending_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let files = files(dir.path());
-        let first = files.rotate(T0 + PUBLISH).unwrap();
-        let error = files.rotate(T0 + 1 + PUBLISH).unwrap_err().to_string();
+        let first = files.rotate(|| T0 + PUBLISH).unwrap();
+        let error = files.rotate(|| T0 + 1 + PUBLISH).unwrap_err().to_string();
         assert!(error.contains(&first.next), "{error}");
         assert_eq!(count(&files.pending_dir()), 1);
         // Once the first has signed, the next rotation is fine.
         files.keyring(None, LIFE, T0 + PUBLISH).unwrap();
-        files.rotate(T0 + 2 * PUBLISH).unwrap();
+        files.rotate(|| T0 + 2 * PUBLISH).unwrap();
     }
 
     /// Several issuers share the volume and reload at the same moment, right at the activation
@@ -509,7 +511,7 @@ mod tests {
         let mut activate_at = T0;
         for round in 0..10 {
             activate_at += PUBLISH;
-            let rotation = files.rotate(activate_at).unwrap();
+            let rotation = files.rotate(|| activate_at).unwrap();
             let start = std::sync::Barrier::new(ISSUERS);
             let signing: Vec<String> = std::thread::scope(|s| {
                 let handles: Vec<_> = (0..ISSUERS)
@@ -548,7 +550,7 @@ mod tests {
     fn an_issuer_promoting_a_key_already_promoted_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let files = files(dir.path());
-        let rotation = files.rotate(T0).unwrap();
+        let rotation = files.rotate(|| T0).unwrap();
         let listed = list(&files.pending_dir(), "pem").unwrap();
         files.keyring(None, LIFE, T0).unwrap(); // the other issuer
         files.promote(&listed[0]).unwrap();
@@ -563,9 +565,9 @@ mod tests {
     fn revocation_drops_every_other_key_at_once_and_for_good() {
         let dir = tempfile::tempdir().unwrap();
         let files = files(dir.path());
-        let earlier = files.rotate(T0).unwrap(); // signs from T0; the first key is retired then
+        let earlier = files.rotate(|| T0).unwrap(); // signs from T0; the first key is retired then
         files.keyring(None, LIFE, T0).unwrap();
-        let pending = files.rotate(T0 + PUBLISH).unwrap();
+        let pending = files.rotate(|| T0 + PUBLISH).unwrap();
         let before = files.keyring(None, LIFE, T0 + 1).unwrap();
         assert_eq!(kids(&before).len(), 3);
 
@@ -611,7 +613,7 @@ mod tests {
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         let dir = tempfile::tempdir().unwrap();
         let files = files(dir.path());
-        files.rotate(T0).unwrap();
+        files.rotate(|| T0).unwrap();
         assert_eq!(mode(&files.pending_dir()), 0o700);
         for entry in std::fs::read_dir(files.pending_dir()).unwrap() {
             assert_eq!(mode(&entry.unwrap().path()), 0o600);

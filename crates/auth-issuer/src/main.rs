@@ -84,13 +84,15 @@ fn key_files(config: &configuration::Config) -> key_files::KeyFiles {
 /// Planned rotation: the new key is published now and signs from `KEY_PUBLISH_SECS` on.
 fn rotate_key() -> anyhow::Result<()> {
     let config = configuration::Config::from_env()?;
-    // Rounded up, so the key never signs earlier than KEY_PUBLISH_SECS from now.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis()
-        .div_ceil(1000);
-    let activate_at = u64::try_from(now)? + config.key_publish_secs;
-    let rotation = key_files(&config).rotate(activate_at)?;
+    let rotation = key_files(&config).rotate(|| {
+        // Rounded up, so the key never signs earlier than KEY_PUBLISH_SECS from now.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis().div_ceil(1000));
+        u64::try_from(now)
+            .unwrap_or(u64::MAX)
+            .saturating_add(config.key_publish_secs)
+    })?;
     let leeway = auth_core::verify::MAX_LEEWAY_SECS;
     println!(
         "new signing key filed next to {}",

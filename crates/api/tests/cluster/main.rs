@@ -10,6 +10,7 @@ mod attacks;
 mod faults;
 mod hardening;
 mod helpers;
+mod keys;
 mod sessions;
 mod store_outage;
 mod tokens;
