@@ -170,7 +170,10 @@ impl KeyFiles {
             }
         }
 
-        // Markers first: from here on no issuer trusts these keys, whatever files it finds.
+        // Generated first (it takes a while), so that issuers reloading between the markers and
+        // the new key's arrival (they refuse to sign with a revoked key) have no time to notice.
+        let next = SigningKey::generate(self.bits)?;
+        // Markers next: from here on no issuer trusts these keys, whatever files it finds.
         let dir = self.revoked_dir();
         create_private_dir(&dir)?;
         for kid in &revoked {
@@ -182,7 +185,6 @@ impl KeyFiles {
         for entry in pending.iter().chain(&retired) {
             remove_if_present(&entry.path)?;
         }
-        let next = SigningKey::generate(self.bits)?;
         self.install(&next, &self.path)?;
         Ok(Revocation {
             revoked,
