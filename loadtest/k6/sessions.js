@@ -1,5 +1,5 @@
 // Sessions, the same flow as the harness's oha run: one sid cookie for every request to
-// GET /sapi/me; each request costs the session replica one Redis GETEX.
+// GET /sapi/me; each request costs the session replica one Redis round trip (a small read-and-renew script).
 //
 //   k6 run loadtest/k6/sessions.js                    # 64 virtual users, 30 s
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e VUS=32 -e DURATION=1m loadtest/k6/sessions.js

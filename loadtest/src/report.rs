@@ -111,7 +111,7 @@ fn short_label(key: &str) -> String {
         "ping-jwt" => "no auth, token replicas",
         "tokens" => "tokens, no cache",
         "ping-session" => "no auth, session repl.",
-        "sessions" => "sessions, GETEX",
+        "sessions" => "sessions, one Redis round trip",
         "ping-cache" => "no auth, cache replicas",
         "tokens-cache" => "tokens, cache on",
         other => other,

@@ -59,7 +59,7 @@ const PLANS: [Plan; 6] = [
     },
     Plan {
         key: "sessions",
-        label: "sessions (Redis GETEX)",
+        label: "sessions (one Redis script)",
         route: "/sapi/me",
         credentials: Credentials::Cookie,
         cached: false,

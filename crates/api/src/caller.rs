@@ -5,8 +5,9 @@
 //!
 //! - **jwt**: the `Authorization: Bearer` token is verified here, with the public keys held in
 //!   memory. No network, no shared state: CPU only.
-//! - **session**: the `sid` cookie is looked up in Redis with one `GETEX`, which also slides the
-//!   session's idle timeout forward. One network round trip to a store every replica shares.
+//! - **session**: the `sid` cookie is looked up in Redis with one small script
+//!   (`auth_core::session::READ`) that also slides the session's idle timeout forward, never past
+//!   its absolute cap. One network round trip to a store every replica shares.
 //!
 //! That is the whole difference the load test measures.
 
@@ -18,7 +19,6 @@ use auth_core::store::Store;
 use axum::extract::FromRequestParts;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
-use deadpool_redis::redis;
 
 /// The authenticated caller of a request.
 pub struct Auth(pub Caller);
@@ -87,19 +87,18 @@ fn session_id(parts: &Parts) -> Result<&str, ApiError> {
     Ok(id)
 }
 
-/// One round trip: read the session and push its idle expiry forward (`GETEX … EX`).
+/// One round trip: read the session and push its idle expiry forward, never past its cap (a
+/// session past its cap is deleted by the same script).
 async fn look_up_session(store: &Store, id: &str, idle_ttl: u64) -> Result<Caller, ApiError> {
-    let cmd = redis::cmd("GETEX")
-        .arg(session::key(id))
-        .arg("EX")
-        .arg(idle_ttl)
-        .to_owned();
-    let value: Option<String> = store.query(&cmd).await?;
+    let now = auth_core::now_secs();
+    let value: Option<String> = store
+        .eval(session::READ.key(session::key(id)).arg(now).arg(idle_ttl))
+        .await?;
     let value =
         value.ok_or_else(|| ApiError::InvalidSession("unknown or expired session".into()))?;
     let record: SessionRecord = serde_json::from_str(&value)
         .map_err(|_| ApiError::internal("unreadable session record"))?;
-    if record.expires_at <= auth_core::now_secs() {
+    if record.expires_at <= now {
         return Err(ApiError::InvalidSession(
             "the session has reached its maximum age".into(),
         ));

@@ -33,9 +33,14 @@ pub enum ApiError {
     /// A missing, unknown or malformed `sid` cookie on /sapi/.
     #[error("invalid session: {0}")]
     InvalidSession(Cow<'static, str>),
-    /// Authenticated, but without the role the route needs.
-    #[error("insufficient scope: {0}")]
-    InsufficientScope(Cow<'static, str>),
+    /// Authenticated, but without the role the route needs. `bearer`: the caller came with a
+    /// bearer token, so the 403 carries RFC 6750's `insufficient_scope` challenge (a session
+    /// caller gets none: a Bearer challenge would be wrong for a cookie).
+    #[error("insufficient scope: {description}")]
+    InsufficientScope {
+        description: Cow<'static, str>,
+        bearer: bool,
+    },
     #[error("not found: {0}")]
     NotFound(Cow<'static, str>),
     /// The route exists, but not for this method.
@@ -45,6 +50,10 @@ pub enum ApiError {
     TooManyAttempts { retry_after_secs: u64 },
     #[error("payload too large")]
     PayloadTooLarge,
+    /// More logins at once than the issuer hashes at a time: a fast "retry shortly" instead of
+    /// an unbounded queue (and unbounded memory: every Argon2id hash holds its own buffer).
+    #[error("overloaded")]
+    Overloaded,
     /// Redis cannot be reached where it is needed: fail closed.
     #[error("store unavailable")]
     StoreUnavailable,
@@ -67,12 +76,12 @@ impl ApiError {
             InvalidRequest(_) => StatusCode::BAD_REQUEST,
             InvalidCredentials | InvalidGrant(_) | MissingToken | InvalidToken(_)
             | InvalidSession(_) => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) => StatusCode::FORBIDDEN,
+            InsufficientScope { .. } => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            StoreUnavailable | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            StoreUnavailable | Overloaded | Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,12 +95,13 @@ impl ApiError {
             InvalidGrant(_) => "invalid_grant",
             MissingToken | InvalidToken(_) => "invalid_token",
             InvalidSession(_) => "invalid_session",
-            InsufficientScope(_) => "insufficient_scope",
+            InsufficientScope { .. } => "insufficient_scope",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
             TooManyAttempts { .. } => "too_many_attempts",
             PayloadTooLarge => "payload_too_large",
             StoreUnavailable => "store_unavailable",
+            Overloaded => "overloaded",
             Unavailable(_) => "service_unavailable",
             Internal(_) => "internal_error",
         }
@@ -106,19 +116,26 @@ impl ApiError {
             TooManyAttempts { .. } => "too many failed attempts; retry later".into(),
             PayloadTooLarge => "the request body is larger than 64 KiB".into(),
             StoreUnavailable => "the token and session store is unreachable; retry later".into(),
+            Overloaded => {
+                "more logins at once than this issuer checks at a time; retry shortly".into()
+            }
             Internal(_) => "internal error".into(),
             InvalidRequest(d) | InvalidGrant(d) | InvalidToken(d) | InvalidSession(d)
-            | InsufficientScope(d) | NotFound(d) | Unavailable(d) => d.clone(),
+            | NotFound(d) | Unavailable(d) => d.clone(),
+            InsufficientScope { description, .. } => description.clone(),
         }
     }
 
     /// RFC 6750 section 3: a request with no credentials gets a bare challenge; a bad token
-    /// gets `error="invalid_token"`. (A 403 gets no Bearer challenge: the same handlers answer
-    /// session callers, for whom one would be wrong.)
+    /// gets `error="invalid_token"`; a bearer caller without the role gets
+    /// `error="insufficient_scope"` (section 3.1). Session callers get no Bearer challenge.
     fn www_authenticate(&self) -> Option<&'static str> {
         match self {
             ApiError::MissingToken => Some("Bearer"),
             ApiError::InvalidToken(_) => Some(r#"Bearer error="invalid_token""#),
+            ApiError::InsufficientScope { bearer: true, .. } => {
+                Some(r#"Bearer error="insufficient_scope""#)
+            }
             _ => None,
         }
     }
@@ -141,8 +158,14 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
-        if let ApiError::TooManyAttempts { retry_after_secs } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        match self {
+            ApiError::TooManyAttempts { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            ApiError::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         if self.status() == StatusCode::UNAUTHORIZED {
             // Responses about credentials must not be cached by anything in between.
@@ -207,6 +230,35 @@ mod tests {
         let (status, _, body) = parts(ApiError::internal("redis at 10.0.0.7 said X")).await;
         assert_eq!(status, 500);
         assert_eq!(body["error_description"], "internal error");
+    }
+
+    #[tokio::test]
+    async fn a_bearer_caller_without_the_role_gets_the_insufficient_scope_challenge() {
+        let bearer = ApiError::InsufficientScope {
+            description: "needs recruiter".into(),
+            bearer: true,
+        };
+        let (status, headers, body) = parts(bearer).await;
+        assert_eq!(status, 403);
+        assert_eq!(
+            headers[header::WWW_AUTHENTICATE],
+            r#"Bearer error="insufficient_scope""#
+        );
+        assert_eq!(body["error"], "insufficient_scope");
+        let session = ApiError::InsufficientScope {
+            description: "needs recruiter".into(),
+            bearer: false,
+        };
+        let (_, headers, _) = parts(session).await;
+        assert!(headers.get(header::WWW_AUTHENTICATE).is_none());
+    }
+
+    #[tokio::test]
+    async fn overloaded_is_a_503_with_retry_after() {
+        let (status, headers, body) = parts(ApiError::Overloaded).await;
+        assert_eq!(status, 503);
+        assert_eq!(headers[header::RETRY_AFTER], "1");
+        assert_eq!(body["error"], "overloaded");
     }
 
     #[tokio::test]

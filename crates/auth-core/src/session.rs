@@ -4,12 +4,23 @@
 //! characters). Everything the id means lives in Redis under `session:<id>`, which is why every
 //! request in session mode costs a store look-up, and why the store is shared by all replicas.
 //!
-//! Two lifetimes bound a session: an **idle** timeout, renewed on every use (the key's Redis TTL,
-//! refreshed by `GETEX` in the same round trip as the read), and an **absolute** cap, stored in the
-//! record and checked on every read, after which even an active session ends.
+//! Two lifetimes bound a session: an **idle** timeout, renewed on every use (the key's Redis TTL),
+//! and an **absolute** cap, stored in the record, after which even an active session ends. One
+//! small Lua script ([`READ`]) reads the record and renews it in the same round trip, and never
+//! renews past the cap: the TTL it sets is the smaller of the idle timeout and the time left, and
+//! a record found past its cap is deleted on sight instead of being served.
+//!
+//! **The store holds no credential.** The key is `session:<SHA-256 of the id>`, not the id: a copy
+//! of the store (a backup, a replica, a `KEYS *` by someone with read access) tells who is logged
+//! in, but gives nobody a cookie that works. The id itself exists only in the user's cookie. A
+//! plain hash is enough (no salt, no slow hash): the id is 256 random bits, not a password, so
+//! there is nothing to guess.
 
 use crate::claims::Caller;
+use base64::Engine as _;
+use deadpool_redis::redis;
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 /// The cookie's name.
 pub const COOKIE: &str = "sid";
@@ -37,10 +48,36 @@ impl SessionRecord {
     }
 }
 
-/// The Redis key for session `id`.
+/// The Redis key for session `id`: the SHA-256 of the id, never the id (see the module comment).
 pub fn key(id: &str) -> String {
-    format!("session:{id}")
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, id.as_bytes());
+    let hashed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    format!("session:{hashed}")
 }
+
+/// Read session `KEYS[1]` and renew its idle timeout, in one round trip, never past its cap.
+/// `ARGV[1]` is now (Unix seconds), `ARGV[2]` the idle timeout. Returns the record, or nil when
+/// there is none or it has reached its absolute cap (then it is deleted on the spot).
+///
+/// Only the `expires_at` number is looked at, with a pattern rather than a JSON decode: the
+/// script runs on every session request, inside Redis, where the store's CPU is the shared
+/// resource the load test measures. A record whose cap cannot be read is treated as expired.
+pub static READ: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+        local record = redis.call('GET', KEYS[1])
+        if not record then return false end
+        local cap = tonumber(string.match(record, '"expires_at":(%d+)'))
+        local now = tonumber(ARGV[1])
+        if not cap or cap <= now then
+            redis.call('DEL', KEYS[1])
+            return false
+        end
+        redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[2]), cap - now))
+        return record
+        "#,
+    )
+});
 
 /// Whether `id` has the shape of an id we issue. Anything else is refused before it reaches
 /// Redis: no odd bytes in keys, no look-up spent on garbage.
@@ -72,6 +109,20 @@ mod tests {
         assert!(!is_well_formed("short"));
         assert!(!is_well_formed(&format!("{}*", &id[..42])));
         assert!(!is_well_formed(&format!("{id}x")));
+    }
+
+    #[test]
+    fn the_store_key_is_a_hash_of_the_id_never_the_id() {
+        let id = crate::random_id(ID_BYTES).unwrap();
+        let key = key(&id);
+        assert!(key.starts_with("session:"));
+        assert!(!key.contains(&id));
+        assert_eq!(
+            key,
+            super::key(&id),
+            "the same id always finds the same record"
+        );
+        assert_ne!(key, super::key(&crate::random_id(ID_BYTES).unwrap()));
     }
 
     #[test]

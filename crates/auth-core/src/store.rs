@@ -15,6 +15,14 @@
 //!   connection shows itself on use instead. Every command sent is counted in the
 //!   `authscale_redis_commands_total` metric (health probes excepted), which is how the tests show "1 per request for
 //!   sessions, 0 for tokens".
+//!
+//! Redis replicates asynchronously: a primary that fails over to a replica may take its last
+//! writes with it. For the writes a later request relies on (a refresh-token rotation, a
+//! revocation, a new session) [`Store::eval_acked`] and [`Store::query_acked`] can follow the
+//! write with `WAIT`, on the same connection, and fail closed when fewer replicas than
+//! `REDIS_WAIT_REPLICAS` confirm it in time: the client then gets a 503 instead of a token
+//! whose rotation a failover could undo. Off (0) by default, because a lone Redis has nobody
+//! to wait for.
 
 use crate::error::ApiError;
 use crate::telemetry::Counter;
@@ -30,6 +38,15 @@ const DEADLINE: Duration = Duration::from_secs(1);
 pub struct Store {
     pool: managed::Pool<Manager>,
     commands: Counter,
+    acks: Acks,
+}
+
+/// How many replicas must confirm an acknowledged write, and how long to wait for them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Acks {
+    /// 0: do not wait (a lone Redis, or asynchronous replication accepted).
+    pub replicas: u32,
+    pub timeout_ms: u64,
 }
 
 struct Manager {
@@ -72,7 +89,17 @@ impl Store {
             .create_timeout(Some(DEADLINE))
             .runtime(deadpool::Runtime::Tokio1)
             .build()?;
-        Ok(Store { pool, commands })
+        Ok(Store {
+            pool,
+            commands,
+            acks: Acks::default(),
+        })
+    }
+
+    /// Make [`Store::eval_acked`] and [`Store::query_acked`] wait for `acks.replicas` replicas.
+    pub fn with_acks(mut self, acks: Acks) -> Self {
+        self.acks = acks;
+        self
     }
 
     /// Send one command and read its reply.
@@ -104,6 +131,55 @@ impl Store {
         Self::settle(conn, reply)
     }
 
+    /// [`Store::eval`] for a write a later request relies on: followed by `WAIT` when replicas
+    /// are configured (see the module comment). Fewer confirmations than asked is a 503.
+    pub async fn eval_acked<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, ApiError> {
+        let mut conn = self.connection().await?;
+        self.commands.inc();
+        let reply = tokio::time::timeout(DEADLINE, invocation.invoke_async::<T>(&mut *conn)).await;
+        let (conn, value) = Self::settle_keeping(conn, reply)?;
+        self.wait_for_replicas(conn).await?;
+        Ok(value)
+    }
+
+    /// [`Store::query`] for a write a later request relies on (see [`Store::eval_acked`]).
+    pub async fn query_acked<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
+        let mut conn = self.connection().await?;
+        self.commands.inc();
+        let reply = tokio::time::timeout(DEADLINE, cmd.query_async::<T>(&mut *conn)).await;
+        let (conn, value) = Self::settle_keeping(conn, reply)?;
+        self.wait_for_replicas(conn).await?;
+        Ok(value)
+    }
+
+    /// `WAIT replicas timeout` on the connection that just wrote (WAIT counts the replicas that
+    /// have this client's writes). Nothing to do when no replicas are asked for.
+    async fn wait_for_replicas(&self, mut conn: Object<Manager>) -> Result<(), ApiError> {
+        let Acks {
+            replicas,
+            timeout_ms,
+        } = self.acks;
+        if replicas == 0 {
+            return Ok(());
+        }
+        self.commands.inc();
+        let wait = redis::cmd("WAIT").arg(replicas).arg(timeout_ms).to_owned();
+        let reply = tokio::time::timeout(DEADLINE, wait.query_async::<u32>(&mut *conn)).await;
+        let (_, confirmed) = Self::settle_keeping(conn, reply)?;
+        if confirmed < replicas {
+            tracing::warn!(
+                confirmed,
+                wanted = replicas,
+                "redis: too few replicas confirmed a write; refusing (fail closed)"
+            );
+            return Err(ApiError::StoreUnavailable);
+        }
+        Ok(())
+    }
+
     /// Whether Redis answers right now (for /readyz). Not counted: the counter measures what
     /// serving requests costs, and health probes would blur it.
     pub async fn ping(&self) -> bool {
@@ -122,8 +198,16 @@ impl Store {
         conn: Object<Manager>,
         reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
     ) -> Result<T, ApiError> {
+        Self::settle_keeping(conn, reply).map(|(_, value)| value)
+    }
+
+    /// [`Store::settle`], handing a connection that worked back for one more command.
+    fn settle_keeping<T>(
+        conn: Object<Manager>,
+        reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    ) -> Result<(Object<Manager>, T), ApiError> {
         match reply {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => Ok((conn, value)),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "redis: command failed");
                 drop(Object::take(conn));

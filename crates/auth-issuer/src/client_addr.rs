@@ -31,6 +31,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
+/// The address as the login limits and the refresh retry window count it: an IPv4 address, or
+/// the /64 of an IPv6 one (one IPv6 host usually holds a whole /64). An IPv4-mapped IPv6
+/// address counts as the IPv4 address it carries.
+pub fn bucket(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                format!("{}/64", std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 fn resolve(peer: Option<IpAddr>, forwarded: Option<IpAddr>) -> IpAddr {
     let unspecified = IpAddr::from([0, 0, 0, 0]);
     match (peer, forwarded) {

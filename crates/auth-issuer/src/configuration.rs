@@ -8,7 +8,14 @@
 //! | `CLIENT_ID` | `authscale-demo` | `client_id` claim of access tokens (RFC 9068) |
 //! | `ACCESS_TTL_SECS` | `300` | access-token lifetime (5 minutes) |
 //! | `REFRESH_TTL_SECS` | `1209600` | refresh-token lifetime (14 days) |
+//! | `REFRESH_MAX_TTL_SECS` | `2592000` (30 days) | a family's absolute lifetime: no rotation carries a refresh token past login + this |
 //! | `REFRESH_REUSE_GRACE_MS` | `0` (off) | a duplicate refresh within this many ms of the first gets the same new pair instead of revoking the family |
+//! | `REFRESH_RETRY_WINDOW_SECS` | `30` | a retry of a refresh whose answer was never produced, from the same client address within this long, gets that answer again instead of revoking (0: off) |
+//! | `REDIS_WAIT_REPLICAS` | `0` | replicas that must confirm a rotation, revocation or new session (`WAIT`) before the answer; fewer is a 503 |
+//! | `REDIS_WAIT_TIMEOUT_MS` | `500` | how long to wait for them (at most 900) |
+//! | `LOGIN_HASH_WORKERS` | CPU count | Argon2id hashes running at once, at most; each holds its own 19 MiB |
+//! | `LOGIN_QUEUE` | `64` | logins waiting for a hash worker, at most; past that, 503 `overloaded` at once |
+//! | `LOGIN_QUEUE_WAIT_MS` | `2000` | how long a login waits for a worker before 503 `overloaded` |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the denylist and session store |
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most |
 //! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
@@ -24,9 +31,11 @@
 //! | `LOGIN_WINDOW_SECS` | `60` | the throttling window |
 //! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
 
+use crate::hash_pool::HashingLimits;
 use crate::throttle::Limits;
 use auth_core::config::{self, LogFormat};
 use auth_core::keys::KeyBits;
+use auth_core::store::Acks;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -38,7 +47,11 @@ pub struct Config {
     pub client_id: String,
     pub access_ttl: u64,
     pub refresh_ttl: u64,
+    pub refresh_max_ttl: u64,
     pub refresh_grace_ms: u64,
+    pub refresh_retry_window_secs: u64,
+    pub redis_acks: Acks,
+    pub hashing: HashingLimits,
     pub redis_url: String,
     pub redis_pool_size: usize,
     pub key_path: PathBuf,
@@ -62,7 +75,21 @@ impl Config {
             client_id: config::string("CLIENT_ID", "authscale-demo"),
             access_ttl: config::parse("ACCESS_TTL_SECS", 300)?,
             refresh_ttl: config::parse("REFRESH_TTL_SECS", 14 * 24 * 3600)?,
+            refresh_max_ttl: config::parse("REFRESH_MAX_TTL_SECS", 30 * 24 * 3600)?,
             refresh_grace_ms: config::parse("REFRESH_REUSE_GRACE_MS", 0)?,
+            refresh_retry_window_secs: config::parse("REFRESH_RETRY_WINDOW_SECS", 30)?,
+            redis_acks: Acks {
+                replicas: config::parse("REDIS_WAIT_REPLICAS", 0)?,
+                timeout_ms: config::parse("REDIS_WAIT_TIMEOUT_MS", 500)?,
+            },
+            hashing: HashingLimits {
+                workers: config::parse(
+                    "LOGIN_HASH_WORKERS",
+                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                )?,
+                queue: config::parse("LOGIN_QUEUE", 64)?,
+                wait: std::time::Duration::from_millis(config::parse("LOGIN_QUEUE_WAIT_MS", 2000)?),
+            },
             redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
             redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
             key_path: config::string("KEY_PATH", "data/issuer-key.pem").into(),
@@ -97,6 +124,22 @@ impl Config {
         anyhow::ensure!(
             self.session_max_ttl >= self.session_idle_ttl,
             "SESSION_MAX_TTL_SECS must be at least SESSION_IDLE_TTL_SECS"
+        );
+        anyhow::ensure!(
+            self.refresh_max_ttl >= self.refresh_ttl,
+            "REFRESH_MAX_TTL_SECS must be at least REFRESH_TTL_SECS"
+        );
+        anyhow::ensure!(
+            self.refresh_retry_window_secs <= 300,
+            "REFRESH_RETRY_WINDOW_SECS must be at most 300: it is for lost answers, not replays"
+        );
+        anyhow::ensure!(
+            self.redis_acks.timeout_ms <= 900,
+            "REDIS_WAIT_TIMEOUT_MS must be at most 900 (every store operation has a 1 s deadline)"
+        );
+        anyhow::ensure!(
+            self.hashing.workers >= 1 && self.hashing.queue >= 1,
+            "LOGIN_HASH_WORKERS and LOGIN_QUEUE must be at least 1"
         );
         anyhow::ensure!(
             self.refresh_grace_ms <= 60_000,

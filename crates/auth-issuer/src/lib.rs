@@ -9,7 +9,8 @@
 //! - [`throttle`]: login limits in Redis, per username and per client address.
 //! - [`client_addr`]: which address a request counts against.
 //! - [`tokens`]: minting a token pair.
-//! - [`denylist`]: refresh-token families: rotation, reuse detection, revocation.
+//! - [`families`]: refresh-token families: rotation, reuse detection, revocation, store loss.
+//! - [`hash_pool`]: the few threads that run Argon2id, so its memory is bounded.
 //! - [`sessions`]: server-side sessions (create, delete, the cookie).
 //! - [`keyring`]: the keys in force: the signing key, pending and retired ones.
 //! - [`key_files`]: the keyring on disk, and key rotation (planned, or after a compromise).
@@ -17,7 +18,8 @@
 
 pub mod client_addr;
 pub mod configuration;
-pub mod denylist;
+pub mod families;
+pub mod hash_pool;
 pub mod key_files;
 pub mod keyring;
 pub mod routes;

@@ -4,6 +4,9 @@
 //! random id and hands the client only that id, in an `HttpOnly` cookie the page's scripts cannot
 //! read. Every replica must then ask Redis who the id belongs to, on every request: the cost the
 //! load test measures.
+//!
+//! Redis holds the SHA-256 of the id, never the id itself (`auth_core::session::key`): whoever
+//! reads the store learns who is logged in, but holds no cookie that works.
 
 use crate::state::AppState;
 use crate::users::User;
@@ -29,9 +32,9 @@ pub async fn create(state: &AppState, user: &User) -> Result<String, ApiError> {
         .arg(session::key(&id))
         .arg(value)
         .arg("EX")
-        .arg(config.session_idle_ttl)
+        .arg(config.session_idle_ttl.min(config.session_max_ttl))
         .to_owned();
-    state.store.query::<()>(&cmd).await?;
+    state.store.query_acked::<()>(&cmd).await?;
     state.metrics.sessions_created.inc();
     Ok(id)
 }
@@ -40,7 +43,7 @@ pub async fn create(state: &AppState, user: &User) -> Result<String, ApiError> {
 /// on its next look-up: there is nothing to wait for.
 pub async fn delete(state: &AppState, id: &str) -> Result<bool, ApiError> {
     let cmd = redis::cmd("DEL").arg(session::key(id)).to_owned();
-    let deleted: u64 = state.store.query(&cmd).await?;
+    let deleted: u64 = state.store.query_acked(&cmd).await?;
     Ok(deleted > 0)
 }
 

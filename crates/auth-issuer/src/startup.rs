@@ -35,13 +35,14 @@ pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
     let kid = keyring.signing.kid();
     tracing::info!(kid, path = %config.key_path.display(), "signing key {verb}");
 
-    let users = Users::load(config.users_file.as_deref())?;
+    let users = Users::load(config.users_file.as_deref(), config.hashing)?;
     let metrics = IssuerMetrics::new();
     let store = Store::new(
         &config.redis_url,
         config.redis_pool_size,
         metrics.redis_commands.clone(),
-    )?;
+    )?
+    .with_acks(config.redis_acks);
     let refresh_rules = TokenRules::refresh(&config.issuer, MAX_LEEWAY_SECS);
     Ok(Arc::new(State {
         config,

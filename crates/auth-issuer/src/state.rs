@@ -1,6 +1,7 @@
 //! What every handler of the issuer can reach.
 
 use crate::configuration::Config;
+use crate::families::Rules;
 use crate::key_files::KeyFiles;
 use crate::keyring::{Keyring, Lifetimes};
 use crate::users::Users;
@@ -27,6 +28,16 @@ impl State {
     /// The keys in force right now.
     pub fn keyring(&self) -> Arc<Keyring> {
         Arc::clone(&self.keyring.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The lifetimes and windows of refresh-token families (families.rs).
+    pub fn family_rules(&self) -> Rules {
+        Rules {
+            refresh_ttl: self.config.refresh_ttl,
+            family_max_ttl: self.config.refresh_max_ttl,
+            grace_ms: self.config.refresh_grace_ms,
+            retry_window_secs: self.config.refresh_retry_window_secs,
+        }
     }
 
     pub fn lifetimes(&self) -> Lifetimes {

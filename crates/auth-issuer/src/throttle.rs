@@ -12,10 +12,21 @@
 //! the limit reveals nothing about which usernames exist. When Redis is unreachable the check
 //! fails closed (503): an unthrottled login endpoint is exactly what an attacker would wait for.
 //!
+//! **The limit holds under concurrency.** "Check the counter, hash, then count the failure" lets
+//! every guess that arrives before the first failure is recorded through: a burst of N guesses
+//! gets N password checks. So an attempt *reserves* its place first: one script refuses when a
+//! counter is at its limit and otherwise counts the attempt, atomically. Only then is the
+//! password hashed. A success gives its reservation back (only failures count); a failure keeps
+//! it. N concurrent guesses for one user therefore get at most the limit of password checks.
+//!
+//! Addresses are counted per IPv4 address and per IPv6 /64: one IPv6 host usually holds a whole
+//! /64, and counting per /128 would give it 2^64 budgets.
+//!
 //! The per-user limit lets an attacker lock a known user out for a minute at a time; that is the
 //! accepted price of the contract's rule (OWASP's "account lockout" trade-off), and why the lock
 //! is short and lifts by itself.
 
+use crate::client_addr;
 use auth_core::error::ApiError;
 use auth_core::store::Store;
 use deadpool_redis::redis;
@@ -29,14 +40,21 @@ pub struct Limits {
     pub window_secs: u64,
 }
 
-/// Returns 0 when the attempt may proceed, otherwise the milliseconds until it may.
-static CHECK: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Reserve an attempt against both keys: refused (the milliseconds until the window closes) when
+/// either is at its limit, otherwise counted on both (returns 0). The first attempt of a window
+/// starts its clock. `ARGV`: the per-user limit, the per-address limit, the window (s).
+static RESERVE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
         for i, key in ipairs(KEYS) do
-            local failures = tonumber(redis.call('GET', key) or '0')
-            if failures >= tonumber(ARGV[i]) then
+            local attempts = tonumber(redis.call('GET', key) or '0')
+            if attempts >= tonumber(ARGV[i]) then
                 return math.max(redis.call('PTTL', key), 1)
+            end
+        end
+        for _, key in ipairs(KEYS) do
+            if redis.call('INCR', key) == 1 then
+                redis.call('EXPIRE', key, ARGV[3])
             end
         end
         return 0
@@ -44,13 +62,14 @@ static CHECK: LazyLock<redis::Script> = LazyLock::new(|| {
     )
 });
 
-/// Count one failure against both keys; the first failure of a window starts its clock.
-static RECORD: LazyLock<redis::Script> = LazyLock::new(|| {
+/// Give a reservation back (the attempt succeeded, or was never checked). Never below zero, and
+/// never on a key that has expired meanwhile (`DECR` would recreate it without a TTL).
+static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
         for _, key in ipairs(KEYS) do
-            if redis.call('INCR', key) == 1 then
-                redis.call('EXPIRE', key, ARGV[1])
+            if tonumber(redis.call('GET', key) or '0') > 0 then
+                redis.call('DECR', key)
             end
         end
         return 0
@@ -68,16 +87,18 @@ impl<'a> Throttle<'a> {
         Throttle { store, limits }
     }
 
-    /// Refuse with 429 when either counter is at its limit.
-    pub async fn check(&self, username: &str, addr: IpAddr) -> Result<(), ApiError> {
+    /// Reserve an attempt, or refuse with 429 when either counter is at its limit. A reserved
+    /// attempt counts as a failure unless [`Throttle::release`] gives it back.
+    pub async fn reserve(&self, username: &str, addr: IpAddr) -> Result<(), ApiError> {
         let wait_ms: u64 = self
             .store
             .eval(
-                CHECK
+                RESERVE
                     .key(user_key(username))
                     .key(addr_key(addr))
                     .arg(self.limits.per_user)
-                    .arg(self.limits.per_addr),
+                    .arg(self.limits.per_addr)
+                    .arg(self.limits.window_secs),
             )
             .await?;
         match wait_ms {
@@ -88,16 +109,12 @@ impl<'a> Throttle<'a> {
         }
     }
 
-    pub async fn record_failure(&self, username: &str, addr: IpAddr) -> Result<(), ApiError> {
+    /// Give a reserved attempt back: it succeeded, or it was never checked (overload).
+    pub async fn release(&self, username: &str, addr: IpAddr) -> Result<(), ApiError> {
         self.store
-            .eval::<u64>(
-                RECORD
-                    .key(user_key(username))
-                    .key(addr_key(addr))
-                    .arg(self.limits.window_secs),
-            )
+            .eval::<u64>(RELEASE.key(user_key(username)).key(addr_key(addr)))
             .await
-            .map(|_| ())
+            .map(drop)
     }
 }
 
@@ -105,8 +122,9 @@ fn user_key(username: &str) -> String {
     format!("login:fail:user:{username}")
 }
 
+/// The address's counter: per IPv4 address, per IPv6 /64 ([`client_addr::bucket`]).
 fn addr_key(addr: IpAddr) -> String {
-    format!("login:fail:addr:{addr}")
+    format!("login:fail:addr:{}", client_addr::bucket(addr))
 }
 
 #[cfg(test)]
@@ -121,5 +139,20 @@ mod tests {
             "login:fail:addr:10.0.0.1"
         );
         assert_ne!(user_key("10.0.0.1"), addr_key("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64_prefix() {
+        let key = |s: &str| addr_key(s.parse().unwrap());
+        assert_eq!(
+            key("2001:db8:1:2:aaaa::1"),
+            "login:fail:addr:2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            key("2001:db8:1:2::")
+        );
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), "login:fail:addr:192.0.2.7");
     }
 }

@@ -5,10 +5,12 @@
 //! not even which job ids exist (403 before 404).
 
 use crate::caller::Auth;
+use crate::configuration::Mode;
+use crate::state::AppState;
 use auth_core::error::ApiError;
 use axum::Json;
-use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 const RECRUITER: &str = "recruiter";
@@ -28,13 +30,16 @@ const APPLICANTS: [&[&str]; 10] = [
 ];
 
 pub async fn applicants(
+    State(state): State<AppState>,
     Auth(caller): Auth,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     if !caller.has_role(RECRUITER) {
-        return Err(ApiError::InsufficientScope(
-            "this route needs the recruiter role".into(),
-        ));
+        return Err(ApiError::InsufficientScope {
+            description: "this route needs the recruiter role".into(),
+            // A bearer caller gets RFC 6750's insufficient_scope challenge; a cookie caller none.
+            bearer: state.mode() == Mode::Jwt,
+        });
     }
     // An id that is not even valid UTF-8 names no job either.
     let Ok(Path(id)) = id else {

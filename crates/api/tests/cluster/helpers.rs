@@ -195,6 +195,50 @@ impl TestStack {
         request.send().await.unwrap()
     }
 
+    /// A connection to the stack's Redis, to look at (or tamper with) what the store holds.
+    pub async fn redis(&self) -> deadpool_redis::redis::aio::MultiplexedConnection {
+        deadpool_redis::redis::Client::open(self.stack.redis_url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Run one Redis command against the stack's Redis.
+    pub async fn redis_cmd<T: deadpool_redis::redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut cmd = deadpool_redis::redis::cmd(args[0]);
+        for arg in &args[1..] {
+            cmd.arg(*arg);
+        }
+        cmd.query_async(&mut self.redis().await).await.unwrap()
+    }
+
+    /// `POST` JSON straight to the issuer (past nginx and its limits), as if nginx had forwarded
+    /// it for client address `client` (the issuer believes `X-Real-IP` from loopback).
+    pub async fn issuer_post(&self, path: &str, body: &Value, client: &str) -> Response {
+        self.http
+            .post(format!("{}{path}", self.stack.issuer_url()))
+            .header("x-real-ip", client)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `n` requests all in flight at once, built by `request(i)`: the status of each.
+    pub async fn concurrently(
+        &self,
+        n: usize,
+        request: impl Fn(usize) -> reqwest::RequestBuilder,
+    ) -> Vec<StatusCode> {
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..n {
+            let request = request(i);
+            tasks.spawn(async move { request.send().await.unwrap().status() });
+        }
+        tasks.join_all().await
+    }
+
     /// Distinct `X-Replica` values seen over `n` GETs of `path`, checking each body's `replica`.
     pub async fn replicas_serving(
         &self,
@@ -216,6 +260,16 @@ impl TestStack {
         }
         seen
     }
+}
+
+/// How many of `statuses` are `status`.
+pub fn count(statuses: &[StatusCode], status: StatusCode) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+/// The claims of a JWT (its middle segment).
+pub fn claims_of(token: &str) -> Value {
+    decode_segment(token, 1)
 }
 
 pub fn pair_of(body: &Value) -> Pair {

@@ -11,6 +11,8 @@ mod faults;
 mod hardening;
 mod helpers;
 mod keys;
+mod login_limits;
+mod refresh_families;
 mod sessions;
 mod store_outage;
 mod tokens;

@@ -159,3 +159,65 @@ async fn store_lookups_per_request_are_zero_for_tokens_and_one_for_sessions() {
         200
     );
 }
+
+/// The store holds the SHA-256 of a session id, never the id: a copy of the store is no set of
+/// working cookies. The key found under the id itself does not exist.
+#[tokio::test]
+async fn the_store_holds_a_hash_of_each_session_id_never_the_id() {
+    let t = TestStack::start_with(0, 1, &[]).await;
+    let cookie = sid_pair(&t.session_login("alice", "wonderland").await);
+    let id = cookie.strip_prefix("sid=").unwrap();
+    let keys: Vec<String> = t.redis_cmd(&["KEYS", "session:*"]).await;
+    assert_eq!(keys, [auth_core::session::key(id)]);
+    assert!(keys.iter().all(|k| !k.contains(id)), "{keys:?}");
+    let raw: i64 = t.redis_cmd(&["EXISTS", &format!("session:{id}")]).await;
+    assert_eq!(raw, 0);
+    assert_eq!(
+        t.get_with_cookie("/sapi/me", &cookie).await.status(),
+        StatusCode::OK
+    );
+}
+
+/// A read never renews a session past its absolute cap, and a record found past its cap (a
+/// clock that differs between issuer and replica, or a TTL set by hand) is deleted on sight.
+#[tokio::test]
+async fn a_session_is_never_renewed_past_its_cap_and_is_deleted_once_past_it() {
+    let t = TestStack::start_with(
+        0,
+        1,
+        &[
+            ("SESSION_IDLE_TTL_SECS", "60"),
+            ("SESSION_MAX_TTL_SECS", "120"),
+        ],
+    )
+    .await;
+    let cookie = sid_pair(&t.session_login("bob", "builder").await);
+    let key = auth_core::session::key(cookie.strip_prefix("sid=").unwrap());
+    let record: String = t.redis_cmd(&["GET", &key]).await;
+    let mut record: Value = serde_json::from_str(&record).unwrap();
+
+    // Ten seconds of the cap left: a read renews the idle timeout to those ten, not to 60.
+    record["expires_at"] = json!(auth_core::now_secs() + 10);
+    let _: () = t
+        .redis_cmd(&["SET", &key, &record.to_string(), "EX", "60"])
+        .await;
+    assert_eq!(
+        t.get_with_cookie("/sapi/me", &cookie).await.status(),
+        StatusCode::OK
+    );
+    let ttl: i64 = t.redis_cmd(&["TTL", &key]).await;
+    assert!((1..=10).contains(&ttl), "renewed to {ttl} s, past the cap");
+
+    // Past its cap, with a long TTL left: refused, and gone from the store.
+    record["expires_at"] = json!(auth_core::now_secs() - 1);
+    let _: () = t
+        .redis_cmd(&["SET", &key, &record.to_string(), "EX", "60"])
+        .await;
+    let (status, error) = error_of(t.get_with_cookie("/sapi/me", &cookie).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_session")
+    );
+    let exists: i64 = t.redis_cmd(&["EXISTS", &key]).await;
+    assert_eq!(exists, 0, "deleted on sight");
+}

@@ -39,10 +39,17 @@ async fn redis_down_means_503_for_refresh_and_sessions_while_tokens_keep_working
 
     t.stack.start_redis().await.unwrap();
 
-    // The refresh that failed spent nothing, so the same token works now: nothing was lost.
-    assert_eq!(t.refresh(&pair.refresh).await.status(), StatusCode::OK);
-    // Sessions lived in the Redis that was stopped (no persistence), so log in again; the session
-    // replica reconnects by itself.
+    // This Redis keeps nothing on disk, so it came back empty: the refresh token's family is no
+    // longer on record and the token is refused (fail closed), although it was never spent.
+    // (store_loss.rs shows the same restart with the store's files: nothing lost.)
+    let (status, error) = error_of(t.refresh(&pair.refresh).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_grant")
+    );
+    t.login("bob", "builder").await;
+    // Sessions lived in the same Redis, so log in again; the session replica reconnects by
+    // itself.
     let cookie = t
         .session_login("bob", "builder")
         .await

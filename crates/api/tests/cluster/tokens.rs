@@ -417,3 +417,47 @@ async fn unknown_paths_get_json_errors() {
         (StatusCode::NOT_FOUND, "not_found".to_owned())
     );
 }
+
+/// RFC 6749 5.1: every answer that carries a credential says `no-store` and `no-cache`; RFC 6750
+/// 3.1: a bearer caller without the role hears `insufficient_scope` (a cookie caller no Bearer
+/// challenge at all).
+#[tokio::test]
+async fn token_answers_are_never_stored_and_a_bearer_403_names_insufficient_scope() {
+    let t = TestStack::start_with(1, 1, &[]).await;
+    let login = t
+        .post_json(
+            "/auth/login",
+            json!({"username": "alice", "password": "wonderland"}),
+        )
+        .await;
+    let login_headers = login.headers().clone();
+    let body: Value = login.json().await.unwrap();
+    let refreshed = t.refresh(body["refresh_token"].as_str().unwrap()).await;
+    let session = t
+        .post_json(
+            "/auth/session/login",
+            json!({"username": "alice", "password": "wonderland"}),
+        )
+        .await;
+    for (route, headers) in [
+        ("login", &login_headers),
+        ("refresh", refreshed.headers()),
+        ("session login", session.headers()),
+    ] {
+        assert_eq!(headers["cache-control"], "no-store", "{route}");
+        assert_eq!(headers["pragma"], "no-cache", "{route}");
+    }
+
+    let alice = pair_of(&body);
+    let forbidden = t.get_bearer("/api/jobs/3/applicants", &alice.access).await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        forbidden.headers()["www-authenticate"],
+        r#"Bearer error="insufficient_scope""#
+    );
+    let cookie = session.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap();
+    let forbidden = t.get_with_cookie("/sapi/jobs/3/applicants", cookie).await;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert!(forbidden.headers().get("www-authenticate").is_none());
+}

@@ -1,11 +1,13 @@
 //! `POST /auth/login`: username and password in, token pair out.
 
 use crate::client_addr::ClientAddr;
+use crate::families::{Families, Successor};
 use crate::state::AppState;
 use crate::throttle::Throttle;
-use crate::tokens::{TokenPair, mint_pair, new_family};
+use crate::tokens::{TokenPair, mint_pair, new_id};
 use crate::users::User;
 use auth_core::error::ApiError;
+use auth_core::now_secs;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -35,16 +37,28 @@ pub async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     body: Result<Json<Credentials>, JsonRejection>,
-) -> Result<Json<TokenPair>, ApiError> {
+) -> Result<TokenPair, ApiError> {
     let Json(credentials) = body?;
     let user = authenticate(&state, credentials, addr).await?;
-    let pair = mint_pair(&state, &user, &new_family()?)?;
+    // The family is on record before its first token leaves: a refresh token the store has no
+    // record of is refused (families.rs).
+    let (family, first) = (new_id()?, new_id()?);
+    let now = now_secs();
+    Families::new(&state.store, state.family_rules())
+        .create(&family, &first, now)
+        .await?;
+    let successor = Successor {
+        jti: first,
+        iat: now,
+        start: now,
+    };
+    let pair = mint_pair(&state, &user, &family, &successor)?;
     tracing::info!(user = %user.username, "token login");
-    Ok(Json(pair))
+    Ok(pair)
 }
 
-/// Check credentials (shared by both login routes): throttle first, then Argon2id; count the
-/// outcome, and a failure against the throttle.
+/// Check credentials (shared by both login routes): reserve an attempt against the throttle
+/// first, then Argon2id; a success gives the reservation back, a failure keeps it.
 pub async fn authenticate(
     state: &AppState,
     credentials: Credentials,
@@ -57,17 +71,22 @@ pub async fn authenticate(
         ));
     }
     let throttle = Throttle::new(&state.store, state.config.login_limits);
-    throttle.check(&username, addr).await?;
+    throttle.reserve(&username, addr).await?;
     match state.users.authenticate(&username, password).await {
-        Some(user) => {
+        Ok(Some(user)) => {
             state.metrics.logins_ok.inc();
+            throttle.release(&username, addr).await?;
             Ok(user)
         }
-        None => {
+        Ok(None) => {
             state.metrics.logins_failed.inc();
             tracing::info!(user = %username, %addr, "login failed");
-            throttle.record_failure(&username, addr).await?;
             Err(ApiError::InvalidCredentials)
+        }
+        Err(e) => {
+            // Not checked (the hash workers were busy): not a failure of the password.
+            throttle.release(&username, addr).await?;
+            Err(e)
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Access tokens already handed out are not revoked: they die by their short life (default five
 //! minutes). That is the trade a stateless design makes, and why access tokens are short-lived.
 
-use crate::denylist::Denylist;
+use crate::families::Families;
 use crate::routes::refresh::{RefreshRequest, verify_refresh_token};
 use crate::state::AppState;
 use auth_core::error::ApiError;
@@ -18,13 +18,9 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let Json(request) = body?;
     let claims = verify_refresh_token(&state, &request.refresh_token)?;
-    Denylist::new(
-        &state.store,
-        state.config.refresh_ttl,
-        state.config.refresh_grace_ms,
-    )
-    .revoke_family(&claims.fam)
-    .await?;
+    Families::new(&state.store, state.family_rules())
+        .revoke(&claims.fam)
+        .await?;
     tracing::info!(user = %claims.sub, "logout: family revoked");
     Ok(StatusCode::NO_CONTENT)
 }

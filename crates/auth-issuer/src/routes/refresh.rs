@@ -1,8 +1,9 @@
 //! `POST /auth/refresh`: exchange a refresh token, once, for a new pair (rotation).
 
-use crate::denylist::{Denylist, Spend};
+use crate::client_addr::{self, ClientAddr};
+use crate::families::{Decision, Families};
 use crate::state::AppState;
-use crate::tokens::{TokenPair, mint_pair};
+use crate::tokens::{TokenPair, mint_pair, new_id};
 use auth_core::claims::RefreshClaims;
 use auth_core::error::ApiError;
 use auth_core::verify::verify;
@@ -18,58 +19,54 @@ pub struct RefreshRequest {
 
 pub async fn refresh(
     State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     body: Result<Json<RefreshRequest>, JsonRejection>,
-) -> Result<Json<TokenPair>, ApiError> {
+) -> Result<TokenPair, ApiError> {
     let Json(request) = body?;
     let claims = verify_refresh_token(&state, &request.refresh_token)?;
-
-    let denylist = Denylist::new(
-        &state.store,
-        state.config.refresh_ttl,
-        state.config.refresh_grace_ms,
-    );
-    match denylist.spend(&claims).await? {
-        Spend::Fresh => {}
-        Spend::Duplicate => return duplicate(&denylist, &claims).await,
-        Spend::Reused => {
-            state.metrics.reuse_detected.inc();
-            tracing::warn!(user = %claims.sub, family = %claims.fam, "refresh token reuse: family revoked");
-            return Err(ApiError::InvalidGrant(
-                "refresh token already used; every token of this login is now revoked".into(),
-            ));
-        }
-        Spend::Revoked => {
-            return Err(ApiError::InvalidGrant("refresh token revoked".into()));
-        }
-    }
-
     // Name and roles come from the user record now, not from the old token: a role removed since
     // the login is gone from the next access token.
     let user = state
         .users
         .get(&claims.sub)
         .ok_or_else(|| ApiError::InvalidGrant("the user no longer exists".into()))?;
-    let pair = mint_pair(&state, user, &claims.fam)?;
-    if state.config.refresh_grace_ms > 0 {
-        let json = serde_json::to_string(&pair).map_err(|_| ApiError::internal("pair encoding"))?;
-        denylist.remember_successor(&claims, &json).await?;
-    }
-    state.metrics.refreshes.inc();
-    Ok(Json(pair))
-}
 
-/// A duplicate within the grace window gets the pair the first refresh produced.
-async fn duplicate(
-    denylist: &Denylist<'_>,
-    claims: &RefreshClaims,
-) -> Result<Json<TokenPair>, ApiError> {
-    let json = denylist
-        .successor(claims)
+    let families = Families::new(&state.store, state.family_rules());
+    let who = client_addr::bucket(addr);
+    let successor = match families
+        .rotate(&claims.fam, &claims.jti, &new_id()?, &who)
         .await?
-        .ok_or_else(|| ApiError::InvalidGrant("refresh token already used".into()))?;
-    let pair =
-        serde_json::from_str(&json).map_err(|_| ApiError::internal("stored pair unreadable"))?;
-    Ok(Json(pair))
+    {
+        Decision::Rotated(next) => {
+            state.metrics.refreshes.inc();
+            next
+        }
+        Decision::Again(next) => next,
+        Decision::Reused => {
+            state.metrics.reuse_detected.inc();
+            tracing::warn!(user = %claims.sub, family = %claims.fam, "refresh token reuse: family revoked");
+            return Err(ApiError::InvalidGrant(
+                "refresh token already used; every token of this login is now revoked".into(),
+            ));
+        }
+        Decision::Revoked => {
+            return Err(ApiError::InvalidGrant("refresh token revoked".into()));
+        }
+        Decision::Ended => {
+            return Err(ApiError::InvalidGrant(
+                "this login has reached its maximum lifetime; log in again".into(),
+            ));
+        }
+        Decision::Unknown => {
+            return Err(ApiError::InvalidGrant(
+                "this login is not on record (it ended, or the store lost it); log in again".into(),
+            ));
+        }
+    };
+    let pair = mint_pair(&state, user, &claims.fam, &successor)?;
+    // From here the answer exists: a retry of this refresh is reuse, not a lost answer.
+    families.answered(&claims.fam, &successor.jti).await?;
+    Ok(pair)
 }
 
 /// Signature, `typ` `rt+jwt`, `iss`, `aud` (the issuer itself) and expiry; any failure is the

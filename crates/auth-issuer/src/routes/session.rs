@@ -4,6 +4,7 @@ use crate::client_addr::ClientAddr;
 use crate::routes::login::{Credentials, authenticate};
 use crate::sessions;
 use crate::state::AppState;
+use crate::tokens;
 use auth_core::error::ApiError;
 use auth_core::session;
 use axum::Json;
@@ -22,7 +23,10 @@ pub async fn login(
     let id = sessions::create(&state, &user).await?;
     tracing::info!(user = %user.username, "session login");
     let cookie = sessions::cookie(&state, &id);
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+    let mut response = (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response();
+    // The cookie is the credential: the answer that carries it is never stored (RFC 6749 5.1).
+    tokens::no_store(&mut response);
+    Ok(response)
 }
 
 pub async fn logout(
