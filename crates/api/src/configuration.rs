@@ -10,6 +10,7 @@
 //! | `JWKS_URL` | `http://127.0.0.1:9000/.well-known/jwks.json` | where public keys come from (jwt mode) |
 //! | `JWKS_FILE` | (unset) | read keys from this file instead of `JWKS_URL` |
 //! | `JWKS_REFETCH_SECS` | `5` | an unknown `kid` refetches the JWKS at most this often |
+//! | `JWKS_REFRESH_SECS` | `60` | the JWKS is re-read this often anyway: a key revoked or retired by the issuer is dropped within it |
 //! | `LEEWAY_SECS` | `30` | clock skew allowed on `exp`/`nbf` (at most 30) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the session store (session mode) |
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most (session mode) |
@@ -77,6 +78,7 @@ pub struct Config {
     pub audience: String,
     pub jwks: JwksSource,
     pub jwks_refetch_secs: u64,
+    pub jwks_refresh_secs: u64,
     pub leeway_secs: u64,
     pub redis_url: String,
     pub redis_pool_size: usize,
@@ -102,6 +104,11 @@ impl Config {
             leeway_secs <= auth_core::verify::MAX_LEEWAY_SECS,
             "LEEWAY_SECS must be at most 30 (RFC 8725 asks for a small leeway)"
         );
+        let jwks_refresh_secs = config::parse("JWKS_REFRESH_SECS", 60u64)?;
+        anyhow::ensure!(
+            jwks_refresh_secs >= 1,
+            "JWKS_REFRESH_SECS must be at least 1"
+        );
         Ok(Config {
             listen,
             mode: config::parse("API_MODE", Mode::Jwt)?,
@@ -111,6 +118,7 @@ impl Config {
             audience: config::string("AUDIENCE", "authscale-api"),
             jwks,
             jwks_refetch_secs: config::parse("JWKS_REFETCH_SECS", 5)?,
+            jwks_refresh_secs,
             leeway_secs,
             redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
             redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,

@@ -4,55 +4,95 @@
 //! loads them at start-up (from `JWKS_URL` or `JWKS_FILE`) and is not ready until it has some.
 //! After that, the network is touched in two cases only, never per request:
 //!
-//! - a token names a `kid` the replica does not know (the issuer may have rotated its key): the
-//!   JWKS is fetched again, but at most once every `JWKS_REFETCH_SECS`, so a flood of tokens with
-//!   made-up `kid`s cannot turn the replica into a denial-of-service amplifier against the issuer;
-//! - every five minutes, so a key the issuer has retired stops being trusted here too.
+//! - every `JWKS_REFRESH_SECS` (60 s), so a key the issuer has published is here before its first
+//!   token (the issuer publishes a key well before signing with it: see auth-issuer's
+//!   `keyring.rs`), and a key it has retired or revoked stops being trusted here too;
+//! - a token names a `kid` the replica does not know: the JWKS is fetched again, but at most once
+//!   every `JWKS_REFETCH_SECS`, so a flood of tokens with made-up `kid`s cannot turn the replica
+//!   into a denial-of-service amplifier against the issuer. Requests that meet the same unknown
+//!   `kid` while that refetch is in flight wait for it, instead of being refused by the limit.
+//!
+//! Fetches may overlap (a periodic one and a refetch), and the slower one may hold the older key
+//! set. So the key set only moves forward: each fetch takes a number when it starts, and its
+//! result is installed only if no fetch started later has been installed already.
 //!
 //! A failed fetch keeps the keys already held: an issuer outage must not take the replicas down.
 //!
 //! With `TOKEN_CACHE=on`, tokens verified once are remembered until they expire
-//! (`token_cache.rs`); each fetch purges the entries whose key has left the JWKS.
+//! (`token_cache.rs`); each installed fetch purges the entries whose key has left the JWKS.
 
 use crate::configuration::JwksSource;
 use crate::token_cache::{self, TokenCache};
 use auth_core::claims::AccessClaims;
 use auth_core::keys::Jwks;
+use auth_core::telemetry::{Counter, Metrics};
 use auth_core::verify::{KeySet, Rejection, TokenRules, kid_of, verify};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-/// How often the JWKS is refetched regardless of unknown kids.
-const PERIODIC_REFRESH: Duration = Duration::from_secs(300);
 /// How long one fetch may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often the network is touched.
+#[derive(Debug, Clone, Copy)]
+pub struct Intervals {
+    /// An unknown `kid` refetches at most this often (`JWKS_REFETCH_SECS`).
+    pub min_refetch: Duration,
+    /// The JWKS is re-read this often anyway (`JWKS_REFRESH_SECS`).
+    pub refresh: Duration,
+}
+
 pub struct Keys {
-    current: RwLock<Arc<KeySet>>,
+    installed: RwLock<Installed>,
+    /// Fetches started so far: the next fetch's number is this plus one.
+    fetches_started: AtomicU64,
     source: JwksSource,
     http: reqwest::Client,
-    min_refetch_interval: Duration,
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    intervals: Intervals,
+    /// When the last unknown-kid refetch started. Held across that refetch, so that requests
+    /// with a new kid queue behind the fetch that brings it.
+    last_refetch: tokio::sync::Mutex<Option<Instant>>,
     rules: TokenRules,
     /// Verified tokens, when `TOKEN_CACHE=on`.
     cache: Option<TokenCache>,
+    counters: FetchCounters,
+}
+
+/// The key set in force, and the number of the fetch it came from.
+struct Installed {
+    fetch: u64,
+    keys: Arc<KeySet>,
+}
+
+/// JWKS fetches by what caused them: unknown-kid refetches are the ones a well-run rotation
+/// never needs.
+#[derive(Default)]
+struct FetchCounters {
+    scheduled: Counter,
+    unknown_kid: Counter,
 }
 
 impl Keys {
     pub fn new(
         source: JwksSource,
-        min_refetch_interval: Duration,
+        intervals: Intervals,
         rules: TokenRules,
     ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?;
         Ok(Keys {
-            current: RwLock::new(Arc::new(KeySet::default())),
+            installed: RwLock::new(Installed {
+                fetch: 0,
+                keys: Arc::new(KeySet::default()),
+            }),
+            fetches_started: AtomicU64::new(0),
             source,
             http,
-            min_refetch_interval,
-            last_fetch: tokio::sync::Mutex::new(None),
+            intervals,
+            last_refetch: tokio::sync::Mutex::new(None),
             rules,
             cache: None,
+            counters: FetchCounters::default(),
         })
     }
 
@@ -63,16 +103,25 @@ impl Keys {
         self
     }
 
+    /// Count fetches in `metrics` (`authscale_jwks_fetches_total`, by trigger).
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        const NAME: &str = "authscale_jwks_fetches_total";
+        const HELP: &str = "JWKS fetches started, by trigger: scheduled (start-up and periodic) or an unknown kid.";
+        self.counters = FetchCounters {
+            scheduled: metrics.counter(NAME, HELP, &[("trigger", "scheduled")]),
+            unknown_kid: metrics.counter(NAME, HELP, &[("trigger", "unknown_kid")]),
+        };
+        self
+    }
+
     /// Whether any key is loaded (readiness).
     pub fn is_loaded(&self) -> bool {
         !self.snapshot().is_empty()
     }
 
     fn snapshot(&self) -> Arc<KeySet> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let installed = self.installed.read().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(&installed.keys)
     }
 
     /// Verify an access token; a `kid` we do not know may trigger one rate-limited refetch.
@@ -110,31 +159,34 @@ impl Keys {
         }
     }
 
-    /// Refetch if the token names a kid we lack and the last fetch is old enough. Returns whether
-    /// the kid is known afterwards.
+    /// Refetch if the token names a kid we lack and the last refetch is old enough. Returns
+    /// whether the kid is known afterwards.
     async fn refetch_for(&self, token: &str) -> bool {
         let Some(kid) = kid_of(token) else {
             return false;
         };
-        let mut last = self.last_fetch.lock().await;
-        // Another request may have fetched while we waited for the lock.
+        // Held until the fetch is done: a request with the same kid waits here, then finds it.
+        let mut last = self.last_refetch.lock().await;
         if self.snapshot().contains(&kid) {
             return true;
         }
-        if last.is_some_and(|t| t.elapsed() < self.min_refetch_interval) {
+        if last.is_some_and(|t| t.elapsed() < self.intervals.min_refetch) {
             return false;
         }
         *last = Some(Instant::now());
-        drop(last);
+        self.counters.unknown_kid.inc();
         match self.fetch().await {
-            Ok(n) => tracing::info!(keys = n, "JWKS refetched for an unknown kid"),
+            Ok(Some(n)) => tracing::info!(keys = n, "JWKS refetched for an unknown kid"),
+            Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "JWKS refetch failed; keeping the keys held"),
         }
         self.snapshot().contains(&kid)
     }
 
-    /// Fetch the JWKS now and replace the keys held. Returns how many keys were loaded.
-    pub async fn fetch(&self) -> anyhow::Result<usize> {
+    /// Fetch the JWKS now and install it, unless a fetch that started later was installed
+    /// first. Returns how many keys were installed, or `None` when the result was superseded.
+    pub async fn fetch(&self) -> anyhow::Result<Option<usize>> {
+        let number = self.fetches_started.fetch_add(1, Ordering::Relaxed) + 1;
         let jwks: Jwks = match &self.source {
             JwksSource::Url(url) => {
                 self.http
@@ -150,10 +202,20 @@ impl Keys {
         let set = KeySet::from_jwks(&jwks);
         anyhow::ensure!(!set.is_empty(), "the JWKS holds no RS256 signing key");
         let n = set.len();
-        let set = Arc::new(set);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&set);
+        {
+            let mut installed = self.installed.write().unwrap_or_else(|p| p.into_inner());
+            if installed.fetch > number {
+                return Ok(None);
+            }
+            *installed = Installed {
+                fetch: number,
+                keys: Arc::new(set),
+            };
+        }
         if let Some(cache) = &self.cache {
-            let purged = cache.retain_kids(|kid| set.contains(kid));
+            // Against what is installed now, which a later fetch may already have replaced.
+            let keys = self.snapshot();
+            let purged = cache.retain_kids(|kid| keys.contains(kid));
             if purged > 0 {
                 tracing::info!(
                     purged,
@@ -161,17 +223,18 @@ impl Keys {
                 );
             }
         }
-        Ok(n)
+        Ok(Some(n))
     }
 
     /// Load the keys in the background: retry every second until the first success (the replica
-    /// stays not-ready meanwhile), then refresh periodically.
+    /// stays not-ready meanwhile), then refresh every `JWKS_REFRESH_SECS`.
     pub fn spawn_loader(self: Arc<Self>) {
         tokio::spawn(async move {
             loop {
+                self.counters.scheduled.inc();
                 match self.fetch().await {
-                    Ok(n) => {
-                        tracing::info!(keys = n, "JWKS loaded");
+                    Ok(_) => {
+                        tracing::info!(keys = self.snapshot().len(), "JWKS loaded");
                         break;
                     }
                     Err(e) => {
@@ -181,7 +244,8 @@ impl Keys {
                 }
             }
             loop {
-                tokio::time::sleep(PERIODIC_REFRESH).await;
+                tokio::time::sleep(self.intervals.refresh).await;
+                self.counters.scheduled.inc();
                 if let Err(e) = self.fetch().await {
                     tracing::warn!(error = %e, "periodic JWKS refresh failed; keeping the keys held");
                 }
@@ -217,11 +281,134 @@ mod tests {
         sign_jwt(key, ACCESS_TYP, &claims).unwrap()
     }
 
-    fn write_jwks(path: &std::path::Path, keys: &[&SigningKey]) {
-        let jwks = Jwks {
+    fn jwks_of(keys: &[&SigningKey]) -> Jwks {
+        Jwks {
             keys: keys.iter().map(|k| k.public_jwk().clone()).collect(),
-        };
-        std::fs::write(path, serde_json::to_vec(&jwks).unwrap()).unwrap();
+        }
+    }
+
+    fn write_jwks(path: &std::path::Path, keys: &[&SigningKey]) {
+        std::fs::write(path, serde_json::to_vec(&jwks_of(keys)).unwrap()).unwrap();
+    }
+
+    /// No refetch or refresh within a test, unless a test says otherwise.
+    const RARELY: Intervals = Intervals {
+        min_refetch: Duration::from_secs(3600),
+        refresh: Duration::from_secs(3600),
+    };
+
+    /// A real HTTP JWKS endpoint on a free port: it answers each request with the JWKS and
+    /// delay configured when the request arrives, and counts requests.
+    struct JwksServer {
+        url: String,
+        answer: Arc<std::sync::Mutex<(Jwks, Duration)>>,
+        requests: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl JwksServer {
+        async fn start(jwks: Jwks) -> Self {
+            use axum::extract::State;
+            type Shared = (
+                Arc<std::sync::Mutex<(Jwks, Duration)>>,
+                Arc<std::sync::atomic::AtomicUsize>,
+            );
+            let answer = Arc::new(std::sync::Mutex::new((jwks, Duration::ZERO)));
+            let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let app = axum::Router::new()
+                .route(
+                    "/jwks",
+                    axum::routing::get(|State((answer, requests)): State<Shared>| async move {
+                        let (jwks, delay) = answer.lock().unwrap().clone();
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(delay).await;
+                        axum::Json(jwks)
+                    }),
+                )
+                .with_state((Arc::clone(&answer), Arc::clone(&requests)));
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            JwksServer {
+                url,
+                answer,
+                requests,
+            }
+        }
+
+        /// From now on, answer with `jwks` after `delay`.
+        fn answer(&self, jwks: Jwks, delay: Duration) {
+            *self.answer.lock().unwrap() = (jwks, delay);
+        }
+
+        fn requests(&self) -> usize {
+            self.requests.load(Ordering::SeqCst)
+        }
+
+        fn keys(&self, intervals: Intervals) -> Arc<Keys> {
+            let source = JwksSource::Url(self.url.clone());
+            let rules = TokenRules::access(ISS, AUD, 30);
+            Arc::new(Keys::new(source, intervals, rules).unwrap())
+        }
+    }
+
+    /// A slow fetch of the old JWKS (say, a periodic refresh started just before the issuer
+    /// published a key) finishing after a later fetch of the new one must not undo it.
+    #[tokio::test]
+    async fn a_slow_fetch_never_replaces_a_newer_key_set() {
+        let (old, new) = (
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+        );
+        let server = JwksServer::start(jwks_of(&[&old])).await;
+        let keys = server.keys(RARELY);
+        server.answer(jwks_of(&[&old]), Duration::from_millis(700));
+        let slow = tokio::spawn({
+            let keys = Arc::clone(&keys);
+            async move { keys.fetch().await.unwrap() }
+        });
+        while server.requests() < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        server.answer(jwks_of(&[&old, &new]), Duration::ZERO);
+        assert_eq!(keys.fetch().await.unwrap(), Some(2));
+        assert_eq!(slow.await.unwrap(), None, "superseded, not installed");
+        assert!(keys.snapshot().contains(new.kid()));
+        assert_eq!(keys.verify(&token(&new)).await.unwrap().sub, "bob");
+    }
+
+    /// The first token of a new key arrives at many requests at once: all of them wait for the
+    /// one refetch and are accepted; made-up kids are still limited to one refetch per interval.
+    #[tokio::test]
+    async fn concurrent_requests_with_a_new_kid_wait_for_one_refetch() {
+        const REQUESTS: usize = 20;
+        let (old, new, made_up) = (
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+        );
+        let server = JwksServer::start(jwks_of(&[&old])).await;
+        let keys = server.keys(RARELY);
+        keys.fetch().await.unwrap();
+        server.answer(jwks_of(&[&old, &new]), Duration::from_millis(300));
+
+        let by_new = token(&new);
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..REQUESTS {
+            let (keys, token) = (Arc::clone(&keys), by_new.clone());
+            requests.spawn(async move { keys.verify(&token).await });
+        }
+        let results = requests.join_all().await;
+        let refused: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert!(refused.is_empty(), "{refused:?}");
+        assert_eq!(server.requests(), 2, "the load and one refetch");
+        assert_eq!(keys.counters.unknown_kid.get(), 1);
+
+        // A kid the issuer never published: refused, and no second refetch within the interval.
+        assert_eq!(
+            keys.verify(&token(&made_up)).await.unwrap_err(),
+            Rejection::UnknownKey
+        );
+        assert_eq!(server.requests(), 2);
     }
 
     /// Rotation with the cache on: once the old key has left the JWKS, a token it signed is
@@ -237,7 +424,7 @@ mod tests {
         write_jwks(&path, &[&old, &new]);
         let keys = Keys::new(
             JwksSource::File(path.clone()),
-            Duration::from_secs(3600),
+            RARELY,
             TokenRules::access(ISS, AUD, 30),
         )
         .unwrap()
@@ -270,7 +457,7 @@ mod tests {
         write_jwks(&path, &[&key]);
         let keys = Keys::new(
             JwksSource::File(path),
-            Duration::from_secs(3600),
+            RARELY,
             TokenRules::access(ISS, "another-audience", 30),
         )
         .unwrap()

@@ -1,7 +1,7 @@
 //! Building a replica: state from configuration, the router, and serving until shutdown.
 
 use crate::configuration::{Config, Mode};
-use crate::keyset::Keys;
+use crate::keyset::{Intervals, Keys};
 use crate::routes;
 use crate::state::{AppState, Authenticator, State, redis_counter};
 use auth_core::limits::Limits;
@@ -21,9 +21,13 @@ pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
     let auth = match config.mode {
         Mode::Jwt => {
             let rules = TokenRules::access(&config.issuer, &config.audience, config.leeway_secs);
-            let refetch = Duration::from_secs(config.jwks_refetch_secs);
-            let keys = Keys::new(config.jwks.clone(), refetch, rules)?
-                .with_token_cache(config.token_cache, config.leeway_secs);
+            let intervals = Intervals {
+                min_refetch: Duration::from_secs(config.jwks_refetch_secs),
+                refresh: Duration::from_secs(config.jwks_refresh_secs),
+            };
+            let keys = Keys::new(config.jwks.clone(), intervals, rules)?
+                .with_token_cache(config.token_cache, config.leeway_secs)
+                .with_metrics(&metrics);
             let keys = Arc::new(keys);
             Arc::clone(&keys).spawn_loader();
             Authenticator::Jwt(keys)

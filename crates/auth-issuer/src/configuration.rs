@@ -21,6 +21,7 @@
 //! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
 //! | `KEY_BITS` | `2048` | size of a generated key: 2048, 3072 or 4096 |
 //! | `KEY_RELOAD_SECS` | `2` | how often the key files are re-read to notice a rotation |
+//! | `KEY_PUBLISH_SECS` | `90` | `rotate-key` publishes the new key this long before it signs; must exceed the replicas' `JWKS_REFRESH_SECS` (60) + `KEY_RELOAD_SECS` + one JWKS fetch, so every replica holds the key before its first token |
 //! | `USERS_FILE` | (built-in demo users) | JSON file of users with Argon2id hashes |
 //! | `SESSION_IDLE_TTL_SECS` | `1800` | a session expires after this long unused |
 //! | `SESSION_MAX_TTL_SECS` | `28800` | and after this long in any case |
@@ -56,6 +57,7 @@ pub struct Config {
     pub key_path: PathBuf,
     pub key_bits: KeyBits,
     pub key_reload_secs: u64,
+    pub key_publish_secs: u64,
     pub users_file: Option<PathBuf>,
     pub session_idle_ttl: u64,
     pub session_max_ttl: u64,
@@ -93,6 +95,7 @@ impl Config {
             key_path: config::string("KEY_PATH", "data/issuer-key.pem").into(),
             key_bits: config::parse("KEY_BITS", KeyBits::B2048)?,
             key_reload_secs: config::parse("KEY_RELOAD_SECS", 2u64)?.max(1),
+            key_publish_secs: config::parse("KEY_PUBLISH_SECS", 90)?,
             users_file: config::optional("USERS_FILE").map(PathBuf::from),
             session_idle_ttl: config::parse("SESSION_IDLE_TTL_SECS", 1800)?,
             session_max_ttl: config::parse("SESSION_MAX_TTL_SECS", 8 * 3600)?,
@@ -146,6 +149,10 @@ impl Config {
         anyhow::ensure!(
             limits.per_user >= 1 && limits.per_addr >= 1 && limits.window_secs >= 1,
             "LOGIN_MAX_FAILURES_PER_USER, LOGIN_MAX_FAILURES_PER_ADDR and LOGIN_WINDOW_SECS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.key_publish_secs > self.key_reload_secs,
+            "KEY_PUBLISH_SECS must exceed KEY_RELOAD_SECS: a new key must be in every issuer's JWKS before any issuer signs with it"
         );
         anyhow::ensure!(!self.issuer.is_empty(), "ISSUER_URL must not be empty");
         anyhow::ensure!(!self.audience.is_empty(), "AUDIENCE must not be empty");

@@ -12,13 +12,15 @@
 //! - [`families`]: refresh-token families: rotation, reuse detection, revocation, store loss.
 //! - [`hash_pool`]: the few threads that run Argon2id, so its memory is bounded.
 //! - [`sessions`]: server-side sessions (create, delete, the cookie).
-//! - [`keyring`]: the signing key over time: rotation, retired keys.
+//! - [`keyring`]: the keys in force: the signing key, pending and retired ones.
+//! - [`key_files`]: the keyring on disk, and key rotation (planned, or after a compromise).
 //! - [`configuration`], [`state`]: settings and what every handler can reach.
 
 pub mod client_addr;
 pub mod configuration;
 pub mod families;
 pub mod hash_pool;
+pub mod key_files;
 pub mod keyring;
 pub mod routes;
 pub mod sessions;

@@ -1,7 +1,8 @@
 //! Building the issuer: state from configuration, the router, and serving until shutdown.
 
 use crate::configuration::Config;
-use crate::keyring::{KeyFiles, Lifetimes};
+use crate::key_files::KeyFiles;
+use crate::keyring::Lifetimes;
 use crate::routes;
 use crate::state::{AppState, IssuerMetrics, State};
 use crate::users::Users;
@@ -20,17 +21,19 @@ pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
         path: config.key_path.clone(),
         bits: config.key_bits,
     };
-    let (key, origin) = key_files.ensure()?;
+    let (_, origin) = key_files.ensure()?;
     let verb = match origin {
         KeyOrigin::Loaded => "loaded",
         KeyOrigin::Generated => "generated",
     };
-    tracing::info!(kid = key.kid(), path = %config.key_path.display(), "signing key {verb}");
     let lifetimes = Lifetimes {
         access_ttl: config.access_ttl,
         refresh_ttl: config.refresh_ttl,
     };
+    // Reading the keyring may promote a pending key that came due while no issuer ran.
     let keyring = key_files.keyring(None, lifetimes, auth_core::now_secs())?;
+    let kid = keyring.signing.kid();
+    tracing::info!(kid, path = %config.key_path.display(), "signing key {verb}");
 
     let users = Users::load(config.users_file.as_deref(), config.hashing)?;
     let metrics = IssuerMetrics::new();

@@ -2,7 +2,8 @@
 
 use crate::configuration::Config;
 use crate::families::Rules;
-use crate::keyring::{KeyFiles, Keyring, Lifetimes};
+use crate::key_files::KeyFiles;
+use crate::keyring::{Keyring, Lifetimes};
 use crate::users::Users;
 use auth_core::store::Store;
 use auth_core::telemetry::{Counter, Metrics};
@@ -60,6 +61,15 @@ impl State {
                         previous = previous.signing.kid(),
                         "signing key rotated"
                     );
+                }
+                for next in &ring.pending {
+                    if !previous.pending.iter().any(|p| p.jwk.kid == next.jwk.kid) {
+                        tracing::info!(
+                            kid = next.jwk.kid,
+                            activate_at = next.activate_at,
+                            "new key published; it signs from activate_at (unix time)"
+                        );
+                    }
                 }
                 *self.keyring.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ring);
             }

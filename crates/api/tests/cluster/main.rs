@@ -10,6 +10,7 @@ mod attacks;
 mod faults;
 mod hardening;
 mod helpers;
+mod keys;
 mod login_limits;
 mod overload;
 mod refresh_families;

@@ -1,0 +1,638 @@
+//! The keyring on disk, and the two rotations (`auth-issuer rotate-key [--revoke-previous]`).
+//!
+//! Keys live in files, not behind an admin endpoint: there is nothing extra to protect, and
+//! several issuers sharing one volume agree on the keys without talking to each other.
+//!
+//! ```text
+//! KEY_PATH                                    the signing key (private, 0600)
+//! KEY_PATH.pending/<activate_at>-<kid>.pem    published, signs from activate_at (private, 0600)
+//! KEY_PATH.retired/<retired_at>-<kid>.json    a former signing key, public half only
+//! KEY_PATH.revoked/<kid>                      never to be trusted again (after a compromise)
+//! ```
+//!
+//! The directories are 0700. A key file appears whole or not at all: it is written under a
+//! scratch name and renamed into place (a rename is atomic within one file system), so an issuer
+//! reading at any moment never sees half a key.
+//!
+//! Every issuer re-reads the files every `KEY_RELOAD_SECS` ([`KeyFiles::keyring`]), and the first
+//! to do so after a pending key's activation time promotes it: it files the current key's public
+//! half as retired (at the activation time), then renames the pending file onto `KEY_PATH`.
+//! Several issuers may promote at the same instant, and that is safe:
+//!
+//! - the retired record's name and content depend only on the old key and the activation time, so
+//!   issuers that write it at once write the same file;
+//! - the rename of one pending file succeeds for exactly one issuer; the others find it gone,
+//!   which means it was promoted, and carry on;
+//! - an issuer that reads `KEY_PATH` after that rename finds the pending key's own `kid` there
+//!   and files nothing.
+//!
+//! Revocation writes the `revoked/` markers first and only then deletes files, so a promotion
+//! racing with it cannot bring a revoked key back: whatever an issuer files, a revoked `kid` is
+//! skipped on every read.
+
+use crate::keyring::{Keyring, Lifetimes, Pending, Retired};
+use anyhow::Context;
+use auth_core::keys::{Jwk, KeyBits, KeyOrigin, SigningKey};
+use std::collections::HashSet;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The key files of one issuer (or of several sharing a volume).
+#[derive(Debug, Clone)]
+pub struct KeyFiles {
+    pub path: PathBuf,
+    pub bits: KeyBits,
+}
+
+/// What a planned rotation did.
+#[derive(Debug)]
+pub struct Rotation {
+    /// The key that signs until `activate_at`.
+    pub previous: String,
+    /// The new key: in the JWKS from the issuers' next reload, signing from `activate_at`.
+    pub next: String,
+    pub activate_at: u64,
+}
+
+/// What a revocation did.
+#[derive(Debug)]
+pub struct Revocation {
+    /// Every key trusted until now: the signing one first, then pending and retired ones.
+    pub revoked: Vec<String>,
+    /// The new key, signing from the issuers' next reload.
+    pub next: String,
+}
+
+/// A file of `pending/` or `retired/`: `<time>-<kid>.<ext>`.
+struct Entry {
+    time: u64,
+    kid: String,
+    path: PathBuf,
+}
+
+impl KeyFiles {
+    fn pending_dir(&self) -> PathBuf {
+        sibling(&self.path, ".pending")
+    }
+
+    fn retired_dir(&self) -> PathBuf {
+        sibling(&self.path, ".retired")
+    }
+
+    fn revoked_dir(&self) -> PathBuf {
+        sibling(&self.path, ".revoked")
+    }
+
+    /// Where a new private key is written before it is renamed into place.
+    fn scratch_path(&self) -> PathBuf {
+        sibling(&self.path, ".next")
+    }
+
+    /// Make sure a current key exists: generated (and persisted, 0600) when there is none yet.
+    pub fn ensure(&self) -> anyhow::Result<(SigningKey, KeyOrigin)> {
+        SigningKey::load_or_generate(&self.path, self.bits)
+    }
+
+    /// The keyring as the files say at `now`, after promoting any pending key whose time has
+    /// come. `previous` lets unchanged keys skip re-parsing.
+    pub fn keyring(
+        &self,
+        previous: Option<&Arc<Keyring>>,
+        life: Lifetimes,
+        now: u64,
+    ) -> anyhow::Result<Keyring> {
+        let revoked = self.revoked()?;
+        self.promote_due(now, &revoked)?;
+        // Pending keys before the signing key, retired ones after: whenever another issuer
+        // promotes in between, each key is still seen in one state or the other.
+        let pending = self.pending(previous, &revoked)?;
+        let pem = std::fs::read_to_string(&self.path)
+            .with_context(|| format!("reading the signing key {}", self.path.display()))?;
+        let signing = match previous {
+            Some(p) if p.pem == pem => Arc::clone(&p.signing),
+            _ => Arc::new(
+                SigningKey::from_pem(&pem)
+                    .with_context(|| format!("reading the signing key {}", self.path.display()))?,
+            ),
+        };
+        anyhow::ensure!(
+            !revoked.contains(signing.kid()),
+            "the signing key {} (kid {}) is revoked: run `auth-issuer rotate-key --revoke-previous` again",
+            self.path.display(),
+            signing.kid()
+        );
+        let retired = self.retired(life, now, &revoked)?;
+        Ok(Keyring::assemble(
+            signing, pem, pending, &retired, life, now,
+        ))
+    }
+
+    /// Planned rotation: file a new key as pending, to sign from `activate_at()`, asked once the
+    /// key is generated (which can take a while), so the publication delay is not eaten into.
+    /// Refused while another key is pending: one change at a time keeps the schedule readable.
+    pub fn rotate(&self, activate_at: impl FnOnce() -> u64) -> anyhow::Result<Rotation> {
+        let (current, _) = self.ensure()?;
+        if let Some(waiting) = list(&self.pending_dir(), "pem")?.first() {
+            anyhow::bail!(
+                "key {} is already pending and signs from unix time {}: rotate after that, \
+                 or use --revoke-previous",
+                waiting.kid,
+                waiting.time
+            );
+        }
+        let next = SigningKey::generate(self.bits)?;
+        let activate_at = activate_at();
+        let dir = self.pending_dir();
+        create_private_dir(&dir)?;
+        self.install(
+            &next,
+            &dir.join(format!("{activate_at}-{}.pem", next.kid())),
+        )?;
+        Ok(Rotation {
+            previous: current.kid().to_owned(),
+            next: next.kid().to_owned(),
+            activate_at,
+        })
+    }
+
+    /// Emergency rotation: a new key signs at once, and every other key (signing, pending,
+    /// retired) is revoked. Revoking the retired keys too means a key stolen before an earlier
+    /// rotation is not left trusted for refresh tokens.
+    pub fn revoke(&self, now: u64) -> anyhow::Result<Revocation> {
+        let (current, _) = self.ensure()?;
+        let pending = list(&self.pending_dir(), "pem")?;
+        let retired = list(&self.retired_dir(), "json")?;
+        let mut revoked = vec![current.kid().to_owned()];
+        for entry in pending.iter().chain(&retired) {
+            if !revoked.contains(&entry.kid) {
+                revoked.push(entry.kid.clone());
+            }
+        }
+
+        // Generated first (it takes a while), so that issuers reloading between the markers and
+        // the new key's arrival (they refuse to sign with a revoked key) have no time to notice.
+        let next = SigningKey::generate(self.bits)?;
+        // Markers next: from here on no issuer trusts these keys, whatever files it finds.
+        let dir = self.revoked_dir();
+        create_private_dir(&dir)?;
+        for kid in &revoked {
+            let marker = dir.join(kid);
+            std::fs::write(&marker, format!("{now}\n"))
+                .with_context(|| format!("writing {}", marker.display()))?;
+        }
+        // Then the files. A pending key is a private key nobody should ever use now.
+        for entry in pending.iter().chain(&retired) {
+            remove_if_present(&entry.path)?;
+        }
+        self.install(&next, &self.path)?;
+        Ok(Revocation {
+            revoked,
+            next: next.kid().to_owned(),
+        })
+    }
+
+    /// Write `key` under the scratch name, then rename it to `dest` (replacing what is there).
+    fn install(&self, key: &SigningKey, dest: &Path) -> anyhow::Result<()> {
+        let scratch = self.scratch_path();
+        remove_if_present(&scratch)?; // a leftover of an interrupted rotation
+        key.persist(&scratch)?;
+        std::fs::rename(&scratch, dest)
+            .with_context(|| format!("installing the key at {}", dest.display()))
+    }
+
+    /// Promote every pending key whose activation time has come, in order.
+    fn promote_due(&self, now: u64, revoked: &HashSet<String>) -> anyhow::Result<()> {
+        for entry in list(&self.pending_dir(), "pem")? {
+            if entry.time > now {
+                break; // sorted: the rest are later still
+            }
+            if revoked.contains(&entry.kid) {
+                remove_if_present(&entry.path)?;
+                continue;
+            }
+            self.promote(&entry)?;
+        }
+        Ok(())
+    }
+
+    /// Retire the current key as of the pending key's activation time, then put the pending key
+    /// in its place.
+    fn promote(&self, entry: &Entry) -> anyhow::Result<()> {
+        let pem = std::fs::read_to_string(&self.path)
+            .with_context(|| format!("reading the signing key {}", self.path.display()))?;
+        let current = SigningKey::from_pem(&pem)
+            .with_context(|| format!("reading the signing key {}", self.path.display()))?;
+        // Another issuer may have promoted this very key since we listed it.
+        if current.kid() != entry.kid {
+            self.file_retired(current.public_jwk(), entry.time)?;
+        }
+        match std::fs::rename(&entry.path, &self.path) {
+            Ok(()) => Ok(()),
+            // Promoted by another issuer in the meantime.
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| {
+                format!(
+                    "promoting {} to {}",
+                    entry.path.display(),
+                    self.path.display()
+                )
+            }),
+        }
+    }
+
+    /// File a key's public half as retired at `retired_at`. The name and content depend only on
+    /// both, so concurrent writers produce the same file.
+    fn file_retired(&self, jwk: &Jwk, retired_at: u64) -> anyhow::Result<()> {
+        let dir = self.retired_dir();
+        create_private_dir(&dir)?;
+        let name = format!("{retired_at}-{}.json", jwk.kid);
+        let file = dir.join(&name);
+        if file.exists() {
+            return Ok(());
+        }
+        let record = serde_json::json!({ "retired_at": retired_at, "jwk": jwk });
+        // A scratch name of its own per writer: two issuers must not write into one file.
+        let nonce = auth_core::random_id(8).map_err(|_| anyhow::anyhow!("CSPRNG failure"))?;
+        let scratch = dir.join(format!(".{name}.{nonce}.tmp"));
+        std::fs::write(&scratch, serde_json::to_vec_pretty(&record)?)
+            .with_context(|| format!("writing {}", scratch.display()))?;
+        std::fs::rename(&scratch, &file).with_context(|| format!("writing {}", file.display()))
+    }
+
+    /// The pending keys still waiting, soonest first, minus revoked ones.
+    fn pending(
+        &self,
+        previous: Option<&Arc<Keyring>>,
+        revoked: &HashSet<String>,
+    ) -> anyhow::Result<Vec<Pending>> {
+        let mut keys = Vec::new();
+        for entry in list(&self.pending_dir(), "pem")? {
+            if revoked.contains(&entry.kid) {
+                continue;
+            }
+            // A pending file never changes: same name, same key.
+            let known = previous
+                .into_iter()
+                .flat_map(|p| &p.pending)
+                .find(|p| p.activate_at == entry.time && p.jwk.kid == entry.kid);
+            let jwk = match known {
+                Some(p) => p.jwk.clone(),
+                None => {
+                    let read = |path: &Path| {
+                        SigningKey::from_pem(&std::fs::read_to_string(path)?)
+                            .map(|k| k.public_jwk().clone())
+                    };
+                    match read(&entry.path) {
+                        Ok(jwk) if jwk.kid == entry.kid => jwk,
+                        Ok(_) => anyhow::bail!(
+                            "{} holds another key than its name says",
+                            entry.path.display()
+                        ),
+                        // Promoted by another issuer since we listed it: it is KEY_PATH now.
+                        Err(e) if is_not_found(&e) => continue,
+                        Err(e) => {
+                            return Err(e)
+                                .with_context(|| format!("reading {}", entry.path.display()));
+                        }
+                    }
+                }
+            };
+            keys.push(Pending {
+                activate_at: entry.time,
+                jwk,
+            });
+        }
+        Ok(keys)
+    }
+
+    /// Retired keys still within their refresh window, newest first; files past it, and files of
+    /// revoked keys, are deleted.
+    fn retired(
+        &self,
+        life: Lifetimes,
+        now: u64,
+        revoked: &HashSet<String>,
+    ) -> anyhow::Result<Vec<Retired>> {
+        let mut keep = Vec::new();
+        for entry in list(&self.retired_dir(), "json")? {
+            let Some(retired) = read_retired(&entry.path) else {
+                continue;
+            };
+            if life.for_refresh(&retired, now) && !revoked.contains(&retired.jwk.kid) {
+                keep.push(retired);
+            } else {
+                remove_if_present(&entry.path)?;
+            }
+        }
+        keep.sort_by_key(|r| std::cmp::Reverse(r.retired_at));
+        Ok(keep)
+    }
+
+    /// The revoked kids.
+    fn revoked(&self) -> anyhow::Result<HashSet<String>> {
+        let dir = self.revoked_dir();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(HashSet::new()),
+            Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+        };
+        Ok(entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| !name.starts_with('.'))
+            .collect())
+    }
+}
+
+/// The `<time>-<kid>.<ext>` files of `dir`, oldest first (a missing directory is empty). Scratch
+/// files (names starting with a dot) and anything else are skipped.
+fn list(dir: &Path, ext: &str) -> anyhow::Result<Vec<Entry>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut found: Vec<Entry> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+            // A kid is base64url, which may itself contain '-'; the time never does.
+            let (time, kid) = stem.split_once('-')?;
+            Some(Entry {
+                time: time.parse().ok()?,
+                kid: kid.to_owned(),
+                path: e.path(),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| (a.time, &a.kid).cmp(&(b.time, &b.kid)));
+    Ok(found)
+}
+
+fn read_retired(path: &Path) -> Option<Retired> {
+    #[derive(serde::Deserialize)]
+    struct Record {
+        retired_at: u64,
+        jwk: Jwk,
+    }
+    let record: Record = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(Retired {
+        retired_at: record.retired_at,
+        jwk: record.jwk,
+    })
+}
+
+fn is_not_found(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == ErrorKind::NotFound)
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use auth_core::verify::MAX_LEEWAY_SECS;
+
+    const LIFE: Lifetimes = Lifetimes {
+        access_ttl: 300,
+        refresh_ttl: 3600,
+    };
+    const T0: u64 = 1_000_000;
+    const PUBLISH: u64 = 90;
+
+    fn files(dir: &Path) -> KeyFiles {
+        KeyFiles {
+            path: dir.join("issuer.pem"),
+            bits: KeyBits::B2048,
+        }
+    }
+
+    fn kids(ring: &Keyring) -> Vec<String> {
+        ring.jwks.keys.iter().map(|k| k.kid.clone()).collect()
+    }
+
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| d.count())
+    }
+
+    #[test]
+    fn a_rotated_key_is_published_at_once_but_signs_only_from_its_activation_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let (first, _) = files.ensure().unwrap();
+        let rotation = files.rotate(|| T0 + PUBLISH).unwrap();
+        let (old, new) = (rotation.previous.clone(), rotation.next.clone());
+        assert_eq!(old, first.kid());
+        assert_ne!(old, new);
+
+        // Until activation: the old key signs, the new one is published and trusted.
+        for now in [T0, T0 + PUBLISH - 1] {
+            let ring = files.keyring(None, LIFE, now).unwrap();
+            assert_eq!(ring.signing.kid(), old, "at {now}");
+            assert_eq!(kids(&ring), [old.clone(), new.clone()]);
+            assert!(ring.refresh_keys.contains(&new));
+        }
+        assert_eq!(count(&files.retired_dir()), 0);
+
+        // From activation on, the new key signs and the old one is retired as of that time.
+        let ring = files.keyring(None, LIFE, T0 + PUBLISH).unwrap();
+        assert_eq!(ring.signing.kid(), new);
+        assert_eq!(kids(&ring), [new.clone(), old.clone()]);
+        assert!(ring.pending.is_empty());
+        assert_eq!(count(&files.pending_dir()), 0);
+        let retired = list(&files.retired_dir(), "json").unwrap();
+        assert_eq!(retired.len(), 1);
+        assert_eq!(
+            (retired[0].time, retired[0].kid.as_str()),
+            (T0 + PUBLISH, old.as_str())
+        );
+        let on_disk = SigningKey::from_pem(&std::fs::read_to_string(&files.path).unwrap()).unwrap();
+        assert_eq!(on_disk.kid(), new);
+
+        // Once no access token of the old key can be valid, it leaves the JWKS...
+        let active = T0 + PUBLISH;
+        let later = files
+            .keyring(None, LIFE, active + 300 + MAX_LEEWAY_SECS)
+            .unwrap();
+        assert_eq!(kids(&later), [new.as_str()]);
+        // ...but still verifies refresh tokens until they expire too.
+        assert!(later.refresh_keys.contains(&old));
+        let much_later = files
+            .keyring(None, LIFE, active + 3600 + MAX_LEEWAY_SECS)
+            .unwrap();
+        assert!(!much_later.refresh_keys.contains(&old));
+        assert_eq!(count(&files.retired_dir()), 0, "pruned");
+    }
+
+    #[test]
+    fn a_second_rotation_while_one_is_pending_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let first = files.rotate(|| T0 + PUBLISH).unwrap();
+        let error = files.rotate(|| T0 + 1 + PUBLISH).unwrap_err().to_string();
+        assert!(error.contains(&first.next), "{error}");
+        assert_eq!(count(&files.pending_dir()), 1);
+        // Once the first has signed, the next rotation is fine.
+        files.keyring(None, LIFE, T0 + PUBLISH).unwrap();
+        files.rotate(|| T0 + 2 * PUBLISH).unwrap();
+    }
+
+    /// Several issuers share the volume and reload at the same moment, right at the activation
+    /// time: one promotion, one retired record of the old key, every issuer signs with the new
+    /// key, and the new key is never filed as retired.
+    #[test]
+    fn issuers_promoting_at_once_promote_once_and_retire_the_old_key_once() {
+        const ISSUERS: usize = 8;
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let mut activate_at = T0;
+        for round in 0..10 {
+            activate_at += PUBLISH;
+            let rotation = files.rotate(|| activate_at).unwrap();
+            let start = std::sync::Barrier::new(ISSUERS);
+            let signing: Vec<String> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..ISSUERS)
+                    .map(|_| {
+                        s.spawn(|| {
+                            start.wait();
+                            let ring = files.keyring(None, LIFE, activate_at).unwrap();
+                            ring.signing.kid().to_owned()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert!(
+                signing.iter().all(|k| *k == rotation.next),
+                "round {round}: {signing:?}"
+            );
+            let retired = list(&files.retired_dir(), "json").unwrap();
+            let of_round: Vec<_> = retired.iter().filter(|e| e.time == activate_at).collect();
+            assert_eq!(of_round.len(), 1, "round {round}");
+            assert_eq!(of_round[0].kid, rotation.previous, "round {round}");
+            assert!(
+                retired.iter().all(|e| e.kid != rotation.next),
+                "round {round}"
+            );
+            assert_eq!(count(&files.pending_dir()), 0);
+            let ring = files.keyring(None, LIFE, activate_at).unwrap();
+            assert_eq!(ring.signing.kid(), rotation.next);
+            assert_eq!(kids(&ring)[1], rotation.previous);
+        }
+    }
+
+    /// The interleaving the concurrent test may or may not hit: an issuer lists the pending key,
+    /// another promotes it, then the first goes on promoting with what it listed.
+    #[test]
+    fn an_issuer_promoting_a_key_already_promoted_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let rotation = files.rotate(|| T0).unwrap();
+        let listed = list(&files.pending_dir(), "pem").unwrap();
+        files.keyring(None, LIFE, T0).unwrap(); // the other issuer
+        files.promote(&listed[0]).unwrap();
+        let retired = list(&files.retired_dir(), "json").unwrap();
+        let retired: Vec<_> = retired.iter().map(|e| e.kid.as_str()).collect();
+        assert_eq!(retired, [rotation.previous.as_str()]);
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        assert_eq!(kids(&ring), [rotation.next, rotation.previous]);
+    }
+
+    #[test]
+    fn revocation_drops_every_other_key_at_once_and_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let earlier = files.rotate(|| T0).unwrap(); // signs from T0; the first key is retired then
+        files.keyring(None, LIFE, T0).unwrap();
+        let pending = files.rotate(|| T0 + PUBLISH).unwrap();
+        let before = files.keyring(None, LIFE, T0 + 1).unwrap();
+        assert_eq!(kids(&before).len(), 3);
+
+        let revocation = files.revoke(T0 + 2).unwrap();
+        assert_eq!(
+            revocation.revoked,
+            [
+                pending.previous.clone(),
+                pending.next.clone(),
+                earlier.previous.clone()
+            ]
+        );
+        let ring = files.keyring(None, LIFE, T0 + 2).unwrap();
+        assert_eq!(ring.signing.kid(), revocation.next);
+        assert_eq!(kids(&ring), [revocation.next.as_str()]);
+        for kid in &revocation.revoked {
+            assert!(!ring.refresh_keys.contains(kid), "{kid}");
+        }
+        assert_eq!(
+            count(&files.pending_dir()),
+            0,
+            "no private key left pending"
+        );
+        assert_eq!(count(&files.retired_dir()), 0);
+
+        // An issuer that was promoting when the revocation ran may still file the old key as
+        // retired: the marker keeps it out all the same, and the stray file is cleaned up.
+        let stray = before
+            .jwks
+            .keys
+            .iter()
+            .find(|k| k.kid == pending.previous)
+            .unwrap();
+        files.file_retired(stray, T0 + 2).unwrap();
+        let ring = files.keyring(None, LIFE, T0 + 3).unwrap();
+        assert_eq!(kids(&ring), [revocation.next.as_str()]);
+        assert_eq!(count(&files.retired_dir()), 0);
+    }
+
+    #[test]
+    fn key_files_are_private_and_retired_ones_hold_no_private_key() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        files.rotate(|| T0).unwrap();
+        assert_eq!(mode(&files.pending_dir()), 0o700);
+        for entry in std::fs::read_dir(files.pending_dir()).unwrap() {
+            assert_eq!(mode(&entry.unwrap().path()), 0o600);
+        }
+        files.keyring(None, LIFE, T0).unwrap();
+        assert_eq!(mode(&files.retired_dir()), 0o700);
+        for entry in std::fs::read_dir(files.retired_dir()).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            assert!(
+                !text.contains("PRIVATE") && !text.contains("\"d\""),
+                "{text}"
+            );
+        }
+        assert_eq!(mode(&files.path), 0o600);
+        assert!(!files.scratch_path().exists());
+        files.revoke(T0 + 1).unwrap();
+        assert_eq!(mode(&files.path), 0o600);
+        assert_eq!(mode(&files.revoked_dir()), 0o700);
+    }
+}
