@@ -66,24 +66,12 @@ async fn me_at(t: &TestStack, replica: &str, access: &str) -> reqwest::Response 
 
 /// Unknown-kid JWKS refetches over every token replica.
 async fn unknown_kid_refetches(t: &TestStack) -> u64 {
-    let mut total = 0;
-    for url in t.stack.replica_urls(Mode::Jwt) {
-        let page = t
-            .http
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        total += auth_core::telemetry::read_counter(
-            &page,
-            "authscale_jwks_fetches_total",
-            r#"trigger="unknown_kid""#,
-        );
-    }
-    total
+    t.replica_counter_with(
+        Mode::Jwt,
+        "authscale_jwks_fetches_total",
+        r#"trigger="unknown_kid""#,
+    )
+    .await
 }
 
 /// The compromise playbook: after `rotate-key --revoke-previous`, every token of the old key is

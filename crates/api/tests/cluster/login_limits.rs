@@ -31,17 +31,9 @@ async fn two_hundred_concurrent_guesses_for_one_user_get_at_most_five_password_c
         200,
         "every other guess is refused with 429: {statuses:?}"
     );
-    let metrics = t
-        .http
-        .get(format!("{}/metrics", t.stack.issuer_url()))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let failures =
-        auth_core::telemetry::read_counter(&metrics, "authscale_logins_total", "failure");
+    let failures = t
+        .counter_at_with(&t.stack.issuer_url(), "authscale_logins_total", "failure")
+        .await;
     assert!(failures <= 5, "{failures} password checks failed");
 
     // The right password is refused too while the lock lasts: the limit is per username.
