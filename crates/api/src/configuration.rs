@@ -12,6 +12,9 @@
 //! | `JWKS_REFETCH_SECS` | `5` | an unknown `kid` refetches the JWKS at most this often |
 //! | `LEEWAY_SECS` | `30` | clock skew allowed on `exp`/`nbf` (at most 30) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the session store (session mode) |
+//! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
+//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
+//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most (session mode) |
 //! | `SESSION_IDLE_TTL_SECS` | `1800` | a session's idle timeout, renewed on each use |
 //! | `WORKER_THREADS` | number of CPUs | tokio worker threads (1 for CPU-quota experiments) |
@@ -112,7 +115,7 @@ impl Config {
             jwks,
             jwks_refetch_secs: config::parse("JWKS_REFETCH_SECS", 5)?,
             leeway_secs,
-            redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url: auth_core::store_credentials::redis_url_from_env()?,
             redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
             session_idle_ttl: config::parse("SESSION_IDLE_TTL_SECS", 1800)?,
             worker_threads: config::optional("WORKER_THREADS")

@@ -10,6 +10,9 @@
 //! | `REFRESH_TTL_SECS` | `1209600` | refresh-token lifetime (14 days) |
 //! | `REFRESH_REUSE_GRACE_MS` | `0` (off) | a duplicate refresh within this many ms of the first gets the same new pair instead of revoking the family |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the denylist and session store |
+//! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
+//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
+//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most |
 //! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
 //! | `KEY_BITS` | `2048` | size of a generated key: 2048, 3072 or 4096 |
@@ -61,7 +64,7 @@ impl Config {
             access_ttl: config::parse("ACCESS_TTL_SECS", 300)?,
             refresh_ttl: config::parse("REFRESH_TTL_SECS", 14 * 24 * 3600)?,
             refresh_grace_ms: config::parse("REFRESH_REUSE_GRACE_MS", 0)?,
-            redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url: auth_core::store_credentials::redis_url_from_env()?,
             redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
             key_path: config::string("KEY_PATH", "data/issuer-key.pem").into(),
             key_bits: config::parse("KEY_BITS", KeyBits::B2048)?,
