@@ -18,7 +18,9 @@
 # 3. nginx: deploy/docker/nginx.Dockerfile, the same file as with a registry (apt-get inside the
 #    build container, from the mirror).
 # 4. Redis: deploy/docker/redis.Dockerfile (Debian's redis-server), named authscale/redis:bookworm
-#    for deploy/docker-compose.offline.yml.
+#    for deploy/docker-compose.offline.yml (the redis and redis-init services). Its entrypoint,
+#    deploy/docker/redis-entrypoint.sh, is mounted at run time, not built in: like the official
+#    image, this one needs no rebuild when the ACL rules change.
 #
 # Environment:
 #   AUTHSCALE_DOCKER_CACHE            cache dir (default: <workspace>/target/docker); not committed

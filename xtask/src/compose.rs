@@ -16,12 +16,20 @@
 //!    address. (nginx reloads for that, which closes idle kept-alive connections: a request
 //!    caught by that is sent again once, as HTTP allows, and counted; see [`Stream`].)
 //! 6. **scale**: `up --scale api=4`; the new container serves, 4 distinct replicas answer.
-//! 7. **redis down**: Redis stopped, `/api/me` still answers 200 and `/sapi/me` 503.
-//! 8. **down**: `down -v --remove-orphans`, also when a step fails (a guard's `Drop`) or on
-//!    Ctrl-C; nothing of the project may be left.
+//! 7. **store**: only the issuer and the session replicas reach Redis, each as its own ACL user
+//!    limited to its own keys and commands; `default` cannot log in (see [`store`]).
+//! 8. **redis restarted**: a session and a refresh token made just before Redis is killed
+//!    (SIGKILL) or restarted still work after it: its append-only file kept them.
+//! 9. **redis down**: Redis stopped, `/api/me` still answers 200 and `/sapi/me` 503.
+//! 10. **redis without its files**: its volume removed, Redis started again; the session and the
+//!     refresh token from before step 9 are refused (401), new ones work.
+//! 11. **down**: `down -v --remove-orphans`, also when a step fails (a guard's `Drop`) or on
+//!     Ctrl-C; nothing of the project may be left.
 //!
 //! `cargo xtask test` runs this after the cargo tests when `docker info` answers, and prints
 //! why it skipped it otherwise. Works with `docker compose` (v2) and `docker-compose` (v1).
+
+mod store;
 
 use anyhow::{Context, bail, ensure};
 use stack::workspace_root;
@@ -530,13 +538,28 @@ fn drive(
         })
     })?;
 
-    timings.phase("stop redis: /api/me 200, /sapi/me 503", || {
-        let (token, sid) = runtime.block_on(async {
+    timings.phase(
+        "the store: its network and ACL users (issuer, session; default off)",
+        || store::isolation(project),
+    )?;
+
+    timings.phase(
+        "kill -9 and restart redis: a session and a refresh token survive",
+        || runtime.block_on(store::survives_restart(project, http)),
+    )?;
+
+    let (sid, refresh) = timings.phase("stop redis: /api/me 200, /sapi/me 503", || {
+        let (pair, sid) = runtime.block_on(async {
             Ok::<_, anyhow::Error>((
-                http.login("bob", "builder").await?,
+                http.login_pair("bob", "builder").await?,
                 http.session_login("alice", "wonderland").await?,
             ))
         })?;
+        let token = pair["access_token"].as_str().context("no access_token")?;
+        let refresh = pair["refresh_token"]
+            .as_str()
+            .context("no refresh_token")?
+            .to_owned();
         project.run(&["stop", "--timeout", "5", "redis"])?;
         runtime.block_on(async {
             let stopped = Instant::now();
@@ -558,14 +581,24 @@ fn drive(
                 stopped.elapsed().as_millis()
             );
             for _ in 0..20 {
-                let api = http.status("/api/me", Auth::Bearer(&token)).await?;
+                let api = http.status("/api/me", Auth::Bearer(token)).await?;
                 ensure!(api == 200, "/api/me answered {api} with redis stopped");
                 let sapi = http.status("/sapi/me", Auth::Cookie(&sid)).await?;
                 ensure!(sapi == 503, "/sapi/me answered {sapi} with redis stopped");
             }
             Ok(())
-        })
+        })?;
+        Ok((sid, refresh))
     })?;
+
+    timings.phase(
+        "redis back without its files: the old session and refresh token refused",
+        || {
+            runtime.block_on(store::forgets_without_its_files(
+                project, http, &sid, &refresh,
+            ))
+        },
+    )?;
     Ok(())
 }
 
@@ -1035,7 +1068,7 @@ mod tests {
     fn the_offline_script_builds_every_image_compose_names() {
         let script = read("deploy/offline-images.sh");
         let compose = read("docker-compose.yml") + &read("deploy/docker-compose.offline.yml");
-        let images: Vec<&str> = compose
+        let images: BTreeSet<&str> = compose
             .lines()
             .filter_map(|line| line.trim().strip_prefix("image: "))
             .filter(|image| image.starts_with("authscale/"))

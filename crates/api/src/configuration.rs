@@ -13,6 +13,9 @@
 //! | `JWKS_REFRESH_SECS` | `60` | the JWKS is re-read this often anyway: a key revoked or retired by the issuer is dropped within it |
 //! | `LEEWAY_SECS` | `30` | clock skew allowed on `exp`/`nbf` (at most 30) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the session store (session mode) |
+//! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
+//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
+//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most (session mode) |
 //! | `SESSION_IDLE_TTL_SECS` | `1800` | a session's idle timeout, renewed on each use |
 //! | `WORKER_THREADS` | number of CPUs | tokio worker threads (1 for CPU-quota experiments) |
@@ -120,7 +123,7 @@ impl Config {
             jwks_refetch_secs: config::parse("JWKS_REFETCH_SECS", 5)?,
             jwks_refresh_secs,
             leeway_secs,
-            redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url: auth_core::store_credentials::redis_url_from_env()?,
             redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
             session_idle_ttl: config::parse("SESSION_IDLE_TTL_SECS", 1800)?,
             worker_threads: config::optional("WORKER_THREADS")

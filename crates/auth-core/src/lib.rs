@@ -12,6 +12,7 @@
 //! - [`config`]: reading settings from environment variables with clear errors.
 //! - [`session`]: the server-side session record and the `sid` cookie.
 //! - [`store`]: the Redis connection pool, with timeouts and a count of commands sent.
+//! - [`store_credentials`]: `REDIS_URL` with a user name and a password read from a file.
 //! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics, health.
 //! - [`limits`]: body size, request time and concurrency limits with JSON errors.
 //! - [`probe`]: `healthcheck`, a binary probing its own `/readyz` (slim images have no curl).
@@ -29,6 +30,7 @@ pub mod session;
 pub mod shutdown;
 pub mod sign;
 pub mod store;
+pub mod store_credentials;
 pub mod telemetry;
 pub mod verify;
 

@@ -17,6 +17,9 @@
 //! | `LOGIN_QUEUE` | `64` | logins waiting for a hash worker, at most; past that, 503 `overloaded` at once |
 //! | `LOGIN_QUEUE_WAIT_MS` | `2000` | how long a login waits for a worker before 503 `overloaded` |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the denylist and session store |
+//! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
+//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
+//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most |
 //! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
 //! | `KEY_BITS` | `2048` | size of a generated key: 2048, 3072 or 4096 |
@@ -90,7 +93,7 @@ impl Config {
                 queue: config::parse("LOGIN_QUEUE", 64)?,
                 wait: std::time::Duration::from_millis(config::parse("LOGIN_QUEUE_WAIT_MS", 2000)?),
             },
-            redis_url: config::string("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_url: auth_core::store_credentials::redis_url_from_env()?,
             redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
             key_path: config::string("KEY_PATH", "data/issuer-key.pem").into(),
             key_bits: config::parse("KEY_BITS", KeyBits::B2048)?,

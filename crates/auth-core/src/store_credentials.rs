@@ -1,0 +1,209 @@
+//! Where a service finds its Redis credentials: `REDIS_URL`, plus a user name and a password
+//! kept out of it.
+//!
+//! A Redis URL can carry credentials (`redis://user:password@host:6379`), but then the password
+//! sits in the environment, which `docker inspect`, `/proc/<pid>/environ` and crash reports show.
+//! So the password may come from a file instead (`REDIS_PASSWORD_FILE`, as Docker and Kubernetes
+//! secrets are mounted), with the user name beside it (`REDIS_USERNAME`, a Redis ACL user):
+//!
+//! | variable | default | meaning |
+//! | --- | --- | --- |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | where Redis is |
+//! | `REDIS_USERNAME` | (unset: the `default` user) | the ACL user to log in as |
+//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding the password (one trailing newline is ignored) |
+//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
+//!
+//! [`redis_url_from_env`] puts them into the URL the store connects with (the redis crate reads
+//! them back from it into its connection info and sends `AUTH` on every new connection). That URL
+//! is a secret from then on: nothing here logs it, and no error message quotes it or the password.
+
+use anyhow::{Context, bail};
+use deadpool_redis::redis;
+use std::path::Path;
+
+/// Without any setting: the Redis of `cargo xtask up` and the tests.
+const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+
+/// The URL to connect to Redis with: `REDIS_URL` with the credentials of `REDIS_USERNAME` and
+/// `REDIS_PASSWORD_FILE` (or `REDIS_PASSWORD`) in it. Unchanged when none of those is set.
+pub fn redis_url_from_env() -> anyhow::Result<String> {
+    let url = crate::config::string("REDIS_URL", DEFAULT_URL);
+    let username = crate::config::optional("REDIS_USERNAME");
+    let password = match (
+        crate::config::optional("REDIS_PASSWORD_FILE"),
+        std::env::var("REDIS_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty()),
+    ) {
+        (Some(_), Some(_)) => {
+            bail!("set REDIS_PASSWORD_FILE or REDIS_PASSWORD, not both")
+        }
+        (Some(path), None) => Some(read_password(Path::new(&path))?),
+        (None, password) => password,
+    };
+    with_credentials(&url, username.as_deref(), password.as_deref())
+}
+
+/// The password in `path`: its content without one trailing line ending (files written with
+/// `echo` or an editor have one; a password never ends with one).
+fn read_password(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read REDIS_PASSWORD_FILE {}", path.display()))?;
+    let password = text
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&text);
+    if password.is_empty() {
+        bail!("REDIS_PASSWORD_FILE {} is empty", path.display());
+    }
+    Ok(password.to_owned())
+}
+
+/// `url` with `username` and `password` in it, percent-encoded where the URL's syntax needs it.
+/// The pure half of [`redis_url_from_env`], apart from the environment so it can be tested.
+fn with_credentials(
+    url: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> anyhow::Result<String> {
+    let Some(password) = password else {
+        if username.is_some() {
+            bail!(
+                "REDIS_USERNAME is set but no password is (REDIS_PASSWORD_FILE or REDIS_PASSWORD)"
+            );
+        }
+        return Ok(url.to_owned());
+    };
+    // The error must not quote the URL: it may hold credentials of its own.
+    let mut parsed = redis::parse_redis_url(url)
+        .context("REDIS_URL is not a valid Redis URL (redis://host:port, rediss://, unix://)")?;
+    match parsed.scheme() {
+        // A socket path has no authority part: the redis crate reads credentials from the query.
+        "unix" | "redis+unix" | "valkey+unix" => {
+            if parsed
+                .query_pairs()
+                .any(|(name, _)| name == "user" || name == "pass")
+            {
+                bail!(already_there());
+            }
+            let mut query = parsed.query_pairs_mut();
+            if let Some(username) = username {
+                query.append_pair("user", username);
+            }
+            query.append_pair("pass", password);
+        }
+        _ => {
+            if !parsed.username().is_empty() || parsed.password().is_some() {
+                bail!(already_there());
+            }
+            let bad = |_| anyhow::anyhow!("REDIS_URL cannot hold credentials");
+            parsed.set_username(username.unwrap_or("")).map_err(bad)?;
+            parsed.set_password(Some(password)).map_err(bad)?;
+        }
+    }
+    Ok(parsed.into())
+}
+
+fn already_there() -> &'static str {
+    "REDIS_URL already holds credentials: give them either there or in REDIS_USERNAME and \
+     REDIS_PASSWORD_FILE (or REDIS_PASSWORD), not both"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::IntoConnectionInfo;
+
+    /// What the redis crate will log in with, read back from the URL the way it connects.
+    fn credentials(url: &str) -> (Option<String>, Option<String>) {
+        let info = url.into_connection_info().unwrap();
+        let settings = info.redis_settings();
+        (
+            settings.username().map(str::to_owned),
+            settings.password().map(str::to_owned),
+        )
+    }
+
+    #[test]
+    fn without_credentials_the_url_is_unchanged() {
+        let url = with_credentials("redis://redis:6379", None, None).unwrap();
+        assert_eq!(url, "redis://redis:6379");
+    }
+
+    #[test]
+    fn any_password_reaches_the_connection_info_intact() {
+        // Every character the URL syntax gives a meaning to.
+        let password = "p@ss:w/rd?#%[]! é";
+        let url =
+            with_credentials("redis://redis:6379/0", Some("session"), Some(password)).unwrap();
+        assert_eq!(
+            credentials(&url),
+            (Some("session".to_owned()), Some(password.to_owned()))
+        );
+        let info = url.as_str().into_connection_info().unwrap();
+        assert_eq!(info.addr().to_string(), "redis:6379");
+    }
+
+    #[test]
+    fn a_password_alone_logs_in_as_the_default_user() {
+        let url = with_credentials("redis://127.0.0.1:6379", None, Some("secret")).unwrap();
+        assert_eq!(credentials(&url), (None, Some("secret".to_owned())));
+    }
+
+    #[test]
+    fn a_unix_socket_takes_them_in_its_query() {
+        let url =
+            with_credentials("unix:///run/redis.sock", Some("issuer"), Some("a&b=c")).unwrap();
+        assert_eq!(
+            credentials(&url),
+            (Some("issuer".to_owned()), Some("a&b=c".to_owned()))
+        );
+    }
+
+    #[test]
+    fn credentials_in_two_places_or_a_user_without_password_are_refused() {
+        let err = with_credentials("redis://u:p@redis:6379", Some("x"), Some("y")).unwrap_err();
+        assert!(
+            err.to_string().contains("already holds credentials"),
+            "{err}"
+        );
+        let err = with_credentials("redis://redis:6379", Some("issuer"), None).unwrap_err();
+        assert!(err.to_string().contains("no password"), "{err}");
+    }
+
+    #[test]
+    fn errors_never_quote_the_password_or_the_url() {
+        let err = with_credentials("nonsense-with-secret", None, Some("hunter2")).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("nonsense-with-secret"),
+            "{text}"
+        );
+        let err = with_credentials("redis://u:hunter2@redis", None, Some("x")).unwrap_err();
+        assert!(!format!("{err:#}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_password_file_loses_one_line_ending_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("password");
+        for (content, want) in [
+            ("secret\n", "secret"),
+            ("secret\r\n", "secret"),
+            ("secret", "secret"),
+            (" secret \n\n", " secret \n"),
+        ] {
+            std::fs::write(&path, content).unwrap();
+            assert_eq!(read_password(&path).unwrap(), want, "{content:?}");
+        }
+        std::fs::write(&path, "\n").unwrap();
+        assert!(
+            read_password(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        let missing = read_password(&dir.path().join("missing")).unwrap_err();
+        assert!(missing.to_string().contains("REDIS_PASSWORD_FILE"));
+    }
+}

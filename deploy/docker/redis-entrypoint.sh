@@ -1,0 +1,123 @@
+#!/bin/sh
+# Redis for docker compose with least privilege: one ACL user per kind of client, passwords made
+# on the machine at the first start (never in an image, never committed), `default` disabled.
+#
+#   authscale-redis init        as root, in the one-shot redis-init service: the passwords and
+#                               the ACL file
+#   authscale-redis serve ARGS  the redis service: exec redis-server ARGS with that ACL file
+#   authscale-redis healthcheck the redis service's health check (PING as the `health` user)
+#
+# docker-compose.yml mounts this file into the Redis image (the official redis:7-bookworm or,
+# offline, Debian's redis-server), so both run the same way.
+#
+# Where the passwords live (named volumes, so they survive `down` and go with `down -v`):
+#   $CLIENTS/issuer/password   the issuer's (volume redis-issuer-password, mounted into the issuer)
+#   $CLIENTS/session/password  the session replicas' (volume redis-session-password)
+#   $SECRETS/users.acl         the ACL users, with the SHA-256 of each password, all Redis needs
+#                              to check them (volume redis-secrets, mounted read-only into Redis)
+#   $SECRETS/health.password   the health check's, which may only PING
+# A client volume holds one password, so a session replica cannot read the issuer's (both run
+# as the same uid; separate volumes are what keeps them apart). Redis holds only hashes of the
+# clients' passwords: 256 random bits each, so a hash gives nothing away. The ACL file is
+# written by init, at each `up`, rather than by Redis at each start into a tmpfs: Docker 20.10
+# gives a tmpfs back root-owned 0755 when a container restarts, and Redis runs as `redis`.
+#
+# Bring your own passwords: set AUTHSCALE_REDIS_ISSUER_PASSWORD and/or
+# AUTHSCALE_REDIS_SESSION_PASSWORD for `up` (the init service writes them over the generated
+# ones at each start), or write the files into the volumes before the first start.
+
+set -eu
+
+SECRETS=${AUTHSCALE_REDIS_SECRETS:-/run/authscale/redis-secrets}
+CLIENTS=${AUTHSCALE_REDIS_CLIENTS:-/run/authscale/clients}
+# The uid the issuer and api images run as (services.Dockerfile).
+SERVICE_UID=10001
+
+log() { printf 'authscale-redis: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# 32 random bytes as 64 hex digits: a password nothing needs to quote or escape.
+random_password() {
+    head -c 32 /dev/urandom | od -An -vtx1 | tr -d ' \n'
+}
+
+# The SHA-256 of the file's content, as ACL `#<hash>` rules want it. The password goes through
+# a pipe, never a command line.
+sha256_of() {
+    sha256sum <"$1" | cut -d' ' -f1
+}
+
+# write_password NAME FILE OWNER [VALUE]: VALUE (if given) or, when FILE does not exist yet, a
+# new random password, written without a newline, readable by OWNER only.
+write_password() {
+    name=$1 file=$2 owner=$3 value=${4:-}
+    mkdir -p "$(dirname "$file")"
+    if [ -n "$value" ]; then
+        (umask 077 && printf '%s' "$value" >"$file")
+        log "$name password: set from the environment"
+    elif [ ! -s "$file" ]; then
+        (umask 077 && random_password >"$file")
+        log "$name password: generated"
+    fi
+    chown "$owner" "$file"
+    chmod 0400 "$file"
+}
+
+init() {
+    [ "$(id -u)" -eq 0 ] || die "init must run as root (it gives each file its owner)"
+    redis_owner="$(id -u redis):$(id -g redis)"
+    write_password issuer "$CLIENTS/issuer/password" "$SERVICE_UID:$SERVICE_UID" \
+        "${AUTHSCALE_REDIS_ISSUER_PASSWORD:-}"
+    write_password session "$CLIENTS/session/password" "$SERVICE_UID:$SERVICE_UID" \
+        "${AUTHSCALE_REDIS_SESSION_PASSWORD:-}"
+    write_password health "$SECRETS/health.password" "$redis_owner"
+    write_acl
+    chown "$redis_owner" "$SECRETS/users.acl" "$SECRETS"
+    chmod 0400 "$SECRETS/users.acl"
+    chmod 0700 "$SECRETS"
+    log "passwords and ACL users ready"
+}
+
+# The ACL file. Rules apply left to right: each user starts from nothing (-@all, no keys, no
+# channels) and gets only what its code sends.
+write_acl() {
+    # What the redis crate sends on every new connection: AUTH (always allowed), then CLIENT
+    # SETINFO, which Redis knows from 7.2 on and refuses to name in an ACL before (Debian's
+    # redis-server is 7.0, where the crate ignores the "unknown subcommand" answer).
+    connect="+ping +hello"
+    version=$(redis-server --version | sed -n 's/.* v=\([0-9][0-9.]*\) .*/\1/p')
+    major=${version%%.*} rest=${version#*.}
+    minor=${rest%%.*}
+    if [ "${major:-0}" -gt 7 ] || { [ "${major:-0}" -eq 7 ] && [ "${minor:-0}" -ge 2 ]; }; then
+        connect="$connect +client|setinfo"
+    fi
+    issuer=$(sha256_of "$CLIENTS/issuer/password")
+    session=$(sha256_of "$CLIENTS/session/password")
+    health=$(sha256_of "$SECRETS/health.password")
+    (umask 077 && cat >"$SECRETS/users.acl.new") <<EOF
+user default off resetpass resetkeys resetchannels -@all
+user issuer on #$issuer resetkeys ~rt:* ~login:* ~session:* resetchannels -@all +@read +@write -@dangerous -@admin +eval +evalsha +script|load +script|exists +wait $connect
+user session on #$session resetkeys ~session:* resetchannels -@all +get +getex +expire +del +evalsha +script|load $connect
+user health on #$health resetkeys resetchannels -@all +ping
+EOF
+    mv -f "$SECRETS/users.acl.new" "$SECRETS/users.acl"
+}
+
+case "${1:-}" in
+    init)
+        init
+        ;;
+    serve)
+        shift
+        [ -s "$SECRETS/users.acl" ] || die "no $SECRETS/users.acl: has the redis-init service run?"
+        exec redis-server "$@" --aclfile "$SECRETS/users.acl"
+        ;;
+    healthcheck)
+        REDISCLI_AUTH=$(cat "$SECRETS/health.password")
+        export REDISCLI_AUTH
+        redis-cli --no-auth-warning --user health ping | grep -q PONG
+        ;;
+    *)
+        die "usage: authscale-redis init | serve [redis-server arguments] | healthcheck"
+        ;;
+esac
