@@ -68,9 +68,9 @@ options of `up`:
                           demo page at / shows a refresh every 20 s
   --persist               Redis keeps its data in .stack/redis/ (an append-only file), so
                           sessions and spent refresh tokens survive a restart. It is fsynced
-                          every second (appendfsync everysec): a clean stop (Ctrl-C) and a
-                          crash of redis-server alone lose nothing; a crash of the machine or
-                          the OS can lose about the last second of writes. Without it Redis
+                          every second (appendfsync everysec): a clean stop (Ctrl-C) loses
+                          nothing; a crash of redis-server or of the machine can lose up to
+                          about the last two seconds of writes. Without it Redis
                           starts empty every time (and .stack/redis/ is left alone)
   --login-rate RATE       nginx's limit per client address on /auth/login and
                           /auth/session/login, e.g. 10r/s (the default, with a burst of 20)

@@ -11,11 +11,11 @@
 //!   wants.
 //! - With persistence ([`Persistence::AppendOnly`], `cargo xtask up --persist`):
 //!   `--appendonly yes --appendfsync everysec --dir <dir>`. Every write is appended to a log
-//!   (the AOF) in `<dir>`, which redis replays when it starts, so sessions and the denylist
-//!   survive a restart. `everysec` means redis hands each write to the kernel at once but asks
-//!   the kernel to put it on the disk (fsync) only once a second: a crash of redis-server alone
-//!   loses nothing already written, a crash of the machine or the OS can lose about the last
-//!   second of writes, and a clean stop (SIGTERM) loses nothing (redis fsyncs before it exits).
+//!   (the AOF) in `<dir>`, which redis replays when it starts, so sessions and refresh-token
+//!   families survive a restart. `everysec` means redis fsyncs the file once a second, and while
+//!   an fsync is still running (a slow disk) it may hold new writes back for up to 2 s, already
+//!   answered: a crash of redis-server or of the machine can lose up to about the last two
+//!   seconds of writes; a clean stop (SIGTERM) loses nothing (redis fsyncs before it exits).
 //!   `always` would fsync on every write, at the price of one disk flush per login.
 //! - `--daemonize no`: stay in the foreground, so the launcher is its parent and can stop it.
 //!
