@@ -94,8 +94,14 @@ write_acl() {
     issuer=$(sha256_of "$CLIENTS/issuer/password")
     session=$(sha256_of "$CLIENTS/session/password")
     health=$(sha256_of "$SECRETS/health.password")
+    # `default` is `off` with no password: nobody can log in as it. It keeps every permission
+    # all the same, because Redis replays the append-only file as `default`, and before Redis 8
+    # (Debian's is 7.0) EXEC re-checks the ACL during that replay: with `-@all`, every write a
+    # Lua script made (logged as MULTI ... EXEC) is silently dropped on restart, so refresh
+    # families vanish while plain SETs (sessions) survive (redis/redis#14541; the compose test's
+    # kill -9 phase fails that way).
     (umask 077 && cat >"$SECRETS/users.acl.new") <<EOF
-user default off resetpass resetkeys resetchannels -@all
+user default off resetpass resetkeys ~* &* +@all
 user issuer on #$issuer resetkeys ~rt:* ~login:* ~session:* resetchannels -@all +@read +@write -@dangerous -@admin +eval +evalsha +script|load +script|exists +wait $connect
 user session on #$session resetkeys ~session:* resetchannels -@all +get +getex +expire +del +evalsha +script|load $connect
 user health on #$health resetkeys resetchannels -@all +ping

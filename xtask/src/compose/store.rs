@@ -357,9 +357,8 @@ pub(super) async fn survives_restart(project: &Project, http: &Http) -> anyhow::
     let refresh = pair["refresh_token"].as_str().context("no refresh_token")?;
     // `appendfsync everysec` promises what is older than its window: Redis fsyncs once a second
     // and, while an fsync is still running on a slow disk, holds new writes back for up to 2 s
-    // although it has answered them. A crash inside that window may lose them (seen here, on a
-    // busy machine), so the writes get past it first; docs/SECURITY.md says what a loss of the
-    // last seconds can bring back.
+    // although it has answered them. A crash inside that window may lose them, so the writes get
+    // past it first; docs/SECURITY.md says what a loss of the last seconds can bring back.
     tokio::time::sleep(EVERYSEC_WINDOW).await;
     // Then a crash: SIGKILL, no chance to write anything on the way out.
     let redis = one(project, "redis")?;
