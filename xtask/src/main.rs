@@ -7,8 +7,10 @@
 //!   through the same launcher the tests use (the `stack` crate), prints what runs where and how
 //!   to try it, and stops everything on Ctrl-C.
 //! - `cargo xtask test` runs `cargo test --workspace` with its arguments, after making sure nginx
-//!   and redis-server (which the integration tests start) are installed ([`packages`]), then the
-//!   browser test when Chromium is installed.
+//!   and redis-server (which the integration tests start) are installed ([`packages`]), then a
+//!   bounded run of every fuzz target, then the browser test when Chromium is installed.
+//! - `cargo xtask fuzz` ([`fuzz`]) builds the cargo-fuzz targets in `fuzz/` and runs them, for
+//!   a bounded number of runs or as long as asked.
 //! - `cargo xtask bench` ([`bench`]) runs the load test (`loadtest/`) in release mode; `cargo
 //!   xtask test` ends with its `--quick --check` form.
 //! - `cargo xtask browser-test` ([`browser`]) drives the demo page (deploy/web) in headless
@@ -23,6 +25,7 @@
 mod bench;
 mod browser;
 mod compose;
+mod fuzz;
 // Only a test: every relative Markdown link resolves inside the repository.
 #[cfg(test)]
 mod links;
@@ -30,6 +33,7 @@ mod packages;
 mod up;
 
 use anyhow::{Context, bail};
+use fuzz::FuzzOptions;
 use stack::{Profile, workspace_root};
 use std::process::{Command, ExitCode};
 use up::UpOptions;
@@ -41,8 +45,16 @@ commands:
   up      build the services and run the whole stack on this machine
           (redis, issuer, replicas, nginx) until Ctrl-C
   test    run every test: `cargo test --workspace` with the arguments that follow
-          (e.g. `cargo xtask test -- --nocapture`), then the browser test (skipped,
-          with the reason, when Chromium is not installed)
+          (e.g. `cargo xtask test -- --nocapture`), then a bounded run of every fuzz
+          target (skipped, saying why, when cargo-fuzz is not installed, except in
+          CI), then the browser test (skipped, with the reason, when Chromium is not
+          installed)
+  fuzz [--runs N | --seconds S] [TARGET...]
+          build the fuzz targets (fuzz/, cargo-fuzz and libFuzzer) and run each
+          TARGET (default: all of access_token, refresh_token, issuer_bodies), N
+          runs or S seconds each; with neither, the bounded run `test` does. A
+          crash fails it and names the input, saved in fuzz/artifacts/<target>/.
+          Needs `cargo install cargo-fuzz --locked`
   bench   the load test: tokens against sessions, scaling, store outage, issuer;
           writes loadtest/results/<timestamp>/report.md (`cargo xtask bench --help`
           lists its options; --quick is the short form CI runs; needs oha:
@@ -95,6 +107,7 @@ enum Task {
     ComposeTest,
     /// Arguments for the load test.
     Bench(Vec<String>),
+    Fuzz(FuzzOptions),
 }
 
 fn main() -> ExitCode {
@@ -109,6 +122,7 @@ fn main() -> ExitCode {
         Ok(Task::BrowserTest) => browser::browser_test(),
         Ok(Task::ComposeTest) => compose::compose_test(),
         Ok(Task::Bench(args)) => bench::bench(&args),
+        Ok(Task::Fuzz(options)) => fuzz::fuzz(&options),
         Err(e) => {
             eprintln!("error: {e:#}\nrun `cargo xtask --help` for the usage");
             return ExitCode::from(2);
@@ -133,6 +147,7 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "up" => parse_up(rest),
         "test" => Ok(Task::Test(rest.to_vec())),
         "bench" => Ok(Task::Bench(rest.to_vec())),
+        "fuzz" => Ok(fuzz::parse(rest)?.map_or(Task::Help, Task::Fuzz)),
         "browser-test" if rest.is_empty() => Ok(Task::BrowserTest),
         "browser-test" => bail!("`browser-test` takes no options"),
         "compose-test" if rest.is_empty() => Ok(Task::ComposeTest),
@@ -211,7 +226,8 @@ fn port_number(value: &str) -> anyhow::Result<u16> {
     }
 }
 
-/// `cargo test --workspace <args>` in the workspace root, once nginx and redis-server exist.
+/// `cargo test --workspace <args>` in the workspace root, once nginx and redis-server exist;
+/// then every other kind of test.
 fn test(args: &[String]) -> anyhow::Result<()> {
     packages::ensure_installed()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -224,6 +240,8 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("cargo test failed ({status})");
     }
+    // The fuzz targets, briefly: a fixed number of runs each (`cargo xtask fuzz` runs longer).
+    fuzz::run_if_available()?;
     browser::run_if_available()?;
     // The load test, short: every scenario must run with non-zero throughput and no errors.
     bench::ensure_oha()?;
@@ -309,6 +327,11 @@ mod tests {
         assert_eq!(options.login_rate.as_deref(), Some("600r/m"));
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
         assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
+        let Task::Fuzz(options) = parse(&args("fuzz --seconds 60 access_token")).unwrap() else {
+            panic!("not fuzz");
+        };
+        assert_eq!(options.bound, fuzz::Bound::Seconds(60));
+        assert_eq!(parse(&args("fuzz -h")).unwrap(), Task::Help);
     }
 
     #[test]
@@ -333,5 +356,6 @@ mod tests {
         );
         assert!(error("browser-test --headed").contains("takes no options"));
         assert!(error("compose-test --keep").contains("takes no options"));
+        assert!(error("fuzz --forever").contains("unknown option \"--forever\" for `fuzz`"));
     }
 }

@@ -1,0 +1,30 @@
+//! Fuzz target: the refresh-token parser, as the issuer runs it on `/auth/refresh` and
+//! `/auth/logout`.
+//!
+//! `verify::<RefreshClaims>` with the refresh-token rules (`typ` `rt+jwt`, audience the issuer
+//! itself) and a key set of one fixed key. It must never panic, and whatever it accepts must be
+//! signed by that key and meet every rule (`authscale_fuzz::model`); an access token, however
+//! well signed, is never a refresh token.
+
+#![no_main]
+
+use auth_core::claims::RefreshClaims;
+use auth_core::verify::verify;
+use authscale_fuzz::keys::{self, Kind};
+use authscale_fuzz::{input, model};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let fixture = keys::fixture();
+    let Some(token) = input::token(data, Kind::Refresh) else {
+        return;
+    };
+    let before = auth_core::now_secs();
+    let verdict = verify::<RefreshClaims>(&token.text, &fixture.keys, &fixture.refresh);
+    let after = auth_core::now_secs();
+    if let Ok(claims) = verdict {
+        model::assert_acceptable(&token, Kind::Refresh, before, after);
+        assert_eq!(claims.iss, keys::ISSUER);
+        assert_eq!(claims.aud, keys::ISSUER);
+    }
+});
