@@ -1,6 +1,6 @@
 //! The Redis store, reached through a small connection pool.
 //!
-//! The issuer keeps the refresh-token denylist and the sessions here; session-mode replicas read
+//! The issuer keeps refresh-token families, login counters and sessions here; session replicas read
 //! sessions from here on every request. Three rules shape this module:
 //!
 //! - **Fail closed, fast.** Every operation has a deadline. When Redis is down or slow, callers

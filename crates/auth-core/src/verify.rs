@@ -231,17 +231,28 @@ enum Audience {
 }
 
 /// The members of a JOSE header this verifier looks at. Unknown members are ignored (RFC 7515),
-/// except the ones listed, whose mere presence is refused.
+/// except the ones listed as `bool`, whose mere presence is refused: `"crit": null` counts as
+/// present (an `Option` would read it as absent).
 #[derive(Deserialize)]
 struct Header {
     alg: String,
     typ: Option<String>,
     kid: Option<String>,
-    crit: Option<serde_json::Value>,
-    jku: Option<serde_json::Value>,
-    x5u: Option<serde_json::Value>,
-    jwk: Option<serde_json::Value>,
-    x5c: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "present")]
+    crit: bool,
+    #[serde(default, deserialize_with = "present")]
+    jku: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5u: bool,
+    #[serde(default, deserialize_with = "present")]
+    jwk: bool,
+    #[serde(default, deserialize_with = "present")]
+    x5c: bool,
+}
+
+/// `true` for a member that is there at all, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(member: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(member).map(|_| true)
 }
 
 /// Verify `token` against `keys` and `rules`, returning its claims.
@@ -265,12 +276,7 @@ pub fn verify<C: DeserializeOwned>(
     if !typ_ok {
         return Err(Rejection::Type);
     }
-    if header.crit.is_some()
-        || header.jku.is_some()
-        || header.x5u.is_some()
-        || header.jwk.is_some()
-        || header.x5c.is_some()
-    {
+    if header.crit || header.jku || header.x5u || header.jwk || header.x5c {
         return Err(Rejection::ForbiddenHeader);
     }
     let key = header
@@ -316,6 +322,11 @@ fn read_header(token: &str) -> Result<Header, Rejection> {
     let bytes = URL_SAFE_NO_PAD
         .decode(header)
         .map_err(|_| Rejection::Malformed)?;
+    // A JOSE header is a JSON object in UTF-8 (RFC 7515 section 4). serde would also build the
+    // struct from a JSON array, and skips ignored members without checking their UTF-8.
+    if bytes.first() != Some(&b'{') || std::str::from_utf8(&bytes).is_err() {
+        return Err(Rejection::Malformed);
+    }
     serde_json::from_slice(&bytes).map_err(|_| Rejection::Malformed)
 }
 
@@ -517,6 +528,44 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// Found by the fuzz targets: a forbidden member with the value `null`, a header that is a
+    /// JSON array, and a header with invalid UTF-8 in a member nobody reads all used to pass
+    /// (each with our signature). None of them is a JOSE header.
+    #[test]
+    fn null_forbidden_members_array_headers_and_bad_utf8_are_refused() {
+        let claims = serde_json::to_value(access_claims()).unwrap();
+        for name in ["jku", "x5u", "jwk", "x5c", "crit"] {
+            let mut h = header(ACCESS_TYP);
+            h[name] = serde_json::Value::Null;
+            assert_eq!(
+                check(&forge(key(), &h, &claims)),
+                Err(Rejection::ForbiddenHeader),
+                "{name}: null"
+            );
+        }
+        let array = serde_json::json!(["RS256", ACCESS_TYP, key().kid()]);
+        assert_eq!(
+            check(&forge(key(), &array, &claims)),
+            Err(Rejection::Malformed)
+        );
+        let mut bad_utf8 = format!(
+            r#"{{"alg":"RS256","typ":"at+jwt","kid":"{}","x":""#,
+            key().kid()
+        )
+        .into_bytes();
+        bad_utf8.extend_from_slice(b"\xff\"}");
+        let input = format!(
+            "{}.{}",
+            B64.encode(&bad_utf8),
+            B64.encode(claims.to_string())
+        );
+        let sig = key().sign_rs256(input.as_bytes()).unwrap();
+        assert_eq!(
+            check(&format!("{input}.{}", B64.encode(sig))),
+            Err(Rejection::Malformed)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 //! | `LOGIN_HASH_WORKERS` | CPU count | Argon2id hashes running at once, at most; each holds its own 19 MiB |
 //! | `LOGIN_QUEUE` | `64` | logins waiting for a hash worker, at most; past that, 503 `overloaded` at once |
 //! | `LOGIN_QUEUE_WAIT_MS` | `2000` | how long a login waits for a worker before 503 `overloaded` |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the denylist and session store |
+//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the store of refresh families, login counters and sessions |
 //! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
 //! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
 //! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |

@@ -1,6 +1,6 @@
 //! # stack: the one launcher
 //!
-//! authscale is five kinds of process working together: **redis-server** (refresh-token denylist
+//! authscale is five kinds of process working together: **redis-server** (refresh-token families
 //! and sessions), the **issuer** (`auth-issuer`: logins, tokens, sessions, the JWKS), **token
 //! replicas** and **session replicas** (`api` in its two modes) and **nginx** in front of them
 //! all. `cargo xtask up`, the integration tests and the load test all need that whole system

@@ -1,4 +1,4 @@
-//! redis-server: the store for the refresh-token denylist and the sessions.
+//! redis-server: the store for refresh-token families, login counters and sessions.
 //!
 //! A stack starts its own redis-server on its own port, so tests never share (or wipe) anyone
 //! else's data, and stopping it is a real outage the tests can provoke
@@ -6,7 +6,7 @@
 //!
 //! - `--bind 127.0.0.1 --protected-mode yes`: reachable from this machine only.
 //! - `--save ""`: never an RDB snapshot. Without persistence also `--appendonly no`: nothing is
-//!   written to disk and every start is empty. The data is short-lived by design (denylist
+//!   written to disk and every start is empty. The data is short-lived by design (refresh
 //!   entries and sessions expire), so losing it on restart is what a test of "redis went away"
 //!   wants.
 //! - With persistence ([`Persistence::AppendOnly`], `cargo xtask up --persist`):

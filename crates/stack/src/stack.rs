@@ -76,7 +76,7 @@ pub struct StackConfig {
     /// without limits. Implied by a limit. Default false.
     pub cpu_accounting: bool,
     /// redis keeps its data in an append-only file in `<work_dir>/redis`, fsynced once a second
-    /// ([`crate::redis`] says what that can lose), so sessions and the refresh-token denylist
+    /// ([`crate::redis`] says what that can lose), so sessions and the refresh-token families
     /// survive a restart of redis ([`Stack::restart_redis`]) or of the stack. Default false:
     /// every start of redis is empty.
     pub redis_aof: bool,
