@@ -3,7 +3,7 @@
 //! Passwords are never stored, only their Argon2id hashes in PHC string form
 //! (`$argon2id$v=19$m=19456,t=2,p=1$salt$hash`), which carry their own salt and parameters.
 //! The defaults (19 MiB, 2 passes, 1 lane) are OWASP's recommended minimum for Argon2id: slow
-//! enough to make guessing expensive, at roughly 20 to 40 ms of one core per attempt here.
+//! enough to make every guess cost tens of milliseconds of one core (the load test measures it).
 //!
 //! An attacker must not learn which usernames exist by timing the answer: an unknown user is
 //! checked against a dummy hash with the same parameters, so both cases cost one Argon2id
