@@ -21,8 +21,9 @@
 //! rebuilt from its modulus and exponent, the header decoded again, the claims deserialized twice
 //! from freshly decoded copies. Here the key is parsed once, when the JWKS is loaded (an AWS-LC
 //! `ParsedPublicKey`), and the claims are base64-decoded once and parsed from that one copy twice
-//! (into the registered claims the rules check, and into the caller's type); the rules are the same as jsonwebtoken's
-//! (its `exp < now - leeway` and `nbf > now + leeway`), and the tests below pin them.
+//! (into the registered claims the rules check, and into the caller's type). The rules are the
+//! same as jsonwebtoken's (its `exp < now - leeway` and `nbf > now + leeway`), and the tests
+//! below pin them.
 
 use crate::keys::Jwks;
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
