@@ -8,7 +8,8 @@
 //!   token issued unchecked.
 //! - **Recover by itself.** A connection that failed is dropped from the pool instead of being
 //!   handed out again; the next request opens a new one, so when Redis comes back the service
-//!   works again with no restart.
+//!   works again with no restart. A request whose pooled connection turns out to be dead (Redis
+//!   restarted meanwhile) is sent once more on a new connection, so a restart costs no 503.
 //! - **One round trip per operation, counted.** deadpool-redis's own manager sends `UNWATCH` and
 //!   `PING` every time a connection leaves the pool, which would double the round trips of a
 //!   session look-up. This pool uses deadpool with a manager whose recycling is free; a broken
@@ -74,6 +75,25 @@ impl managed::Manager for Manager {
     }
 }
 
+/// What [`Store::exchange`] sends: a plain command or a script invocation.
+#[derive(Clone, Copy)]
+enum Request<'a, 'b> {
+    Cmd(&'a redis::Cmd),
+    Script(&'a redis::ScriptInvocation<'b>),
+}
+
+impl Request<'_, '_> {
+    async fn send<T: FromRedisValue>(
+        self,
+        conn: &mut MultiplexedConnection,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Request::Cmd(cmd) => cmd.query_async(conn).await,
+            Request::Script(invocation) => invocation.invoke_async(conn).await,
+        }
+    }
+}
+
 impl Store {
     /// A pool of at most `pool_size` connections to `url`. Nothing is connected yet: the store
     /// may well be down at start-up, and the service must start anyway (and say so in /readyz).
@@ -104,20 +124,10 @@ impl Store {
 
     /// Send one command and read its reply.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
-        self.send(cmd, Some(&self.commands)).await
-    }
-
-    /// Send `cmd`, counting it in `counter` once a connection is had (so the count is of
-    /// commands that really went out, not of attempts while Redis was down).
-    async fn send<T: FromRedisValue>(
-        &self,
-        cmd: &redis::Cmd,
-        counter: Option<&Counter>,
-    ) -> Result<T, ApiError> {
-        let mut conn = self.connection().await?;
-        counter.inspect(|c| c.inc());
-        let reply = tokio::time::timeout(DEADLINE, cmd.query_async::<T>(&mut *conn)).await;
-        Self::settle(conn, reply)
+        let (_, value) = self
+            .exchange(Request::Cmd(cmd), Some(&self.commands))
+            .await?;
+        Ok(value)
     }
 
     /// Run a Lua script (one `EVALSHA`; the script is loaded on first use).
@@ -125,10 +135,9 @@ impl Store {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
-        let mut conn = self.connection().await?;
-        self.commands.inc();
-        let reply = tokio::time::timeout(DEADLINE, invocation.invoke_async::<T>(&mut *conn)).await;
-        Self::settle(conn, reply)
+        let request = Request::Script(invocation);
+        let (_, value) = self.exchange(request, Some(&self.commands)).await?;
+        Ok(value)
     }
 
     /// [`Store::eval`] for a write a later request relies on: followed by `WAIT` when replicas
@@ -137,22 +146,52 @@ impl Store {
         &self,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
-        let mut conn = self.connection().await?;
-        self.commands.inc();
-        let reply = tokio::time::timeout(DEADLINE, invocation.invoke_async::<T>(&mut *conn)).await;
-        let (conn, value) = Self::settle_keeping(conn, reply)?;
+        let request = Request::Script(invocation);
+        let (conn, value) = self.exchange(request, Some(&self.commands)).await?;
         self.wait_for_replicas(conn).await?;
         Ok(value)
     }
 
     /// [`Store::query`] for a write a later request relies on (see [`Store::eval_acked`]).
     pub async fn query_acked<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
-        let mut conn = self.connection().await?;
-        self.commands.inc();
-        let reply = tokio::time::timeout(DEADLINE, cmd.query_async::<T>(&mut *conn)).await;
-        let (conn, value) = Self::settle_keeping(conn, reply)?;
+        let (conn, value) = self
+            .exchange(Request::Cmd(cmd), Some(&self.commands))
+            .await?;
         self.wait_for_replicas(conn).await?;
         Ok(value)
+    }
+
+    /// Send `request` and read its reply, counting it in `counter` once a connection is had (so
+    /// the count is of commands that really went out, not of attempts while Redis was down).
+    /// Returns the connection too, for a `WAIT` on it.
+    ///
+    /// A pooled connection can be dead without the pool knowing: Redis restarted since it was
+    /// last used (the pool does not PING on checkout, see above). Such a connection fails at once
+    /// with an I/O error, and the request is sent once more on a new connection rather than
+    /// answered 503. Every command this project sends is safe to repeat: reads, TTL renewals,
+    /// writes that set the same values again, and the refresh rotation, whose repeat finds its
+    /// own rotation and is answered from it (families.rs). Timeouts are not retried.
+    async fn exchange<T: FromRedisValue>(
+        &self,
+        request: Request<'_, '_>,
+        counter: Option<&Counter>,
+    ) -> Result<(Object<Manager>, T), ApiError> {
+        let mut retried = false;
+        loop {
+            let mut conn = self.connection().await?;
+            if !retried {
+                counter.inspect(|c| c.inc());
+            }
+            let reply = tokio::time::timeout(DEADLINE, request.send::<T>(&mut conn)).await;
+            match reply {
+                Ok(Err(e)) if !retried && (e.is_io_error() || e.is_connection_dropped()) => {
+                    tracing::info!(error = %e, "redis: a pooled connection was dead; sending again on a new one");
+                    drop(Object::take(conn));
+                    retried = true;
+                }
+                reply => return Self::settle(conn, reply),
+            }
+        }
     }
 
     /// `WAIT replicas timeout` on the connection that just wrote (WAIT counts the replicas that
@@ -168,7 +207,7 @@ impl Store {
         self.commands.inc();
         let wait = redis::cmd("WAIT").arg(replicas).arg(timeout_ms).to_owned();
         let reply = tokio::time::timeout(DEADLINE, wait.query_async::<u32>(&mut *conn)).await;
-        let (_, confirmed) = Self::settle_keeping(conn, reply)?;
+        let (_, confirmed) = Self::settle(conn, reply)?;
         if confirmed < replicas {
             tracing::warn!(
                 confirmed,
@@ -183,7 +222,10 @@ impl Store {
     /// Whether Redis answers right now (for /readyz). Not counted: the counter measures what
     /// serving requests costs, and health probes would blur it.
     pub async fn ping(&self) -> bool {
-        self.send::<String>(&redis::cmd("PING"), None).await.is_ok()
+        let ping = redis::cmd("PING");
+        self.exchange::<String>(Request::Cmd(&ping), None)
+            .await
+            .is_ok()
     }
 
     async fn connection(&self) -> Result<Object<Manager>, ApiError> {
@@ -193,16 +235,9 @@ impl Store {
         })
     }
 
-    /// Keep a connection that worked; drop one that failed, so it is never handed out again.
+    /// Keep a connection that worked (and hand it back for one more command); drop one that
+    /// failed, so it is never handed out again.
     fn settle<T>(
-        conn: Object<Manager>,
-        reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
-    ) -> Result<T, ApiError> {
-        Self::settle_keeping(conn, reply).map(|(_, value)| value)
-    }
-
-    /// [`Store::settle`], handing a connection that worked back for one more command.
-    fn settle_keeping<T>(
         conn: Object<Manager>,
         reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
     ) -> Result<(Object<Manager>, T), ApiError> {
