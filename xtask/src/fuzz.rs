@@ -22,6 +22,7 @@
 //! instrumentation does not depend on a sanitizer. `--debug-assertions` turns arithmetic
 //! overflow into a panic, which is a finding like any other.
 
+use crate::args::Flags;
 use anyhow::{Context, bail};
 use stack::workspace_root;
 use std::collections::VecDeque;
@@ -90,23 +91,13 @@ pub struct FuzzOptions {
 pub fn parse(args: &[String]) -> anyhow::Result<Option<FuzzOptions>> {
     let mut bound = Bound::Bounded;
     let mut targets = Vec::new();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let mut value = || {
-            inline_value
-                .clone()
-                .or_else(|| args.next().cloned())
-                .with_context(|| format!("{flag} needs a value"))
-        };
-        let next = match flag {
+    let mut flags = Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        let next = match flag.name {
             "-h" | "--help" => return Ok(None),
-            "--runs" => Bound::Runs(positive(flag, &value()?)?),
-            "--seconds" => Bound::Seconds(positive(flag, &value()?)?),
-            _ if arg.starts_with('-') => bail!("unknown option {arg:?} for `fuzz`"),
+            "--runs" => Bound::Runs(positive(flag.name, &flags.value(&flag)?)?),
+            "--seconds" => Bound::Seconds(positive(flag.name, &flags.value(&flag)?)?),
+            _ if flag.raw.starts_with('-') => bail!("unknown option {:?} for `fuzz`", flag.raw),
             name => {
                 let target = TARGETS
                     .into_iter()

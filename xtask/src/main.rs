@@ -22,6 +22,7 @@
 //! Arguments are parsed by hand: a parser crate would cost more build time than these few flags
 //! are worth.
 
+mod args;
 mod bench;
 mod browser;
 mod compose;
@@ -33,6 +34,7 @@ mod packages;
 mod up;
 
 use anyhow::{Context, bail};
+use args::Flags;
 use fuzz::FuzzOptions;
 use stack::{Profile, workspace_root};
 use std::process::{Command, ExitCode};
@@ -164,33 +166,25 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
     let mut access_ttl = None;
     let mut persist = false;
     let mut login_rate = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        // Both `--flag value` and `--flag=value`.
-        let (flag, inline_value) = match arg.split_once('=') {
-            Some((flag, value)) => (flag, Some(value.to_owned())),
-            None => (arg.as_str(), None),
-        };
-        let mut value = || {
-            inline_value
-                .clone()
-                .or_else(|| args.next().cloned())
-                .with_context(|| format!("{flag} needs a value"))
-        };
-        match flag {
+    let mut flags = Flags::new(args);
+    while let Some(flag) = flags.next_flag() {
+        let name = flag.name;
+        match name {
             "-h" | "--help" => return Ok(Task::Help),
-            "--replicas" => replicas = Some(replica_count(flag, &value()?)?),
-            "--session-replicas" => session_replicas = Some(replica_count(flag, &value()?)?),
-            "--port" => port = port_number(&value()?)?,
-            "--access-ttl" => access_ttl = Some(access_ttl_secs(&value()?)?),
-            "--debug" if inline_value.is_none() => profile = Profile::Debug,
-            "--persist" if inline_value.is_none() => persist = true,
+            "--replicas" => replicas = Some(replica_count(name, &flags.value(&flag)?)?),
+            "--session-replicas" => {
+                session_replicas = Some(replica_count(name, &flags.value(&flag)?)?)
+            }
+            "--port" => port = port_number(&flags.value(&flag)?)?,
+            "--access-ttl" => access_ttl = Some(access_ttl_secs(&flags.value(&flag)?)?),
+            "--debug" if !flag.has_inline_value() => profile = Profile::Debug,
+            "--persist" if !flag.has_inline_value() => persist = true,
             "--login-rate" => {
-                let rate = value()?;
+                let rate = flags.value(&flag)?;
                 stack::nginx::check_login_rate(&rate).context("--login-rate")?;
                 login_rate = Some(rate);
             }
-            _ => bail!("unknown option {arg:?} for `up`"),
+            _ => bail!("unknown option {:?} for `up`", flag.raw),
         }
     }
     let jwt_replicas = replicas.unwrap_or(2);
