@@ -439,7 +439,7 @@ fn drive(
             "nginx's config has no `{victim_server}` line before the kill"
         );
         let reloads_before = project.nginx_reloads()?;
-        let stream = Stream::start(runtime, &http.keep_alive()?, &token);
+        let stream = Stream::start(runtime, &http, &token)?;
         std::thread::sleep(KILL_AFTER);
         let kill_started = Instant::now();
         let mut kill = Command::new("docker");
@@ -714,7 +714,9 @@ impl Http {
     }
 
     /// A client that keeps its connections alive, as a browser or a load generator does: for
-    /// the steady stream (see [`Stream`]).
+    /// the steady stream (see [`Stream`]), one per simulated client, so that each has its own
+    /// pool and a request sent again after a reload goes out on a new connection, not on another
+    /// idle connection that the same reload closed.
     fn keep_alive(&self) -> anyhow::Result<Http> {
         Http::build(&self.base, reqwest::Client::builder())
     }
@@ -966,13 +968,21 @@ fn closed_before_answer(error: &anyhow::Error) -> bool {
 }
 
 impl Stream {
-    fn start(runtime: &tokio::runtime::Runtime, http: &Http, token: &str) -> Stream {
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        http: &Http,
+        token: &str,
+    ) -> anyhow::Result<Stream> {
         let requests = Arc::new(AtomicU64::new(0));
         let slowest_ms = Arc::new(AtomicU64::new(0));
         let until = Instant::now() + STREAM_FOR;
-        let tasks = (0..CLIENTS)
-            .map(|_| {
-                let (http, token) = (http.clone(), token.to_owned());
+        let clients = (0..CLIENTS)
+            .map(|_| http.keep_alive())
+            .collect::<anyhow::Result<Vec<Http>>>()?;
+        let tasks = clients
+            .into_iter()
+            .map(|http| {
+                let token = token.to_owned();
                 let (requests, slowest_ms) = (requests.clone(), slowest_ms.clone());
                 runtime.spawn(async move {
                     let (mut failures, mut retried) = (Vec::new(), Vec::new());
@@ -998,11 +1008,11 @@ impl Stream {
                 })
             })
             .collect();
-        Stream {
+        Ok(Stream {
             tasks,
             requests,
             slowest_ms,
-        }
+        })
     }
 
     fn finish(self, runtime: &tokio::runtime::Runtime) -> anyhow::Result<StreamReport> {
