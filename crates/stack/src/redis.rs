@@ -6,7 +6,8 @@
 //!
 //! - `--bind 127.0.0.1 --protected-mode yes`: reachable from this machine only.
 //! - `--save ""`: never an RDB snapshot. Without persistence also `--appendonly no`: nothing is
-//!   written to disk and every start is empty. The data is short-lived by design (refresh
+//!   written to disk and every start is empty (redis runs in its log's directory, which belongs
+//!   to the stack, so no stray `dump.rdb` is loaded). The data is short-lived by design (refresh
 //!   entries and sessions expire), so losing it on restart is what a test of "redis went away"
 //!   wants.
 //! - With persistence ([`Persistence::AppendOnly`], `cargo xtask up --persist`):
@@ -106,6 +107,15 @@ pub async fn start_command(
     log_path: &Path,
     timeout: Duration,
 ) -> anyhow::Result<Process> {
+    // redis reads (and, as a replica, writes) `dump.rdb` in its working directory when it has
+    // no `--dir`: run it in its log's directory, which belongs to this stack, never in the
+    // caller's (a source folder), where a stray dump from another run would be loaded at start.
+    let mut command = command;
+    if command.get_current_dir().is_none()
+        && let Some(dir) = log_path.parent()
+    {
+        command.current_dir(dir);
+    }
     let mut process = Process::spawn("redis", command, log_path)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     wait_until_ready(&mut process, &format!("PING on {addr}"), timeout, || {
