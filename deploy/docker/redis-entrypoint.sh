@@ -100,10 +100,13 @@ write_acl() {
     # Lua script made (logged as MULTI ... EXEC) is silently dropped on restart, so refresh
     # families vanish while plain SETs (sessions) survive (redis/redis#14541; the compose test's
     # kill -9 phase fails that way).
+    # A session replica runs one script (auth-core's session READ): GET the record, EXPIRE it to
+    # renew it, DEL it once it is past its absolute cap. Nothing else, and no key outside
+    # session:*; it cannot write a session or take an expiry away.
     (umask 077 && cat >"$SECRETS/users.acl.new") <<EOF
 user default off resetpass resetkeys ~* &* +@all
 user issuer on #$issuer resetkeys ~rt:* ~login:* ~session:* resetchannels -@all +@read +@write -@dangerous -@admin +eval +evalsha +script|load +script|exists +wait $connect
-user session on #$session resetkeys ~session:* resetchannels -@all +get +getex +expire +del +evalsha +script|load $connect
+user session on #$session resetkeys ~session:* resetchannels -@all +get +expire +del +evalsha +script|load $connect
 user health on #$health resetkeys resetchannels -@all +ping
 EOF
     mv -f "$SECRETS/users.acl.new" "$SECRETS/users.acl"
