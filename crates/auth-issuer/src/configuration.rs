@@ -13,7 +13,7 @@
 //! | `REFRESH_RETRY_WINDOW_SECS` | `30` | a retry of a refresh whose answer was never produced, from the same client address within this long, gets that answer again instead of revoking (0: off) |
 //! | `REDIS_WAIT_REPLICAS` | `0` | replicas that must confirm a rotation, revocation or new session (`WAIT`) before the answer; fewer is a 503 |
 //! | `REDIS_WAIT_TIMEOUT_MS` | `500` | how long to wait for them (at most 900) |
-//! | `LOGIN_HASH_WORKERS` | CPU count | Argon2id hashes running at once, at most; each holds its own 19 MiB |
+//! | `LOGIN_HASH_WORKERS` | CPU count, at most 8 | Argon2id hashes running at once, at most; each holds its own 19 MiB |
 //! | `LOGIN_QUEUE` | `64` | logins waiting for a hash worker, at most; past that, 503 `overloaded` at once |
 //! | `LOGIN_QUEUE_WAIT_MS` | `2000` | how long a login waits for a worker before 503 `overloaded` |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the store of refresh families, login counters and sessions |
@@ -88,7 +88,7 @@ impl Config {
             hashing: HashingLimits {
                 workers: config::parse(
                     "LOGIN_HASH_WORKERS",
-                    std::thread::available_parallelism().map_or(2, |n| n.get()),
+                    default_hash_workers(),
                 )?,
                 queue: config::parse("LOGIN_QUEUE", 64)?,
                 wait: std::time::Duration::from_millis(config::parse("LOGIN_QUEUE_WAIT_MS", 2000)?),
@@ -164,5 +164,29 @@ impl Config {
             "AUDIENCE must differ from ISSUER_URL: refresh tokens use the issuer as their audience"
         );
         Ok(())
+    }
+}
+
+/// One Argon2id hash per core, but never more than [`MAX_DEFAULT_HASH_WORKERS`] by default: the
+/// workers' buffers are the issuer's largest memory, and a bound that grew with the machine's
+/// cores would be no bound (a 64-core host would hold 64 buffers of 19 MiB). More is a choice an
+/// operator makes with `LOGIN_HASH_WORKERS`.
+fn default_hash_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(MAX_DEFAULT_HASH_WORKERS)
+}
+
+/// See [`default_hash_workers`]: 8 buffers of 19 MiB stay well inside 256 MiB.
+const MAX_DEFAULT_HASH_WORKERS: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_number_of_hash_workers_is_bounded_whatever_the_cores() {
+        let workers = default_hash_workers();
+        assert!((1..=MAX_DEFAULT_HASH_WORKERS).contains(&workers), "{workers}");
     }
 }
