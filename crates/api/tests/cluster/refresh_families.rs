@@ -238,6 +238,60 @@ async fn with_wait_replicas_set_writes_are_answered_only_once_a_replica_has_them
     }
 
     let pair = t.login("bob", "builder").await;
-    assert_eq!(t.refresh(&pair.refresh).await.status(), StatusCode::OK);
+    let rotated = t.refresh(&pair.refresh).await;
+    assert_eq!(rotated.status(), StatusCode::OK);
+    let rotated = pair_of(&rotated.json().await.unwrap());
     t.session_login("bob", "builder").await;
+
+    // The replica gone, a rotation is refused as the first login was: the client is never told
+    // of a successor that a failover could undo.
+    drop(_replica);
+    let (status, error) = error_of(t.refresh(&rotated.refresh).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        "a rotation with no replica to acknowledge it"
+    );
+}
+
+/// Every key the store holds expires on its own (the contract's rule): refresh families (live,
+/// rotated, revoked by reuse, logged out), login failure counters and sessions. A key without
+/// a TTL would be memory the store keeps for ever.
+#[tokio::test]
+async fn every_key_the_store_holds_has_a_time_to_live() {
+    let t = TestStack::start_with(0, 1, &[]).await;
+    let rotated = t.login("alice", "wonderland").await;
+    let spent = rotated.refresh.clone();
+    assert_eq!(t.refresh(&spent).await.status(), StatusCode::OK);
+    assert_eq!(
+        t.refresh(&spent).await.status(),
+        StatusCode::UNAUTHORIZED,
+        "a replay revokes the family"
+    );
+    let logged_out = t.login("bob", "builder").await;
+    assert_eq!(
+        t.logout(&logged_out.refresh).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    t.login("bob", "builder").await;
+    let wrong = t
+        .post_json(
+            "/auth/login",
+            json!({"username": "carol", "password": "not her password"}),
+        )
+        .await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    t.session_login("alice", "wonderland").await;
+
+    let keys: Vec<String> = t.redis_cmd(&["KEYS", "*"]).await;
+    for prefix in ["rt:", "login:fail:user:", "login:fail:addr:", "session:"] {
+        assert!(
+            keys.iter().any(|key| key.starts_with(prefix)),
+            "no {prefix} key among {keys:?}"
+        );
+    }
+    for key in &keys {
+        let ttl: i64 = t.redis_cmd(&["TTL", key]).await;
+        assert!(ttl > 0, "{key} has no time to live ({ttl})");
+    }
 }
