@@ -86,10 +86,7 @@ impl Config {
                 timeout_ms: config::parse("REDIS_WAIT_TIMEOUT_MS", 500)?,
             },
             hashing: HashingLimits {
-                workers: config::parse(
-                    "LOGIN_HASH_WORKERS",
-                    default_hash_workers(),
-                )?,
+                workers: config::parse("LOGIN_HASH_WORKERS", default_hash_workers())?,
                 queue: config::parse("LOGIN_QUEUE", 64)?,
                 wait: std::time::Duration::from_millis(config::parse("LOGIN_QUEUE_WAIT_MS", 2000)?),
             },
@@ -187,6 +184,9 @@ mod tests {
     #[test]
     fn the_default_number_of_hash_workers_is_bounded_whatever_the_cores() {
         let workers = default_hash_workers();
-        assert!((1..=MAX_DEFAULT_HASH_WORKERS).contains(&workers), "{workers}");
+        assert!(
+            (1..=MAX_DEFAULT_HASH_WORKERS).contains(&workers),
+            "{workers}"
+        );
     }
 }
