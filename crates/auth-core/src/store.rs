@@ -75,6 +75,16 @@ impl managed::Manager for Manager {
     }
 }
 
+/// Whether [`Store::exchange`] may send a request again on a new connection when the pooled one
+/// turns out to be dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// Once: the request is safe to repeat.
+    Once,
+    /// Never: a repeat could count twice what happened once.
+    Never,
+}
+
 /// What [`Store::exchange`] sends: a plain command or a script invocation.
 #[derive(Clone, Copy)]
 enum Request<'a, 'b> {
@@ -125,7 +135,7 @@ impl Store {
     /// Send one command and read its reply.
     pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
         let (_, value) = self
-            .exchange(Request::Cmd(cmd), Some(&self.commands))
+            .exchange(Request::Cmd(cmd), Some(&self.commands), Resend::Once)
             .await?;
         Ok(value)
     }
@@ -136,7 +146,23 @@ impl Store {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
         let request = Request::Script(invocation);
-        let (_, value) = self.exchange(request, Some(&self.commands)).await?;
+        let (_, value) = self
+            .exchange(request, Some(&self.commands), Resend::Once)
+            .await?;
+        Ok(value)
+    }
+
+    /// [`Store::eval`] for a script whose repeat is not harmless (it counts something down):
+    /// never sent a second time, even when its connection turns out to be dead, because Redis
+    /// may have run it before the connection died. That failure is then a 503.
+    pub async fn eval_once<T: FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, ApiError> {
+        let request = Request::Script(invocation);
+        let (_, value) = self
+            .exchange(request, Some(&self.commands), Resend::Never)
+            .await?;
         Ok(value)
     }
 
@@ -147,7 +173,9 @@ impl Store {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
         let request = Request::Script(invocation);
-        let (conn, value) = self.exchange(request, Some(&self.commands)).await?;
+        let (conn, value) = self
+            .exchange(request, Some(&self.commands), Resend::Once)
+            .await?;
         self.wait_for_replicas(conn).await?;
         Ok(value)
     }
@@ -155,7 +183,7 @@ impl Store {
     /// [`Store::query`] for a write a later request relies on (see [`Store::eval_acked`]).
     pub async fn query_acked<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
         let (conn, value) = self
-            .exchange(Request::Cmd(cmd), Some(&self.commands))
+            .exchange(Request::Cmd(cmd), Some(&self.commands), Resend::Once)
             .await?;
         self.wait_for_replicas(conn).await?;
         Ok(value)
@@ -168,18 +196,22 @@ impl Store {
     /// A pooled connection can be dead without the pool knowing: Redis restarted since it was
     /// last used (the pool does not PING on checkout, see above). Such a connection fails at once
     /// with an I/O error, and the request is sent once more on a new connection rather than
-    /// answered 503. Every command this project sends is safe to repeat: reads, TTL renewals,
-    /// writes that set the same values again, and the refresh rotation, whose repeat finds its
-    /// own rotation and is answered from it (families.rs). Timeouts are not retried.
+    /// answered 503 ([`Resend::Once`]). An I/O error does not say whether Redis ran the command
+    /// before the connection died, so a resent request must be safe to repeat: reads, TTL
+    /// renewals, writes that set the same values again, a reservation (counted twice, the limit
+    /// errs strict), and the refresh rotation, whose repeat carries the same successor id and is
+    /// answered from its own rotation (families.rs). What is not safe to repeat is sent with
+    /// [`Resend::Never`]. Timeouts are not retried.
     async fn exchange<T: FromRedisValue>(
         &self,
         request: Request<'_, '_>,
         counter: Option<&Counter>,
+        resend: Resend,
     ) -> Result<(Object<Manager>, T), ApiError> {
-        let mut retried = false;
+        let mut retried = resend == Resend::Never;
         loop {
             let mut conn = self.connection().await?;
-            if !retried {
+            if !retried || resend == Resend::Never {
                 counter.inspect(|c| c.inc());
             }
             let reply = tokio::time::timeout(DEADLINE, request.send::<T>(&mut conn)).await;
@@ -223,7 +255,7 @@ impl Store {
     /// serving requests costs, and health probes would blur it.
     pub async fn ping(&self) -> bool {
         let ping = redis::cmd("PING");
-        self.exchange::<String>(Request::Cmd(&ping), None)
+        self.exchange::<String>(Request::Cmd(&ping), None, Resend::Once)
             .await
             .is_ok()
     }

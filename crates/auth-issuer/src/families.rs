@@ -72,6 +72,11 @@ static CREATE: LazyLock<redis::Script> = LazyLock::new(|| {
 /// 4 client address, 5 grace (ms), 6 retry window (ms), 7 lease (ms), 8 refresh TTL (s),
 /// 9 family maximum (s), 10 extra record life (s).
 ///
+/// The first line answers a repeat of the very call that rotated (the same presented token and
+/// successor id, which is random per request): the store client may send a request again when
+/// its connection died after Redis had run it, and that repeat must get the same answer, not be
+/// taken for reuse.
+///
 /// Returns `{code, start, jti, iat}`: 0 rotated (the successor is `jti`), 1 reuse (revoked now),
 /// 2 already revoked, 3 duplicate or retry (`jti` is the existing successor), 4 the answer of the
 /// rotation is still being produced (ask again), 5 no record (unknown, expired or lost), 6 the
@@ -86,6 +91,7 @@ static ROTATE: LazyLock<redis::Script> = LazyLock::new(|| {
         if not cur then return {5} end
         if revoked == '1' then return {2} end
         local presented, now = ARGV[1], tonumber(ARGV[3])
+        if presented == prev and ARGV[2] == cur then return {0, start, cur, iat} end
         if presented == cur then
             local now_s = math.floor(now / 1000)
             local exp = math.min(now_s + tonumber(ARGV[8]), tonumber(start) + tonumber(ARGV[9]))

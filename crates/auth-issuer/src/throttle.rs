@@ -112,7 +112,9 @@ impl<'a> Throttle<'a> {
     /// Give a reserved attempt back: it succeeded, or it was never checked (overload).
     pub async fn release(&self, username: &str, addr: IpAddr) -> Result<(), ApiError> {
         self.store
-            .eval::<u64>(RELEASE.key(user_key(username)).key(addr_key(addr)))
+            // Once only: a release sent again after Redis had run it would give back an attempt
+            // that was never taken, and a guesser could then check one more password.
+            .eval_once::<u64>(RELEASE.key(user_key(username)).key(addr_key(addr)))
             .await
             .map(drop)
     }

@@ -109,3 +109,55 @@ fn hash_password_prints_an_argon2id_hash_and_never_the_password() {
     );
     assert!(!hash.contains("correct horse"));
 }
+
+/// The store client sends a request once more when its pooled connection turns out to be dead,
+/// not knowing whether Redis ran it before the connection died (auth-core's store.rs). A
+/// rotation sent twice must then be answered from its own rotation both times, even with no
+/// grace and no retry window, while another request spending the same token is still reuse.
+#[tokio::test]
+async fn a_resent_rotation_is_answered_from_its_own_rotation_and_a_replay_is_still_reuse() {
+    use auth_issuer::families::{Decision, Families, Rules};
+    let dir = tempfile::tempdir().unwrap();
+    let port = stack::ports::free_port().unwrap();
+    let _redis = stack::redis::start(
+        &stack::programs::redis_server().unwrap(),
+        port,
+        &stack::redis::Persistence::None,
+        &dir.path().join("redis.log"),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap();
+    let url = format!("redis://127.0.0.1:{port}");
+    let store = auth_core::store::Store::new(&url, 2, Default::default()).unwrap();
+    let rules = Rules {
+        refresh_ttl: 100,
+        family_max_ttl: 1000,
+        grace_ms: 0,
+        retry_window_secs: 0,
+    };
+    let families = Families::new(&store, rules);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    families.create("F", "J1", now).await.unwrap();
+
+    let who = "203.0.113.1";
+    let first = families.rotate("F", "J1", "J2", who).await.unwrap();
+    assert!(
+        matches!(&first, Decision::Rotated(s) if s.jti == "J2"),
+        "{first:?}"
+    );
+    let resent = families.rotate("F", "J1", "J2", who).await.unwrap();
+    assert_eq!(resent, first, "the same request sent again");
+    families.answered("F", "J2").await.unwrap();
+    let resent = families.rotate("F", "J1", "J2", who).await.unwrap();
+    assert_eq!(
+        resent, first,
+        "the same request sent again after its answer"
+    );
+
+    let replay = families.rotate("F", "J1", "J3", who).await.unwrap();
+    assert_eq!(replay, Decision::Reused, "another request spending J1");
+}
