@@ -109,6 +109,20 @@ async fn a_hundred_and_twenty_concurrent_guesses_through_nginx_get_at_most_five_
         120,
         "{statuses:?}"
     );
+    // nginx's limit_req is the first layer: most of the burst never reached the issuer (the
+    // rate's burst lets a few through at once; the issuer refuses the rest of those itself).
+    let reached = t
+        .counter_at_with(
+            &t.stack.issuer_url(),
+            "authscale_http_requests_total",
+            r#"route="/auth/login""#,
+        )
+        .await;
+    println!("120 concurrent guesses through nginx: {reached} reached the issuer");
+    assert!(
+        reached < 60,
+        "{reached} of 120 guesses reached the issuer: nginx's limit_req did not refuse them"
+    );
 }
 
 /// 200 logins at once, each a different user (no limit bites): at most `LOGIN_HASH_WORKERS`
