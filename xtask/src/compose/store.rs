@@ -240,8 +240,8 @@ pub(super) fn isolation(project: &Project) -> anyhow::Result<()> {
     must_answer(
         &redis,
         as_session,
-        &["GETEX", "session:e2e-probe", "EX", "60"],
-        "v",
+        &["EXPIRE", "session:e2e-probe", "60"],
+        "1",
     )?;
     let renew_or_end = "local v = redis.call('GET', KEYS[1]) \
                         if v then redis.call('EXPIRE', KEYS[1], 60) end \
@@ -263,6 +263,9 @@ pub(super) fn isolation(project: &Project) -> anyhow::Result<()> {
         &["DEL", "rt:e2e-probe"],
         &["SET", "login:e2e-probe", "x"],
         &["SET", "session:e2e-forged", "x"],
+        // GETEX ... PERSIST would take a session's expiry away.
+        &["GETEX", "session:e2e-probe", "PERSIST"],
+        &["PERSIST", "session:e2e-probe"],
         &run("rt:e2e-probe", "end"),
         &["EVAL", "return 1", "0"],
         &["FLUSHALL"],
