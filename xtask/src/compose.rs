@@ -439,7 +439,7 @@ fn drive(
             "nginx's config has no `{victim_server}` line before the kill"
         );
         let reloads_before = project.nginx_reloads()?;
-        let stream = Stream::start(runtime, &http, &token)?;
+        let stream = Stream::start(runtime, http, &token)?;
         std::thread::sleep(KILL_AFTER);
         let kill_started = Instant::now();
         let mut kill = Command::new("docker");
