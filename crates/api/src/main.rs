@@ -2,7 +2,7 @@
 //!
 //! The same binary and the same handlers serve both modes; only the way a request is
 //! authenticated differs (see `caller.rs`). Configuration comes from the environment: see
-//! `configuration.rs` or the README's table.
+//! `configuration.rs` or docs/CONFIGURATION.md.
 //!
 //! `api healthcheck` exits 0 when the replica configured by the same environment is ready.
 
@@ -41,7 +41,7 @@ fn run() -> anyhow::Result<()> {
         },
         _ => anyhow::bail!(
             "usage: api [healthcheck]\n\
-             With no argument, serve; configured by environment variables (see README)"
+             With no argument, serve; configured by environment variables (see docs/CONFIGURATION.md)"
         ),
     }
 }

@@ -8,7 +8,7 @@
 //!   `/.well-known/jwks.json`. The JWK type here has no field for a private member, so a private
 //!   key cannot be published by mistake.
 //!
-//! Division of labour between the two RSA libraries (see README, "Crypto"): AWS-LC generates and
+//! Division of labour between the two RSA libraries (see docs/SECURITY.md, "Crypto"): AWS-LC generates and
 //! signs (constant time; RUSTSEC-2023-0071 covers the `rsa` crate's private-key operations),
 //! while the `rsa` crate only reads and writes PEM and extracts the public numbers, which involves
 //! no secret-dependent timing an attacker can observe.

@@ -14,7 +14,7 @@ use auth_issuer::{configuration, key_files, startup, users};
 use std::io::BufRead as _;
 
 const USAGE: &str = "usage: auth-issuer [hash-password | healthcheck | rotate-key [--revoke-previous]]\n\n\
-    With no argument, serve (configured by environment variables; see README).\n\
+    With no argument, serve (configured by environment variables; see docs/CONFIGURATION.md).\n\
     hash-password   read a password from stdin and print its Argon2id PHC hash\n\
     healthcheck     exit 0 if the issuer at LISTEN_ADDR is ready (for container health checks)\n\
     rotate-key      file a new signing key at KEY_PATH: published at once, signing after\n\
