@@ -79,6 +79,14 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/session/login", post(routes::session::login))
         .route("/auth/session/logout", post(routes::session::logout))
         .route("/.well-known/jwks.json", get(routes::jwks::jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(routes::discovery::metadata),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(routes::discovery::metadata),
+        )
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .with_state(state);

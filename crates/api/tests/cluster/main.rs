@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod attacks;
+mod discovery;
 mod faults;
 mod hardening;
 mod helpers;

@@ -1,5 +1,6 @@
 //! The issuer's HTTP routes, one file each.
 
+pub mod discovery;
 pub mod health;
 pub mod jwks;
 pub mod login;
