@@ -108,6 +108,7 @@ pub fn check(results: &Results) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::{LookupRow, Lookups, MicroBench, Outage, OutageVariant};
     use crate::testdata::results;
 
     #[test]
@@ -116,5 +117,59 @@ mod tests {
         let problems = check(&results(3));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("sessions had 3 failed"));
+    }
+
+    #[test]
+    fn the_check_holds_the_design_to_its_promises() {
+        let row = |route: &str, served: u64, store_commands: u64| LookupRow {
+            label: route.into(),
+            route: route.into(),
+            ok: served,
+            failures: 0,
+            served,
+            store_commands,
+            redis_executed: None,
+        };
+        let outage = |route: &str, during_failed: u64| OutageVariant {
+            label: route.into(),
+            route: route.into(),
+            timeline: Vec::new(),
+            before: (10, 0),
+            during: (10, during_failed),
+            after: (10, 0),
+            during_statuses: Default::default(),
+            recovered_after: Some(0.0),
+            store_back_after: Some(0.0),
+            relogins: 0,
+            unexpected: 0,
+        };
+        let mut r = results(0);
+        r.lookups = Some(Lookups {
+            rows: vec![row("/api/me", 100, 0), row("/sapi/me", 100, 100)],
+        });
+        r.outage = Some(Outage {
+            stopped_at: 1.0,
+            started_at: 2.0,
+            end: 3.0,
+            bucket_secs: 0.5,
+            variants: vec![outage("/api/me", 0), outage("/sapi/me", 5)],
+        });
+        r.issuer.as_mut().unwrap().signing.push(MicroBench {
+            label: "for scale: `openssl speed rsa2048`, sign".into(),
+            iterations: 0,
+            us_per_op: 800.0,
+        });
+        assert!(check(&r).is_empty(), "{:?}", check(&r));
+
+        // A token request that touches the store, tokens failing while Redis is down, and one of
+        // our own loops that failed: each is named.
+        r.lookups.as_mut().unwrap().rows[0].store_commands = 1;
+        r.outage.as_mut().unwrap().variants[0].during.1 = 1;
+        r.issuer.as_mut().unwrap().signing[0].label = "sign (FAILED)".into();
+        let problems = check(&r);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("0.010 store look-ups per request, not 0"));
+        assert!(problems[1].contains("tokens failed 1 times while Redis was down"));
+        assert_eq!(problems[2], "e: sign (FAILED)");
     }
 }

@@ -429,4 +429,37 @@ mod tests {
         assert!((scaling.speedup("tokens").unwrap() - 3.6).abs() < 1e-9);
         assert!(scaling.speedup("sessions").is_none());
     }
+
+    #[test]
+    fn routes_and_loops_are_told_apart() {
+        let sessions = Variant::new("sessions", "sessions", "/sapi/me", 2);
+        let ping = Variant::new("ping-jwt", "no auth", "/api/ping", 2);
+        assert_eq!(sessions.replica_kind(), "session replicas");
+        assert_eq!(ping.replica_kind(), "jwt replicas");
+        assert!(on_token_replicas("/api/me") && !on_token_replicas("/sapi/me"));
+
+        let bench = |label: &str, iterations: u64, us_per_op: f64| MicroBench {
+            label: label.into(),
+            iterations,
+            us_per_op,
+        };
+        let issuer = Issuer {
+            argon2: String::new(),
+            logins: Throughput::default(),
+            refreshes: Throughput::default(),
+            issuer_cpu_us_per_refresh: None,
+            issuer_cpus_during_refreshes: None,
+            signing: vec![
+                bench("sign", 10, 800.0),
+                bench("verify", 10, 30.0),
+                bench("for scale: `openssl speed rsa2048`, sign", 0, 700.0),
+                bench("for scale: `openssl speed rsa2048`, verify", 0, 20.0),
+            ],
+        };
+        assert_eq!(issuer.verify_us(), Some(30.0));
+        assert_eq!(issuer.openssl_sign_us(), Some(700.0));
+        assert!(!issuer.signing[0].failed() && !issuer.signing[0].is_for_scale());
+        assert!(issuer.signing[2].is_for_scale());
+        assert!(bench("sign (FAILED)", 10, 1.0).failed() && bench("sign", 0, 0.0).failed());
+    }
 }

@@ -181,3 +181,25 @@ fn explain(why: &Explanation) -> String {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::markdown::markdown;
+    use crate::testdata;
+
+    #[test]
+    fn a_missed_target_is_noted_with_its_reason() {
+        let mut results = testdata::results(0);
+        results.issuer.as_mut().unwrap().issuer_cpu_us_per_refresh = Some(2000.0);
+        let md = markdown(&results);
+        assert!(md.contains(
+            "- Missed: issuer at least 1500 refreshes/s on the whole machine (measured 10 \
+             refreshes/s). A refresh signs two tokens"
+        ));
+        assert!(md.contains("1500 refreshes/s would need 3.0 CPUs for the issuer alone."));
+        assert!(
+            !md.contains("Missed: one RS256"),
+            "the signature goal was met"
+        );
+    }
+}
