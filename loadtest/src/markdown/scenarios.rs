@@ -111,6 +111,32 @@ pub fn section_scaling(md: &mut String, scaling: &Scaling) {
     md.push_str("\n\n");
 }
 
+/// c: what the replicas sent to Redis per request, by their own metrics and by Redis's.
+pub fn section_lookups(md: &mut String, lookups: &Lookups) {
+    md.push_str("## c. Store look-ups per request\n\n");
+    md.push_str(
+        "A fixed number of requests per variant; the replicas' `authscale_redis_commands_total` \
+         (read from each replica's `/metrics`) and Redis's own `total_commands_processed` \
+         before and after.\n\n\
+         | variant | route | requests served | Redis commands sent by the replicas | per request | commands Redis executed | failed |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for row in &lookups.rows {
+        let _ = writeln!(
+            md,
+            "| {} | `{}` | {} | {} | **{:.2}** | {} | {} |",
+            row.label,
+            row.route,
+            row.served,
+            row.store_commands,
+            row.per_request(),
+            row.redis_executed.map_or("-".to_owned(), |n| n.to_string()),
+            row.failures
+        );
+    }
+    md.push('\n');
+}
+
 /// d: successes and failures before, during and after Redis was down.
 pub fn section_outage(md: &mut String, outage: &Outage) {
     let _ = writeln!(
@@ -198,32 +224,6 @@ pub fn section_issuer(md: &mut String, issuer: &Issuer) {
             md,
             "| {} | **{:.1}** | {iterations} |",
             m.label, m.us_per_op
-        );
-    }
-    md.push('\n');
-}
-
-/// c: what the replicas sent to Redis per request, by their own metrics and by Redis's.
-pub fn section_lookups(md: &mut String, lookups: &Lookups) {
-    md.push_str("## c. Store look-ups per request\n\n");
-    md.push_str(
-        "A fixed number of requests per variant; the replicas' `authscale_redis_commands_total` \
-         (read from each replica's `/metrics`) and Redis's own `total_commands_processed` \
-         before and after.\n\n\
-         | variant | route | requests served | Redis commands sent by the replicas | per request | commands Redis executed | failed |\n\
-         | --- | --- | ---: | ---: | ---: | ---: | ---: |\n",
-    );
-    for row in &lookups.rows {
-        let _ = writeln!(
-            md,
-            "| {} | `{}` | {} | {} | **{:.2}** | {} | {} |",
-            row.label,
-            row.route,
-            row.served,
-            row.store_commands,
-            row.per_request(),
-            row.redis_executed.map_or("-".to_owned(), |n| n.to_string()),
-            row.failures
         );
     }
     md.push('\n');
