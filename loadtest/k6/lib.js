@@ -10,6 +10,20 @@ export const USERS = [
   { username: 'bob', password: 'builder' },
 ];
 
+// The options of tokens.js and sessions.js, which load one route the same way so that their
+// figures compare: VUS virtual users for DURATION, each request tagged `me`; the run fails on any
+// failed request or a p99 latency over 500 ms.
+export function steadyMeOptions() {
+  return {
+    vus: Number(__ENV.VUS || 64),
+    duration: __ENV.DURATION || '30s',
+    thresholds: {
+      'http_req_failed{name:me}': ['rate==0'],
+      'http_req_duration{name:me}': ['p(99)<500'],
+    },
+  };
+}
+
 const JSON_HEADERS = { headers: { 'Content-Type': 'application/json' } };
 
 // POST /auth/login: { access, refresh } or null. Slow on purpose (Argon2id).

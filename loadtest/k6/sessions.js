@@ -5,16 +5,11 @@
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e VUS=32 -e DURATION=1m loadtest/k6/sessions.js
 import http from 'k6/http';
 import { check, fail } from 'k6';
-import { BASE, USERS, sessionLogin } from './lib.js';
+import { BASE, USERS, sessionLogin, steadyMeOptions } from './lib.js';
 
-export const options = {
-  vus: Number(__ENV.VUS || 64),
-  duration: __ENV.DURATION || '30s',
-  thresholds: {
-    'http_req_failed{name:me}': ['rate==0'],
-    'http_req_duration{name:me}': ['p(99)<500'],
-  },
-};
+// VUS virtual users (64) for DURATION (30 s); any failed /me request, or a p99 over 500 ms,
+// fails the run (lib.js).
+export const options = steadyMeOptions();
 
 export function setup() {
   const sid = sessionLogin(USERS[1]);

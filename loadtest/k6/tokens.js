@@ -8,16 +8,11 @@
 // below that (or use realistic.js, which refreshes).
 import http from 'k6/http';
 import { check, fail } from 'k6';
-import { BASE, USERS, bearer, login } from './lib.js';
+import { BASE, USERS, bearer, login, steadyMeOptions } from './lib.js';
 
-export const options = {
-  vus: Number(__ENV.VUS || 64),
-  duration: __ENV.DURATION || '30s',
-  thresholds: {
-    'http_req_failed{name:me}': ['rate==0'],
-    'http_req_duration{name:me}': ['p(99)<500'],
-  },
-};
+// VUS virtual users (64) for DURATION (30 s); any failed /me request, or a p99 over 500 ms,
+// fails the run (lib.js).
+export const options = steadyMeOptions();
 
 export function setup() {
   const pair = login(USERS[1]);

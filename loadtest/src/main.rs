@@ -10,21 +10,31 @@
 //! - [`outage`]: d (Redis stopped mid-run),
 //! - [`issuer`]: e (logins, refreshes, RS256 signing),
 //! - [`bench`]: what they share (stacks, one measured oha run with CPU accounting),
-//! - [`oha`], [`perf`], [`report`], [`svg`], [`machine`]: the tools around them.
+//! - [`oha`], [`perf`], [`machine`]: the tools around them,
+//! - [`results`]: everything measured, as data (`results.json`),
+//! - [`analysis`]: the targets judged against the results, as typed findings,
+//! - [`report`], [`markdown`], [`plots`], [`svg`]: the report written from results and findings,
+//! - [`check`]: what CI checks in the results (`--check`).
 
+mod analysis;
 mod bench;
+mod check;
 mod client;
 mod issuer;
 mod machine;
+mod markdown;
 mod oha;
 mod options;
 mod outage;
 mod perf;
+mod plots;
 mod report;
 mod results;
 mod same;
 mod scaling;
 mod svg;
+#[cfg(test)]
+mod testdata;
 
 use anyhow::Context;
 use bench::Bench;
@@ -155,7 +165,7 @@ fn run(options: Options, args: &[String]) -> anyhow::Result<()> {
         let kept: PathBuf = work.keep();
         eprintln!("the stacks' logs are kept in {}", kept.display());
     }
-    let problems = report::check(&results);
+    let problems = check::check(&results);
     if problems.is_empty() {
         println!("check: every scenario had non-zero throughput and no errors");
     } else {

@@ -118,6 +118,15 @@ impl Variant {
             .collect();
         (!values.is_empty()).then(|| median(values.into_iter()))
     }
+    /// Which replicas served it, by the cgroup name its CPU is accounted under: the route's
+    /// prefix picks the replicas (nginx sends `/sapi/...` to the session replicas).
+    pub fn replica_kind(&self) -> &'static str {
+        if on_session_replicas(&self.route) {
+            "session replicas"
+        } else {
+            "jwt replicas"
+        }
+    }
     /// Statuses and errors added up over the runs, e.g. "200: 81234, 503: 2".
     pub fn outcome(&self) -> String {
         let mut all: BTreeMap<String, u64> = BTreeMap::new();
@@ -137,6 +146,16 @@ impl Variant {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// Whether nginx routes `route` to the session replicas (the others go to the token replicas).
+pub fn on_session_replicas(route: &str) -> bool {
+    route.starts_with("/sapi")
+}
+
+/// Whether nginx routes `route` to the token replicas, which never talk to the store.
+pub fn on_token_replicas(route: &str) -> bool {
+    route.starts_with("/api")
 }
 
 /// The median (the mean of the middle two for an even count); 0 for none.
@@ -230,6 +249,14 @@ pub struct LookupRow {
 }
 
 impl LookupRow {
+    /// What the design promises: one store look-up per session request, none per token request.
+    pub fn expected_per_request(&self) -> f64 {
+        if on_session_replicas(&self.route) {
+            1.0
+        } else {
+            0.0
+        }
+    }
     pub fn per_request(&self) -> f64 {
         if self.served == 0 {
             0.0
@@ -317,11 +344,43 @@ impl Throughput {
     }
 }
 
+impl Issuer {
+    /// µs of one RS256 verification in the harness's own loop, if it was timed.
+    pub fn verify_us(&self) -> Option<f64> {
+        self.signing
+            .iter()
+            .find(|m| m.label.starts_with("verify"))
+            .map(|m| m.us_per_op)
+    }
+
+    /// µs of one signature by `openssl speed` on the same machine, if openssl was there.
+    pub fn openssl_sign_us(&self) -> Option<f64> {
+        self.signing
+            .iter()
+            .find(|m| m.is_for_scale() && m.label.ends_with("sign"))
+            .map(|m| m.us_per_op)
+    }
+}
+
+/// One timed loop. results.json keeps only the label, so what kind of loop it was is read from
+/// the label's fixed parts, here and nowhere else (see `issuer.rs`, which writes them).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MicroBench {
     pub label: String,
     pub iterations: u64,
     pub us_per_op: f64,
+}
+
+impl MicroBench {
+    /// `openssl speed`, run beside ours to show how fast RSA is on this machine right now.
+    pub fn is_for_scale(&self) -> bool {
+        self.label.starts_with("for scale")
+    }
+
+    /// Our own loop failed (an operation returned an error) or never ran.
+    pub fn failed(&self) -> bool {
+        self.label.contains("FAILED") || self.iterations == 0
+    }
 }
 
 #[cfg(test)]
@@ -369,5 +428,38 @@ mod tests {
         };
         assert!((scaling.speedup("tokens").unwrap() - 3.6).abs() < 1e-9);
         assert!(scaling.speedup("sessions").is_none());
+    }
+
+    #[test]
+    fn routes_and_loops_are_told_apart() {
+        let sessions = Variant::new("sessions", "sessions", "/sapi/me", 2);
+        let ping = Variant::new("ping-jwt", "no auth", "/api/ping", 2);
+        assert_eq!(sessions.replica_kind(), "session replicas");
+        assert_eq!(ping.replica_kind(), "jwt replicas");
+        assert!(on_token_replicas("/api/me") && !on_token_replicas("/sapi/me"));
+
+        let bench = |label: &str, iterations: u64, us_per_op: f64| MicroBench {
+            label: label.into(),
+            iterations,
+            us_per_op,
+        };
+        let issuer = Issuer {
+            argon2: String::new(),
+            logins: Throughput::default(),
+            refreshes: Throughput::default(),
+            issuer_cpu_us_per_refresh: None,
+            issuer_cpus_during_refreshes: None,
+            signing: vec![
+                bench("sign", 10, 800.0),
+                bench("verify", 10, 30.0),
+                bench("for scale: `openssl speed rsa2048`, sign", 0, 700.0),
+                bench("for scale: `openssl speed rsa2048`, verify", 0, 20.0),
+            ],
+        };
+        assert_eq!(issuer.verify_us(), Some(30.0));
+        assert_eq!(issuer.openssl_sign_us(), Some(700.0));
+        assert!(!issuer.signing[0].failed() && !issuer.signing[0].is_for_scale());
+        assert!(issuer.signing[2].is_for_scale());
+        assert!(bench("sign (FAILED)", 10, 1.0).failed() && bench("sign", 0, 0.0).failed());
     }
 }

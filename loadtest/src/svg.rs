@@ -99,6 +99,17 @@ fn y_axis(out: &mut String, y_max: f64, y_step: f64) -> impl Fn(f64) -> f64 + us
     y
 }
 
+/// The baseline under the plot area, drawn after the grid so that it stays on top of it.
+fn x_axis(out: &mut String) {
+    let _ = writeln!(
+        out,
+        r##"<line x1="{LEFT}" x2="{}" y1="{}" y2="{}" stroke="#333"/>"##,
+        WIDTH - RIGHT,
+        HEIGHT - BOTTOM,
+        HEIGHT - BOTTOM
+    );
+}
+
 fn legend(out: &mut String, entries: &[(&str, &str)]) {
     for (i, (name, color)) in entries.iter().enumerate() {
         let y = TOP + 10.0 + i as f64 * 20.0;
@@ -168,13 +179,7 @@ pub fn line_chart(
             format_tick(*tick)
         );
     }
-    let _ = writeln!(
-        out,
-        r##"<line x1="{LEFT}" x2="{}" y1="{}" y2="{}" stroke="#333"/>"##,
-        WIDTH - RIGHT,
-        HEIGHT - BOTTOM,
-        HEIGHT - BOTTOM
-    );
+    x_axis(&mut out);
     for s in series {
         let path: Vec<String> = s
             .points
@@ -254,13 +259,7 @@ pub fn bar_chart(
             escape(second)
         );
     }
-    let _ = writeln!(
-        out,
-        r##"<line x1="{LEFT}" x2="{}" y1="{}" y2="{}" stroke="#333"/>"##,
-        WIDTH - RIGHT,
-        HEIGHT - BOTTOM,
-        HEIGHT - BOTTOM
-    );
+    x_axis(&mut out);
     let entries: Vec<(&str, &str)> = series_names
         .iter()
         .enumerate()
