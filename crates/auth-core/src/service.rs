@@ -160,3 +160,50 @@ pub fn finish(routes: Router, metrics: Arc<Metrics>, limits: RequestLimits) -> R
             track_requests,
         ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    struct Up;
+    struct Down;
+
+    impl Readiness for Up {
+        async fn readiness(&self) -> Result<Map<String, Value>, ApiError> {
+            Ok(Map::from_iter([("mode".into(), "test".into())]))
+        }
+    }
+
+    impl Readiness for Down {
+        async fn readiness(&self) -> Result<Map<String, Value>, ApiError> {
+            Err(ApiError::StoreUnavailable)
+        }
+    }
+
+    async fn get<S: Readiness>(service: S, path: &str) -> (StatusCode, Value) {
+        let app = health_routes::<S>().with_state(Arc::new(service));
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_shows_the_service_fields_or_its_error_and_healthz_checks_nothing() {
+        let (status, body) = get(Up, "/readyz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({ "status": "ready", "mode": "test" }));
+        let (status, body) = get(Down, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"], "store_unavailable");
+        let (status, body) = get(Down, "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({ "status": "ok" }));
+    }
+}
