@@ -1,7 +1,7 @@
 //! The issuer's real router, and requests made of the fuzzer's bytes.
 //!
 //! Built with `auth_issuer::startup::{build_state, router}`, exactly as the binary builds it,
-//! with three changes to its configuration: the signing key is the fixed fuzzing key (so refresh
+//! with three changes to its settings: the signing key is the fixed fuzzing key (so refresh
 //! tokens in the seeds verify and the fuzzer reaches the store calls behind them), the issuer URL
 //! is [`ISSUER`], and Redis is `127.0.0.1:0`. Nothing can listen on port 0, so every store call
 //! fails at once with the 503 the contract demands when the store is down; a port that was merely
@@ -11,8 +11,8 @@
 //! one of [`CONTENT_TYPES`] (each modulo their count), the rest is the body.
 
 use crate::keys::{ISSUER, KEY_PEM};
-use auth_core::limits::Limits;
-use auth_issuer::configuration::Config;
+use auth_core::limits::RequestLimits;
+use auth_issuer::settings::Settings;
 use auth_issuer::startup::{build_state, router};
 use axum::Router;
 use axum::body::Body;
@@ -57,17 +57,17 @@ impl Issuer {
         let dir = tempfile::tempdir().expect("a temporary directory for the key");
         let key_path = dir.path().join("key.pem");
         std::fs::write(&key_path, KEY_PEM).expect("the key file is written");
-        let mut config = Config::from_env().expect("the default configuration");
-        config.key_path = key_path;
-        config.issuer = ISSUER.to_owned();
-        config.redis_url = "redis://127.0.0.1:0".to_owned();
-        config.users_file = None;
-        let limits = Limits {
+        let mut settings = Settings::from_env().expect("the default settings");
+        settings.key_path = key_path;
+        settings.tokens.issuer = ISSUER.to_owned();
+        settings.redis.url = "redis://127.0.0.1:0".to_owned();
+        settings.users_file = None;
+        settings.service.limits = RequestLimits {
             max_in_flight: 64,
             timeout: std::time::Duration::from_secs(5),
         };
         // The store's pool is built inside the runtime, as in the binary.
-        let state = runtime.block_on(async { build_state(config, limits) });
+        let state = runtime.block_on(async { build_state(settings) });
         let router = router(state.expect("the issuer's state"));
         Issuer {
             runtime,

@@ -7,7 +7,7 @@
 
 use auth_core::claims::{ACCESS_TYP, ACCESS_TYP_LONG, REFRESH_TYP};
 use auth_core::keys::{Jwks, SigningKey};
-use auth_core::verify::{KeySet, MAX_LEEWAY_SECS, TokenRules};
+use auth_core::verify::{TrustedKeys, MAX_LEEWAY_SECS, TokenRules};
 use std::sync::OnceLock;
 
 /// `iss` of every token the targets accept (and the issuer's `ISSUER_URL` in `issuer_bodies`).
@@ -50,7 +50,7 @@ pub const KEY_PEM: &str = include_str!("../fixtures/fuzz-only-key.pem");
 /// The key, the key set built from its public half, and both kinds of rules.
 pub struct Fixture {
     pub key: SigningKey,
-    pub keys: KeySet,
+    pub keys: TrustedKeys,
     pub access: TokenRules,
     pub refresh: TokenRules,
 }
@@ -60,7 +60,7 @@ pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let key = SigningKey::from_pem(KEY_PEM).expect("the fixed fuzzing key parses");
-        let keys = KeySet::from_jwks(&Jwks {
+        let keys = TrustedKeys::from_jwks(&Jwks {
             keys: vec![key.public_jwk().clone()],
         });
         assert_eq!(keys.len(), 1, "the fixed key is trusted");

@@ -10,7 +10,7 @@ use crate::client::{self, USERS};
 use crate::results::{Issuer, MicroBench, Throughput};
 use auth_core::claims::{ACCESS_TYP, AccessClaims};
 use auth_core::keys::{Jwks, KeyBits, SigningKey};
-use auth_core::verify::{KeySet, TokenRules};
+use auth_core::verify::{TokenRules, TrustedKeys};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -247,7 +247,7 @@ pub fn signing(budget: Duration) -> anyhow::Result<Vec<MicroBench>> {
     header.typ = Some(ACCESS_TYP.into());
     header.kid = Some(key.kid().to_owned());
     let token = auth_core::sign::sign_jwt(&key, ACCESS_TYP, &claims)?;
-    let keys = KeySet::from_jwks(&Jwks {
+    let keys = TrustedKeys::from_jwks(&Jwks {
         keys: vec![key.public_jwk().clone()],
     });
     let rules = TokenRules::access("http://127.0.0.1:8080", "authscale-api", 30);

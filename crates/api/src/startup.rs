@@ -1,11 +1,11 @@
-//! Building a replica: state from configuration, the router, and serving until shutdown.
+//! Building a replica: state from its settings, the router, and serving until shutdown.
 
-use crate::configuration::{Config, Mode};
-use crate::keyset::{Intervals, Keys};
+use crate::replica_keys::{Intervals, ReplicaKeys};
 use crate::routes;
-use crate::state::{AppState, Authenticator, State, redis_counter};
-use auth_core::limits::Limits;
-use auth_core::store::Store;
+use crate::settings::{Mode, Settings};
+use crate::state::{Authenticator, Replica, ReplicaState};
+use auth_core::service;
+use auth_core::store::{self, Store};
 use auth_core::telemetry::Metrics;
 use auth_core::verify::TokenRules;
 use axum::Router;
@@ -15,42 +15,47 @@ use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
+pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
     let metrics = Metrics::new();
-    let redis_commands = redis_counter(&metrics);
-    let auth = match config.mode {
+    // Registered in both modes, so a jwt replica's /metrics shows its 0.
+    let redis_commands = store::commands_counter(&metrics);
+    let auth = match settings.mode {
         Mode::Jwt => {
-            let rules = TokenRules::access(&config.issuer, &config.audience, config.leeway_secs);
+            let tokens = &settings.tokens;
+            let rules = TokenRules::access(&tokens.issuer, &tokens.audience, settings.leeway_secs);
             let intervals = Intervals {
-                min_refetch: Duration::from_secs(config.jwks_refetch_secs),
-                refresh: Duration::from_secs(config.jwks_refresh_secs),
+                min_refetch: Duration::from_secs(settings.jwks_refetch_secs),
+                refresh: Duration::from_secs(settings.jwks_refresh_secs),
             };
-            let keys = Keys::new(config.jwks.clone(), intervals, rules)?
-                .with_token_cache(config.token_cache, config.leeway_secs)
+            let keys = ReplicaKeys::new(settings.jwks.clone(), intervals, rules)?
+                .with_token_cache(settings.token_cache, settings.leeway_secs)
                 .with_metrics(&metrics);
             let keys = Arc::new(keys);
             Arc::clone(&keys).spawn_loader();
             Authenticator::Jwt(keys)
         }
         Mode::Session => Authenticator::Session {
-            store: Store::new(&config.redis_url, config.redis_pool_size, redis_commands)?,
-            idle_ttl: config.session_idle_ttl,
+            store: Store::new(
+                &settings.redis.url,
+                settings.redis.pool_size,
+                redis_commands,
+            )?,
+            idle_ttl: settings.session_idle_ttl,
         },
     };
-    Ok(Arc::new(State {
-        config,
-        limits,
+    Ok(Arc::new(Replica {
+        settings,
         auth,
         metrics,
     }))
 }
 
-pub fn router(state: AppState) -> anyhow::Result<Router> {
+pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
     let prefix = state.mode().prefix();
-    let replica = HeaderValue::from_str(&state.config.replica_id)
+    let replica = HeaderValue::from_str(&state.settings.replica_id)
         .map_err(|_| anyhow::anyhow!("REPLICA_ID must be printable ASCII"))?;
     let registry = Arc::clone(&state.metrics);
-    let limits = state.limits;
+    let limits = state.settings.service.limits;
     let routes = Router::new()
         .route(&format!("{prefix}/me"), get(routes::me::me))
         .route(
@@ -58,10 +63,9 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
             get(routes::jobs::applicants),
         )
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
+        .merge(service::health_routes::<Replica>())
         .with_state(state);
-    let router = auth_core::service::finish(routes, registry, limits)
+    let router = service::finish(routes, registry, limits)
         // Outermost, so every response carries it, errors and 404s included.
         .layer(axum::middleware::map_response(
             move |mut response: Response| {
@@ -78,15 +82,8 @@ pub fn router(state: AppState) -> anyhow::Result<Router> {
 }
 
 /// Serve until SIGINT or SIGTERM, then finish the requests in flight.
-pub async fn serve(state: AppState) -> anyhow::Result<()> {
-    let listen = state.config.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(%listen, mode = state.mode().name(), replica = %state.config.replica_id, "api replica listening");
-    axum::serve(listener, router(state)?)
-        .with_graceful_shutdown(auth_core::shutdown::signal())
-        .await?;
-    tracing::info!("api replica stopped");
-    Ok(())
+pub async fn serve(state: ReplicaState) -> anyhow::Result<()> {
+    let listen = state.settings.service.listen;
+    tracing::info!(mode = state.mode().name(), replica = %state.settings.replica_id, "api replica starting");
+    service::serve(router(state)?, listen, auth_core::shutdown::signal()).await
 }

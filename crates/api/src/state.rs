@@ -1,16 +1,17 @@
-//! What every handler of a replica can reach.
+//! What every handler of a replica can reach: the [`Replica`], shared as a [`ReplicaState`].
 
-use crate::configuration::{Config, Mode};
-use crate::keyset::Keys;
+use crate::replica_keys::ReplicaKeys;
+use crate::settings::{Mode, Settings};
 use auth_core::store::Store;
-use auth_core::telemetry::{Counter, Metrics};
+use auth_core::telemetry::Metrics;
 use std::sync::Arc;
 
-pub type AppState = Arc<State>;
+/// The handlers' state: one [`Replica`], shared by every request.
+pub type ReplicaState = Arc<Replica>;
 
-pub struct State {
-    pub config: Config,
-    pub limits: auth_core::limits::Limits,
+/// One replica: its settings, how it authenticates callers, and its metrics.
+pub struct Replica {
+    pub settings: Settings,
     pub auth: Authenticator,
     pub metrics: Arc<Metrics>,
 }
@@ -18,22 +19,12 @@ pub struct State {
 /// The one thing that differs between the two modes. In jwt mode there is no Redis client at
 /// all: the replica *cannot* ask the store, which is the point.
 pub enum Authenticator {
-    Jwt(Arc<Keys>),
+    Jwt(Arc<ReplicaKeys>),
     Session { store: Store, idle_ttl: u64 },
 }
 
-impl State {
+impl Replica {
     pub fn mode(&self) -> Mode {
-        self.config.mode
+        self.settings.mode
     }
-}
-
-/// Register the Redis command counter in both modes, so a jwt replica's `/metrics` shows the 0
-/// instead of leaving the reader to guess.
-pub fn redis_counter(metrics: &Metrics) -> Counter {
-    metrics.counter(
-        "authscale_redis_commands_total",
-        "Commands (round trips) sent to Redis while serving requests.",
-        &[],
-    )
 }

@@ -9,24 +9,28 @@
 //! - [`sign`]: turning claims into a signed RS256 JWT.
 //! - [`verify`]: every check a token must pass (RFC 8725), in one place.
 //! - [`error`]: the one error type; it knows its HTTP status, JSON body and `WWW-Authenticate`.
-//! - [`config`]: reading settings from environment variables with clear errors.
-//! - [`session`]: the server-side session record and the `sid` cookie.
-//! - [`store`]: the Redis connection pool, with timeouts and a count of commands sent.
+//! - [`settings`]: reading settings from environment variables with clear errors, and the
+//!   settings both services share (one definition, one default each).
+//! - [`session`]: the server-side session record and the `sid` cookie (its one parser).
+//! - [`store`]: the Redis connection pool, with timeouts and a count of commands sent (registered
+//!   once, for both services).
 //! - [`store_credentials`]: `REDIS_URL` with a user name and a password read from a file.
-//! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics, health.
+//! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics.
 //! - [`limits`]: body size, request time and concurrency limits with JSON errors.
-//! - [`probe`]: `healthcheck`, a binary probing its own `/readyz` (slim images have no curl).
-//! - [`service`]: what every router gets: /metrics, JSON 404 and 405, limits, request metrics.
+//! - [`probe`]: the TCP probe behind `healthcheck`: a binary asking its own `/readyz`.
+//! - [`service`]: the service scaffold: the command line (`healthcheck` included), serving with
+//!   graceful shutdown, `/healthz` and `/readyz`, and what every router gets: /metrics, JSON 404
+//!   and 405, limits, request metrics.
 //! - [`shutdown`]: waiting for Ctrl-C or SIGTERM so a service can stop cleanly.
 
 pub mod claims;
-pub mod config;
 pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod probe;
 pub mod service;
 pub mod session;
+pub mod settings;
 pub mod shutdown;
 pub mod sign;
 pub mod store;

@@ -1,4 +1,4 @@
-//! Limits every service applies, so that no input can make it hang or fall over.
+//! RequestLimits every service applies, so that no input can make it hang or fall over.
 //!
 //! - **Body size**: 64 KiB at most (the contract); larger bodies get `413 payload_too_large`.
 //! - **Time**: a request that takes more than `REQUEST_TIMEOUT_SECS` (default 10 s) is answered
@@ -11,8 +11,8 @@
 //! Slow clients (a slowloris trickling headers) are nginx's job in front (`client_header_timeout`,
 //! `client_body_timeout`); the services listen on loopback or a private network behind it.
 
-use crate::config;
 use crate::error::ApiError;
+use crate::settings;
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::DefaultBodyLimit;
@@ -23,21 +23,21 @@ use tower::{BoxError, ServiceBuilder};
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct RequestLimits {
     pub max_in_flight: usize,
     pub timeout: Duration,
 }
 
-impl Limits {
+impl RequestLimits {
     pub fn from_env() -> anyhow::Result<Self> {
-        let max_in_flight = config::parse("MAX_CONCURRENT_REQUESTS", 1024usize)?;
-        let timeout_secs = config::parse("REQUEST_TIMEOUT_SECS", 10u64)?;
+        let max_in_flight = settings::parse("MAX_CONCURRENT_REQUESTS", 1024usize)?;
+        let timeout_secs = settings::parse("REQUEST_TIMEOUT_SECS", 10u64)?;
         anyhow::ensure!(
             max_in_flight >= 1,
             "MAX_CONCURRENT_REQUESTS must be at least 1"
         );
         anyhow::ensure!(timeout_secs >= 1, "REQUEST_TIMEOUT_SECS must be at least 1");
-        Ok(Limits {
+        Ok(RequestLimits {
             max_in_flight,
             timeout: Duration::from_secs(timeout_secs),
         })
@@ -81,8 +81,8 @@ mod tests {
     use axum::routing::get;
     use tower::ServiceExt as _;
 
-    fn limits(max_in_flight: usize, timeout_ms: u64) -> Limits {
-        Limits {
+    fn limits(max_in_flight: usize, timeout_ms: u64) -> RequestLimits {
+        RequestLimits {
             max_in_flight,
             timeout: Duration::from_millis(timeout_ms),
         }

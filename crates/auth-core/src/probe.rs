@@ -32,15 +32,6 @@ fn probe(target: SocketAddr) -> std::io::Result<bool> {
     Ok(head.starts_with(b"HTTP/1.1 200"))
 }
 
-/// The exit code for `healthcheck`, from the `LISTEN_ADDR` the service itself would use.
-pub fn exit_code(listen: SocketAddr) -> std::process::ExitCode {
-    if ready(listen) {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::FAILURE
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

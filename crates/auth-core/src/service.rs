@@ -1,16 +1,151 @@
-//! What every service's router gets, written once: `/metrics`, JSON errors for unknown paths
-//! (404) and wrong methods (405; axum's own would be empty), the [`Limits`], and the request
-//! metrics around all of it.
+//! The service scaffold: everything about being a service that the issuer and the replicas do
+//! alike, written once.
+//!
+//! A service binary only says what is its own (its settings, its state, its routes, its
+//! readiness, its extra subcommands). This module does the rest:
+//!
+//! - [`Service::main`]: the command line. No argument serves; `healthcheck` probes the service's
+//!   own `/readyz` (slim images have no curl, see [`crate::probe`]); `help` prints the usage.
+//! - [`run`]: logging, then a tokio runtime to serve on.
+//! - [`serve`]: listening, serving until a shutdown signal, then finishing the requests in flight.
+//! - [`health_routes`]: `/healthz` (the process is alive) and `/readyz` (it can serve, as the
+//!   service's [`Readiness`] says). Load balancers and compose route only to ready services.
+//! - [`finish`]: what every router gets: `/metrics`, JSON errors for unknown paths (404) and wrong
+//!   methods (405; axum's own would be empty), the [`RequestLimits`], and the request metrics
+//!   around all of it.
 
 use crate::error::ApiError;
-use crate::limits::Limits;
+use crate::limits::RequestLimits;
+use crate::settings::{self, LogFormat};
 use crate::telemetry::{Metrics, metrics_handler, track_requests};
 use axum::Router;
+use axum::extract::State;
 use axum::routing::get;
+use axum::{Json, response::IntoResponse};
+use serde_json::{Map, Value, json};
+use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 
+/// What the scaffold needs to know about a service binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Service {
+    /// The binary's name: the prefix of its error messages.
+    pub name: &'static str,
+    /// Where it listens when `LISTEN_ADDR` is unset; `healthcheck` probes the same address.
+    pub default_listen: SocketAddr,
+    /// `--help`'s text.
+    pub usage: &'static str,
+}
+
+impl Service {
+    /// The binary's whole `main`. With no argument, `serve`; `healthcheck` and `help` are
+    /// answered here; any other arguments go to `subcommand`, which returns `None` for ones it
+    /// does not know. An error is printed as `<name>: <error>` and exits with status 1.
+    pub fn main(
+        &self,
+        serve: impl FnOnce() -> anyhow::Result<()>,
+        subcommand: impl FnOnce(&[&str]) -> Option<anyhow::Result<()>>,
+    ) -> ExitCode {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let result = match args.as_slice() {
+            [] => serve(),
+            ["healthcheck"] => self.healthcheck(),
+            ["-h" | "--help" | "help"] => {
+                println!("{}", self.usage);
+                Ok(())
+            }
+            other => subcommand(other).unwrap_or_else(|| {
+                Err(anyhow::anyhow!(
+                    "unknown arguments {other:?}\n\n{}",
+                    self.usage
+                ))
+            }),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{}: {e:#}", self.name);
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// `<binary> healthcheck`: fine when the service at `LISTEN_ADDR` answers `/readyz` with
+    /// 200. Only `LISTEN_ADDR` is read: the probe must not fail over a setting it does not use.
+    fn healthcheck(&self) -> anyhow::Result<()> {
+        let listen = settings::listen_addr(self.default_listen)?;
+        anyhow::ensure!(crate::probe::ready(listen), "not ready at {listen}");
+        Ok(())
+    }
+}
+
+/// Start logging, then a multi-threaded tokio runtime (`worker_threads`, or one per CPU), and
+/// run `serve` on it to its end. `serve` is a future, so nothing in it runs before the runtime
+/// exists: a Redis pool, for one, must be made inside it.
+pub fn run(
+    log_format: LogFormat,
+    worker_threads: Option<usize>,
+    serve: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    crate::telemetry::init_tracing(log_format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    runtime.enable_all().build()?.block_on(serve)
+}
+
+/// Serve `router` on `listen` until `shutdown` resolves (usually [`crate::shutdown::signal`]),
+/// then stop accepting connections and let the requests in flight finish. Handlers can read the
+/// TCP peer's address (`ConnectInfo<SocketAddr>`): the issuer's login limits count by it.
+pub async fn serve(
+    router: Router,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    tracing::info!(%listen, "listening");
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// What `/readyz` asks a service: can it serve right now?
+pub trait Readiness: Send + Sync + 'static {
+    /// `Ok` with the fields `/readyz` shows beside `"status": "ready"`, or the error that says
+    /// why not (its status is what the load balancer sees).
+    fn readiness(&self) -> impl Future<Output = Result<Map<String, Value>, ApiError>> + Send;
+}
+
+/// `/healthz` and `/readyz` for a service whose state is an `Arc<S>`.
+pub fn health_routes<S: Readiness>() -> Router<Arc<S>> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>))
+}
+
+/// Alive: the process answers. Nothing is checked, so a restart is never asked for because a
+/// dependency is down.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz<S: Readiness>(State(service): State<Arc<S>>) -> impl IntoResponse {
+    let mut body = Map::new();
+    body.insert("status".into(), "ready".into());
+    body.extend(service.readiness().await?);
+    Ok::<_, ApiError>(Json(body))
+}
+
 /// Wrap a service's own `routes` (state already applied) into the router it serves.
-pub fn finish(routes: Router, metrics: Arc<Metrics>, limits: Limits) -> Router {
+pub fn finish(routes: Router, metrics: Arc<Metrics>, limits: RequestLimits) -> Router {
     let routes = routes
         .route(
             "/metrics",
@@ -24,4 +159,51 @@ pub fn finish(routes: Router, metrics: Arc<Metrics>, limits: Limits) -> Router {
             metrics,
             track_requests,
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt as _;
+
+    struct Up;
+    struct Down;
+
+    impl Readiness for Up {
+        async fn readiness(&self) -> Result<Map<String, Value>, ApiError> {
+            Ok(Map::from_iter([("mode".into(), "test".into())]))
+        }
+    }
+
+    impl Readiness for Down {
+        async fn readiness(&self) -> Result<Map<String, Value>, ApiError> {
+            Err(ApiError::StoreUnavailable)
+        }
+    }
+
+    async fn get<S: Readiness>(service: S, path: &str) -> (StatusCode, Value) {
+        let app = health_routes::<S>().with_state(Arc::new(service));
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_shows_the_service_fields_or_its_error_and_healthz_checks_nothing() {
+        let (status, body) = get(Up, "/readyz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({ "status": "ready", "mode": "test" }));
+        let (status, body) = get(Down, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["error"], "store_unavailable");
+        let (status, body) = get(Down, "/healthz").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, json!({ "status": "ok" }));
+    }
 }

@@ -17,6 +17,8 @@
 //! there is nothing to guess.
 
 use crate::claims::Caller;
+use crate::error::ApiError;
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use deadpool_redis::redis;
 use serde::{Deserialize, Serialize};
@@ -89,12 +91,28 @@ pub fn is_well_formed(id: &str) -> bool {
 }
 
 /// The first `sid` value in a `Cookie` header (browsers send the most specific path first).
-pub fn id_from_cookie_header(header: &str) -> Option<&str> {
+fn id_from_cookie_header(header: &str) -> Option<&str> {
     header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
         .find(|(name, _)| *name == COOKIE)
         .map(|(_, value)| value.trim())
+}
+
+/// The session id a request carries: the first `sid` in its `Cookie` headers, refused unless it
+/// is [well formed](is_well_formed). Session replicas and the issuer's logout both read the
+/// cookie through this one function, so they agree on which cookie counts and which id is junk.
+pub fn id_from_headers(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let id = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(id_from_cookie_header)
+        .ok_or_else(|| ApiError::InvalidSession("no sid cookie".into()))?;
+    if !is_well_formed(id) {
+        return Err(ApiError::InvalidSession("malformed session id".into()));
+    }
+    Ok(id)
 }
 
 #[cfg(test)]
@@ -123,6 +141,23 @@ mod tests {
             "the same id always finds the same record"
         );
         assert_ne!(key, super::key(&crate::random_id(ID_BYTES).unwrap()));
+    }
+
+    #[test]
+    fn malformed_or_missing_session_ids_are_refused_before_any_look_up() {
+        let headers = |cookie: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::COOKIE, cookie.parse().unwrap());
+            headers
+        };
+        let err = id_from_headers(&headers("sid=../../etc")).unwrap_err();
+        assert!(matches!(err, ApiError::InvalidSession(_)));
+        assert!(id_from_headers(&headers("other=1")).is_err());
+        let id = crate::random_id(ID_BYTES).unwrap();
+        assert_eq!(
+            id_from_headers(&headers(&format!("a=1; sid={id}"))).unwrap(),
+            id
+        );
     }
 
     #[test]

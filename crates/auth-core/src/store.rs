@@ -42,6 +42,20 @@ pub struct Store {
     acks: Acks,
 }
 
+/// The name of the counter of commands sent to Redis.
+pub const COMMANDS_METRIC: &str = "authscale_redis_commands_total";
+
+/// Register the counter [`Store::new`] bumps, under one name and one help text for every
+/// service. A jwt replica registers it too, though it never connects: its `/metrics` then shows
+/// the 0 instead of leaving the reader to guess.
+pub fn commands_counter(metrics: &crate::telemetry::Metrics) -> Counter {
+    metrics.counter(
+        COMMANDS_METRIC,
+        "Commands (round trips) sent to Redis while serving requests (health probes excepted).",
+        &[],
+    )
+}
+
 /// How many replicas must confirm an acknowledged write, and how long to wait for them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Acks {

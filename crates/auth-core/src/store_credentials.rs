@@ -27,10 +27,10 @@ const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// The URL to connect to Redis with: `REDIS_URL` with the credentials of `REDIS_USERNAME` and
 /// `REDIS_PASSWORD_FILE` (or `REDIS_PASSWORD`) in it. Unchanged when none of those is set.
 pub fn redis_url_from_env() -> anyhow::Result<String> {
-    let url = crate::config::string("REDIS_URL", DEFAULT_URL);
-    let username = crate::config::optional("REDIS_USERNAME");
+    let url = crate::settings::string("REDIS_URL", DEFAULT_URL);
+    let username = crate::settings::optional("REDIS_USERNAME");
     let password = match (
-        crate::config::optional("REDIS_PASSWORD_FILE"),
+        crate::settings::optional("REDIS_PASSWORD_FILE"),
         std::env::var("REDIS_PASSWORD")
             .ok()
             .filter(|p| !p.is_empty()),

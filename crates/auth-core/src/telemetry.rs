@@ -10,7 +10,7 @@
 //! costs on the request path: a few atomic adds, after read-locked map look-ups for the
 //! per-route series, and no allocation once a route has been seen.
 
-use crate::config::LogFormat;
+use crate::settings::LogFormat;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;

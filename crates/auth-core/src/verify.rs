@@ -70,11 +70,11 @@ pub enum Rejection {
 
 /// The public keys a verifier trusts, by `kid`, parsed once.
 #[derive(Clone, Default)]
-pub struct KeySet {
+pub struct TrustedKeys {
     keys: HashMap<String, ParsedPublicKey>,
 }
 
-impl KeySet {
+impl TrustedKeys {
     /// Build from a JWKS. Keys that are not RSA signature keys for RS256 are skipped, never
     /// trusted for something else; so are RSA keys under 2048 bits (RFC 7518 section 3.3), which
     /// AWS-LC's RS256 verifier refuses.
@@ -85,7 +85,7 @@ impl KeySet {
             .filter(|k| k.kty == "RSA" && k.alg == "RS256" && k.use_ == "sig")
             .filter_map(|k| Some((k.kid.clone(), parse_rsa_public_key(&k.n, &k.e)?)))
             .collect();
-        KeySet { keys }
+        TrustedKeys { keys }
     }
 
     pub fn contains(&self, kid: &str) -> bool {
@@ -260,7 +260,7 @@ fn present<'de, D: serde::Deserializer<'de>>(member: D) -> Result<bool, D::Error
 /// Verify `token` against `keys` and `rules`, returning its claims.
 pub fn verify<C: DeserializeOwned>(
     token: &str,
-    keys: &KeySet,
+    keys: &TrustedKeys,
     rules: &TokenRules,
 ) -> Result<C, Rejection> {
     if token.len() > MAX_TOKEN_BYTES {
@@ -350,8 +350,8 @@ mod tests {
         KEY.get_or_init(|| SigningKey::generate(KeyBits::B2048).unwrap())
     }
 
-    pub(super) fn keys() -> KeySet {
-        KeySet::from_jwks(&Jwks {
+    pub(super) fn keys() -> TrustedKeys {
+        TrustedKeys::from_jwks(&Jwks {
             keys: vec![key().public_jwk().clone()],
         })
     }

@@ -21,7 +21,7 @@
 //! reload (`KEY_RELOAD_SECS`) and the replicas' next JWKS refresh. Everybody logs in again.
 
 use auth_core::keys::{Jwk, Jwks, SigningKey};
-use auth_core::verify::{KeySet, MAX_LEEWAY_SECS};
+use auth_core::verify::{MAX_LEEWAY_SECS, TrustedKeys};
 use std::sync::Arc;
 
 /// The keys in force at one moment.
@@ -32,7 +32,7 @@ pub struct Keyring {
     /// Published at `/.well-known/jwks.json`: the signing key, pending keys, recently retired ones.
     pub jwks: Jwks,
     /// Trusted for refresh tokens (a superset of the JWKS).
-    pub refresh_keys: KeySet,
+    pub refresh_keys: TrustedKeys,
     /// The PEM the signing key came from, to notice a rotation cheaply.
     pub(crate) pem: String,
 }
@@ -100,7 +100,7 @@ impl Keyring {
         let for_refresh = retired()
             .filter(|r| life.for_refresh(r, now))
             .map(|r| r.jwk.clone());
-        let refresh_keys = KeySet::from_jwks(&Jwks {
+        let refresh_keys = TrustedKeys::from_jwks(&Jwks {
             keys: std::iter::once(current.clone())
                 .chain(upcoming)
                 .chain(for_refresh)

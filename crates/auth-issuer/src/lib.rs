@@ -3,8 +3,10 @@
 //! A library with a thin binary (`main.rs`) in front, so that the fuzz targets and tests can
 //! drive the real router and parsers. The map:
 //!
-//! - [`startup`]: state from configuration, the router, serving until shutdown.
-//! - [`routes`]: one file per route (login, refresh, logout, JWKS, sessions, health).
+//! - [`startup`]: state from settings, the router, serving until shutdown (on the scaffold in
+//!   `auth_core::service`).
+//! - [`routes`]: one file per route (login, refresh, logout, JWKS, sessions), and what "ready"
+//!   means for `/readyz`.
 //! - [`users`]: the users file and Argon2id verification.
 //! - [`throttle`]: login limits in Redis, per username and per client address.
 //! - [`client_addr`]: which address a request counts against.
@@ -14,16 +16,16 @@
 //! - [`sessions`]: server-side sessions (create, delete, the cookie).
 //! - [`keyring`]: the keys in force: the signing key, pending and retired ones.
 //! - [`key_files`]: the keyring on disk, and key rotation (planned, or after a compromise).
-//! - [`configuration`], [`state`]: settings and what every handler can reach.
+//! - [`settings`], [`state`]: settings and what every handler can reach (the `Issuer`).
 
 pub mod client_addr;
-pub mod configuration;
 pub mod families;
 pub mod hash_pool;
 pub mod key_files;
 pub mod keyring;
 pub mod routes;
 pub mod sessions;
+pub mod settings;
 pub mod startup;
 pub mod state;
 pub mod throttle;

@@ -1,19 +1,24 @@
 //! auth-issuer: logs users in and hands out tokens (or sessions).
 //!
 //! ```text
-//! auth-issuer                  serve (configuration from the environment: see configuration.rs)
+//! auth-issuer                  serve (settings from the environment: see settings.rs)
 //! auth-issuer hash-password    read a password on stdin, print its Argon2id hash for a users file
-//! auth-issuer healthcheck      exit 0 if this configuration's issuer answers /readyz with 200
+//! auth-issuer healthcheck      exit 0 if the issuer at LISTEN_ADDR answers /readyz with 200
 //! auth-issuer rotate-key       file a new signing key; it is published at once and signs after KEY_PUBLISH_SECS
 //! auth-issuer rotate-key --revoke-previous
 //!                              after a key compromise: a new key signs at once, every other key is revoked
 //! ```
 
-use auth_issuer::{configuration, key_files, startup, users};
+use auth_core::service::{self, Service};
+use auth_issuer::settings::{self, Settings};
+use auth_issuer::{startup, users};
 
 use std::io::BufRead as _;
 
-const USAGE: &str = "usage: auth-issuer [hash-password | healthcheck | rotate-key [--revoke-previous]]\n\n\
+const SERVICE: Service = Service {
+    name: "auth-issuer",
+    default_listen: settings::DEFAULT_LISTEN,
+    usage: "usage: auth-issuer [hash-password | healthcheck | rotate-key [--revoke-previous]]\n\n\
     With no argument, serve (configured by environment variables; see docs/CONFIGURATION.md).\n\
     hash-password   read a password from stdin and print its Argon2id PHC hash\n\
     healthcheck     exit 0 if the issuer at LISTEN_ADDR is ready (for container health checks)\n\
@@ -21,109 +26,72 @@ const USAGE: &str = "usage: auth-issuer [hash-password | healthcheck | rotate-ke
                     KEY_PUBLISH_SECS; the current key is retired then, its tokens stay valid\n\
     rotate-key --revoke-previous\n\
                     after a key compromise: a new key signs at once and every other key is\n\
-                    revoked; all their tokens are refused (everybody logs in again)";
+                    revoked; all their tokens are refused (everybody logs in again)",
+};
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        [] => serve(),
-        ["hash-password"] => hash_password(),
-        ["healthcheck"] => return healthcheck(),
-        ["rotate-key"] => rotate_key(),
-        ["rotate-key", "--revoke-previous"] => revoke_key(),
-        ["-h" | "--help" | "help"] => {
-            println!("{USAGE}");
-            Ok(())
-        }
-        _ => Err(anyhow::anyhow!("unknown arguments {args:?}\n\n{USAGE}")),
-    };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("auth-issuer: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn serve() -> anyhow::Result<()> {
-    let config = configuration::Config::from_env()?;
-    let limits = auth_core::limits::Limits::from_env()?;
-    auth_core::telemetry::init_tracing(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let state = startup::build_state(config, limits)?;
-        startup::serve(state).await
+    // `healthcheck` and `help` are the scaffold's; these are the issuer's own.
+    SERVICE.main(serve, |args| match args {
+        ["hash-password"] => Some(hash_password()),
+        ["rotate-key"] => Some(rotate_key()),
+        ["rotate-key", "--revoke-previous"] => Some(revoke_key()),
+        _ => None,
     })
 }
 
-fn healthcheck() -> std::process::ExitCode {
-    match configuration::Config::from_env() {
-        Ok(config) => auth_core::probe::exit_code(config.listen),
-        Err(e) => {
-            eprintln!("auth-issuer: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-fn key_files(config: &configuration::Config) -> key_files::KeyFiles {
-    key_files::KeyFiles {
-        path: config.key_path.clone(),
-        bits: config.key_bits,
-    }
+fn serve() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    service::run(settings.service.log_format, None, async {
+        startup::serve(startup::build_state(settings)?).await
+    })
 }
 
 /// Planned rotation: the new key is published now and signs from `KEY_PUBLISH_SECS` on.
 fn rotate_key() -> anyhow::Result<()> {
-    let config = configuration::Config::from_env()?;
-    let rotation = key_files(&config).rotate(|| {
+    let settings = Settings::from_env()?;
+    let rotation = settings.key_files().rotate(|| {
         // Rounded up, so the key never signs earlier than KEY_PUBLISH_SECS from now.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis().div_ceil(1000));
         u64::try_from(now)
             .unwrap_or(u64::MAX)
-            .saturating_add(config.key_publish_secs)
+            .saturating_add(settings.key_publish_secs)
     })?;
     let leeway = auth_core::verify::MAX_LEEWAY_SECS;
     println!(
         "new signing key filed next to {}",
-        config.key_path.display()
+        settings.key_path.display()
     );
     println!(
         "  new kid {} is in the JWKS within {} s (running issuers reload) and signs from unix time {} (in {} s)",
-        rotation.next, config.key_reload_secs, rotation.activate_at, config.key_publish_secs
+        rotation.next, settings.key_reload_secs, rotation.activate_at, settings.key_publish_secs
     );
     println!(
         "  current kid {} signs until then, then stays in the JWKS for {} s and is trusted for refresh tokens for {} s",
         rotation.previous,
-        config.access_ttl + leeway,
-        config.refresh_ttl + leeway
+        settings.access_ttl + leeway,
+        settings.refresh_ttl + leeway
     );
     Ok(())
 }
 
 /// Emergency rotation after a key compromise: a new key signs at once, all others are revoked.
 fn revoke_key() -> anyhow::Result<()> {
-    let config = configuration::Config::from_env()?;
-    let revocation = key_files(&config).revoke(auth_core::now_secs())?;
-    println!("new signing key installed at {}", config.key_path.display());
+    let settings = Settings::from_env()?;
+    let revocation = settings.key_files().revoke(auth_core::now_secs())?;
+    println!(
+        "new signing key installed at {}",
+        settings.key_path.display()
+    );
     println!(
         "  new kid {} signs from now on (running issuers reload within {} s)",
-        revocation.next, config.key_reload_secs
+        revocation.next, settings.key_reload_secs
     );
     println!(
         "  revoked: {} (issuers refuse their tokens within {} s, replicas within their JWKS_REFRESH_SECS)",
         revocation.revoked.join(", "),
-        config.key_reload_secs
+        settings.key_reload_secs
     );
     println!("  every user holding a token of a revoked key has to log in again");
     Ok(())

@@ -8,7 +8,7 @@
 //! Redis holds the SHA-256 of the id, never the id itself (`auth_core::session::key`): whoever
 //! reads the store learns who is logged in, but holds no cookie that works.
 
-use crate::state::AppState;
+use crate::state::IssuerState;
 use crate::users::User;
 use auth_core::error::ApiError;
 use auth_core::session::{self, SessionRecord};
@@ -17,14 +17,14 @@ use deadpool_redis::redis;
 
 /// Create a session for `user` and return its id. Always a new id: a login never reuses an id
 /// the client brought (no session fixation).
-pub async fn create(state: &AppState, user: &User) -> Result<String, ApiError> {
-    let config = &state.config;
+pub async fn create(state: &IssuerState, user: &User) -> Result<String, ApiError> {
+    let settings = &state.settings;
     let id = random_id(session::ID_BYTES)?;
     let record = SessionRecord {
         sub: user.username.clone(),
         name: user.name.clone(),
         roles: user.roles.clone(),
-        expires_at: now_secs() + config.session_max_ttl,
+        expires_at: now_secs() + settings.session_max_ttl,
     };
     let value =
         serde_json::to_string(&record).map_err(|_| ApiError::internal("session encoding"))?;
@@ -32,7 +32,7 @@ pub async fn create(state: &AppState, user: &User) -> Result<String, ApiError> {
         .arg(session::key(&id))
         .arg(value)
         .arg("EX")
-        .arg(config.session_idle_ttl.min(config.session_max_ttl))
+        .arg(settings.session_idle_ttl.min(settings.session_max_ttl))
         .to_owned();
     state.store.query_acked::<()>(&cmd).await?;
     state.metrics.sessions_created.inc();
@@ -41,15 +41,15 @@ pub async fn create(state: &AppState, user: &User) -> Result<String, ApiError> {
 
 /// Delete session `id`. Returns whether it existed. Once deleted, every replica refuses the id
 /// on its next look-up: there is nothing to wait for.
-pub async fn delete(state: &AppState, id: &str) -> Result<bool, ApiError> {
+pub async fn delete(state: &IssuerState, id: &str) -> Result<bool, ApiError> {
     let cmd = redis::cmd("DEL").arg(session::key(id)).to_owned();
     let deleted: u64 = state.store.query_acked(&cmd).await?;
     Ok(deleted > 0)
 }
 
 /// The `Set-Cookie` value for a new session.
-pub fn cookie(state: &AppState, id: &str) -> String {
-    let secure = if state.config.cookie_secure {
+pub fn cookie(state: &IssuerState, id: &str) -> String {
+    let secure = if state.settings.cookie_secure {
         "; Secure"
     } else {
         ""
@@ -57,13 +57,13 @@ pub fn cookie(state: &AppState, id: &str) -> String {
     format!(
         "{}={id}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{secure}",
         session::COOKIE,
-        state.config.session_max_ttl
+        state.settings.session_max_ttl
     )
 }
 
 /// The `Set-Cookie` value that makes the browser forget the cookie.
-pub fn clearing_cookie(state: &AppState) -> String {
-    let secure = if state.config.cookie_secure {
+pub fn clearing_cookie(state: &IssuerState) -> String {
+    let secure = if state.settings.cookie_secure {
         "; Secure"
     } else {
         ""

@@ -1,13 +1,11 @@
-//! Building the issuer: state from configuration, the router, and serving until shutdown.
+//! Building the issuer: state from its settings, the router, and serving until shutdown.
 
-use crate::configuration::Config;
-use crate::key_files::KeyFiles;
-use crate::keyring::Lifetimes;
 use crate::routes;
-use crate::state::{AppState, IssuerMetrics, State};
+use crate::settings::Settings;
+use crate::state::{Issuer, IssuerMetrics, IssuerState};
 use crate::users::Users;
 use auth_core::keys::KeyOrigin;
-use auth_core::limits::Limits;
+use auth_core::service;
 use auth_core::store::Store;
 use auth_core::verify::{MAX_LEEWAY_SECS, TokenRules};
 use axum::Router;
@@ -16,37 +14,29 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Everything the issuer needs, loaded and checked before it listens.
-pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
-    let key_files = KeyFiles {
-        path: config.key_path.clone(),
-        bits: config.key_bits,
-    };
+pub fn build_state(settings: Settings) -> anyhow::Result<IssuerState> {
+    let key_files = settings.key_files();
     let (_, origin) = key_files.ensure()?;
     let verb = match origin {
         KeyOrigin::Loaded => "loaded",
         KeyOrigin::Generated => "generated",
     };
-    let lifetimes = Lifetimes {
-        access_ttl: config.access_ttl,
-        refresh_ttl: config.refresh_ttl,
-    };
     // Reading the keyring may promote a pending key that came due while no issuer ran.
-    let keyring = key_files.keyring(None, lifetimes, auth_core::now_secs())?;
+    let keyring = key_files.keyring(None, settings.lifetimes(), auth_core::now_secs())?;
     let kid = keyring.signing.kid();
-    tracing::info!(kid, path = %config.key_path.display(), "signing key {verb}");
+    tracing::info!(kid, path = %settings.key_path.display(), "signing key {verb}");
 
-    let users = Users::load(config.users_file.as_deref(), config.hashing)?;
+    let users = Users::load(settings.users_file.as_deref(), settings.hashing)?;
     let metrics = IssuerMetrics::new();
     let store = Store::new(
-        &config.redis_url,
-        config.redis_pool_size,
+        &settings.redis.url,
+        settings.redis.pool_size,
         metrics.redis_commands.clone(),
     )?
-    .with_acks(config.redis_acks);
-    let refresh_rules = TokenRules::refresh(&config.issuer, MAX_LEEWAY_SECS);
-    Ok(Arc::new(State {
-        config,
-        limits,
+    .with_acks(settings.redis_acks);
+    let refresh_rules = TokenRules::refresh(&settings.tokens.issuer, MAX_LEEWAY_SECS);
+    Ok(Arc::new(Issuer {
+        settings,
         users,
         keyring: RwLock::new(Arc::new(keyring)),
         key_files,
@@ -57,8 +47,8 @@ pub fn build_state(config: Config, limits: Limits) -> anyhow::Result<AppState> {
 }
 
 /// Notice key rotations (and retired keys aging out) by re-reading the key files periodically.
-pub fn spawn_key_reloader(state: AppState) {
-    let every = Duration::from_secs(state.config.key_reload_secs);
+pub fn spawn_key_reloader(state: IssuerState) {
+    let every = Duration::from_secs(state.settings.key_reload_secs);
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
@@ -69,9 +59,9 @@ pub fn spawn_key_reloader(state: AppState) {
     });
 }
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: IssuerState) -> Router {
     let registry = state.metrics.registry.clone();
-    let limits = state.limits;
+    let limits = state.settings.service.limits;
     let routes = Router::new()
         .route("/auth/login", post(routes::login::login))
         .route("/auth/refresh", post(routes::refresh::refresh))
@@ -87,27 +77,18 @@ pub fn router(state: AppState) -> Router {
             "/.well-known/oauth-authorization-server",
             get(routes::discovery::metadata),
         )
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
+        .merge(service::health_routes::<Issuer>())
         .with_state(state);
-    auth_core::service::finish(routes, registry, limits)
+    service::finish(routes, registry, limits)
 }
 
-/// Serve until SIGINT or SIGTERM, then finish the requests in flight.
-pub async fn serve(state: AppState) -> anyhow::Result<()> {
-    let listen = state.config.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-    tracing::info!(%listen, issuer = %state.config.issuer, "auth-issuer listening");
+/// Serve until SIGINT or SIGTERM, then finish the requests in flight. Connection info gives
+/// the login limits the TCP peer (see client_addr.rs).
+pub async fn serve(state: IssuerState) -> anyhow::Result<()> {
+    let listen = state.settings.service.listen;
+    tracing::info!(issuer = %state.settings.tokens.issuer, "auth-issuer starting");
     spawn_key_reloader(Arc::clone(&state));
-    // Connection info gives the limits the TCP peer (see client_addr.rs).
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(auth_core::shutdown::signal())
-        .await?;
-    tracing::info!("auth-issuer stopped");
-    Ok(())
+    service::serve(router(state), listen, auth_core::shutdown::signal()).await
 }
 
 /// Property tests over the real router: no request body, however malformed, gets a 5xx (other
@@ -137,18 +118,18 @@ mod properties {
     }
 
     fn app(dir: &std::path::Path) -> Router {
-        let mut config = Config::from_env().unwrap();
-        config.key_path = dir.join("key.pem");
+        let mut settings = Settings::from_env().unwrap();
+        settings.key_path = dir.join("key.pem");
         let closed = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        config.redis_url = format!("redis://{closed}");
-        let limits = Limits {
+        settings.redis.url = format!("redis://{closed}");
+        settings.service.limits = auth_core::limits::RequestLimits {
             max_in_flight: 64,
             timeout: std::time::Duration::from_secs(5),
         };
-        router(build_state(config, limits).unwrap())
+        router(build_state(settings).unwrap())
     }
 
     fn body() -> impl Strategy<Value = Vec<u8>> {

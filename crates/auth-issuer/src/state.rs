@@ -1,20 +1,21 @@
-//! What every handler of the issuer can reach.
+//! What every handler of the issuer can reach: the [`Issuer`], shared as an [`IssuerState`].
 
-use crate::configuration::Config;
 use crate::families::Rules;
 use crate::key_files::KeyFiles;
-use crate::keyring::{Keyring, Lifetimes};
+use crate::keyring::Keyring;
+use crate::settings::Settings;
 use crate::users::Users;
-use auth_core::store::Store;
+use auth_core::store::{self, Store};
 use auth_core::telemetry::{Counter, Metrics};
 use auth_core::verify::TokenRules;
 use std::sync::{Arc, RwLock};
 
-pub type AppState = Arc<State>;
+/// The handlers' state: one [`Issuer`], shared by every request.
+pub type IssuerState = Arc<Issuer>;
 
-pub struct State {
-    pub config: Config,
-    pub limits: auth_core::limits::Limits,
+/// The issuer: its settings, users, keys, store and metrics.
+pub struct Issuer {
+    pub settings: Settings,
     pub users: Users,
     /// The keys in force; replaced whole when a rotation is noticed (see keyring.rs).
     pub keyring: RwLock<Arc<Keyring>>,
@@ -24,7 +25,7 @@ pub struct State {
     pub metrics: IssuerMetrics,
 }
 
-impl State {
+impl Issuer {
     /// The keys in force right now.
     pub fn keyring(&self) -> Arc<Keyring> {
         Arc::clone(&self.keyring.read().unwrap_or_else(|p| p.into_inner()))
@@ -33,27 +34,21 @@ impl State {
     /// The lifetimes and windows of refresh-token families (families.rs).
     pub fn family_rules(&self) -> Rules {
         Rules {
-            refresh_ttl: self.config.refresh_ttl,
-            family_max_ttl: self.config.refresh_max_ttl,
-            grace_ms: self.config.refresh_grace_ms,
-            retry_window_secs: self.config.refresh_retry_window_secs,
-        }
-    }
-
-    pub fn lifetimes(&self) -> Lifetimes {
-        Lifetimes {
-            access_ttl: self.config.access_ttl,
-            refresh_ttl: self.config.refresh_ttl,
+            refresh_ttl: self.settings.refresh_ttl,
+            family_max_ttl: self.settings.refresh_max_ttl,
+            grace_ms: self.settings.refresh_grace_ms,
+            retry_window_secs: self.settings.refresh_retry_window_secs,
         }
     }
 
     /// Re-read the key files; log when the signing key changed.
     pub fn reload_keys(&self) {
         let previous = self.keyring();
-        match self
-            .key_files
-            .keyring(Some(&previous), self.lifetimes(), auth_core::now_secs())
-        {
+        match self.key_files.keyring(
+            Some(&previous),
+            self.settings.lifetimes(),
+            auth_core::now_secs(),
+        ) {
             Ok(ring) => {
                 if ring.signing.kid() != previous.signing.kid() {
                     tracing::info!(
@@ -126,11 +121,7 @@ impl IssuerMetrics {
                 "Sessions created.",
                 &[],
             ),
-            redis_commands: m.counter(
-                "authscale_redis_commands_total",
-                "Commands (round trips) sent to Redis.",
-                &[],
-            ),
+            redis_commands: store::commands_counter(&m),
             registry: m,
         }
     }

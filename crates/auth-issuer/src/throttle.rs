@@ -34,7 +34,7 @@ use std::net::IpAddr;
 use std::sync::LazyLock;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct LoginLimits {
     pub per_user: u64,
     pub per_addr: u64,
     pub window_secs: u64,
@@ -79,11 +79,11 @@ static RELEASE: LazyLock<redis::Script> = LazyLock::new(|| {
 
 pub struct Throttle<'a> {
     store: &'a Store,
-    limits: Limits,
+    limits: LoginLimits,
 }
 
 impl<'a> Throttle<'a> {
-    pub fn new(store: &'a Store, limits: Limits) -> Self {
+    pub fn new(store: &'a Store, limits: LoginLimits) -> Self {
         Throttle { store, limits }
     }
 

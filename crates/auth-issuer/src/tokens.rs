@@ -6,7 +6,7 @@
 //! passes the family on to the successor, so a reused token can revoke the whole line.
 
 use crate::families::Successor;
-use crate::state::AppState;
+use crate::state::IssuerState;
 use crate::users::User;
 use auth_core::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP, RefreshClaims};
 use auth_core::error::ApiError;
@@ -51,30 +51,30 @@ pub fn no_store(response: &mut Response) {
 /// with the same key gives the same bytes. That is how a retried refresh gets the pair it lost
 /// without the pair ever being stored (see families.rs).
 pub fn mint_pair(
-    state: &AppState,
+    state: &IssuerState,
     user: &User,
     family: &str,
     successor: &Successor,
 ) -> Result<TokenPair, ApiError> {
-    let config = &state.config;
+    let settings = &state.settings;
     let iat = successor.iat;
     let refresh_exp = state.family_rules().expiry(iat, successor.start);
     let access = AccessClaims {
-        iss: config.issuer.clone(),
+        iss: settings.tokens.issuer.clone(),
         sub: user.username.clone(),
-        aud: config.audience.clone(),
-        exp: iat + config.access_ttl,
+        aud: settings.tokens.audience.clone(),
+        exp: iat + settings.access_ttl,
         iat,
         nbf: iat,
         jti: access_jti(&successor.jti),
-        client_id: config.client_id.clone(),
+        client_id: settings.client_id.clone(),
         name: user.name.clone(),
         roles: user.roles.clone(),
     };
     let refresh = RefreshClaims {
-        iss: config.issuer.clone(),
+        iss: settings.tokens.issuer.clone(),
         sub: user.username.clone(),
-        aud: config.issuer.clone(),
+        aud: settings.tokens.issuer.clone(),
         exp: refresh_exp,
         iat,
         jti: successor.jti.clone(),
@@ -86,7 +86,7 @@ pub fn mint_pair(
     let pair = TokenPair {
         access_token: sign_jwt(key, ACCESS_TYP, &access)?,
         token_type: "Bearer".into(),
-        expires_in: config.access_ttl,
+        expires_in: settings.access_ttl,
         refresh_token: sign_jwt(key, REFRESH_TYP, &refresh)?,
         refresh_expires_in: refresh_exp.saturating_sub(iat),
     };

@@ -1,7 +1,7 @@
 //! Our own services: the issuer (`auth-issuer`) and the replicas (`api`).
 //!
 //! Both are configured only through environment variables (twelve-factor style, read by
-//! `auth_core::config`), so the same binary runs here, in docker compose and in production. This
+//! `auth_core::settings`), so the same binary runs here, in docker compose and in production. This
 //! module decides those variables:
 //!
 //! | variable | issuer | replica | value |

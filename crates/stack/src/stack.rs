@@ -23,18 +23,19 @@
 //! pid file and temp dirs), `issuer-key.pem`, and `redis/` (its append-only file) when redis
 //! persists its data ([`StackConfig::redis_aof`]). A [`Stack`] stops every process it started when
 //! it is shut down, and also when it is dropped: a test that panics leaves nothing running.
+//!
+//! This file is the running stack: its addresses, the faults a test can inject (stopping redis,
+//! killing or pausing a process) and shutting down. What to start ([`StackConfig`]) and starting
+//! it ([`Stack::start`]) are in `stack/launch.rs`.
 
-use crate::binaries::{Binaries, workspace_root};
-use crate::cgroup::{CpuGroups, CpuQuota, CpuStat};
-use crate::nginx::{self, NginxConfig};
+use crate::cgroup::{CpuGroups, CpuStat};
 use crate::process::{self, DROP_GRACE, Process};
 use crate::readiness::{self, http_ok, probe_client, wait_until_ready};
-use crate::redis::Persistence;
-use crate::services::{self, Mode, Shared};
-use crate::{ports, programs, redis};
+use crate::redis::{self, Persistence};
+use crate::services::Mode;
 use anyhow::{Context, bail};
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -42,77 +43,9 @@ use std::time::Duration;
 /// How long [`Stack::shutdown`] and [`Stack::stop_redis`] give processes to exit after SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// What to start, and where.
-#[derive(Debug, Clone)]
-pub struct StackConfig {
-    pub binaries: Binaries,
-    /// Token replicas (`/api/`). Default 2.
-    pub jwt_replicas: usize,
-    /// Session replicas (`/sapi/`). Default 2.
-    pub session_replicas: usize,
-    /// Where nginx listens. `None`: 127.0.0.1 on a free port (tests); `Some(127.0.0.1:8080)` for
-    /// `cargo xtask up`.
-    pub nginx_listen: Option<SocketAddr>,
-    /// logs/, nginx/ and the issuer's key file go here. Created if missing.
-    pub work_dir: PathBuf,
-    /// Extra environment for the issuer and every replica (e.g. `ACCESS_TTL_SECS=2`), applied
-    /// last, so it overrides what the stack sets.
-    pub env: Vec<(String, String)>,
-    /// `None`: a free port.
-    pub redis_port: Option<u16>,
-    /// nginx worker processes. Default 1.
-    pub nginx_workers: usize,
-    /// How long each process may take to become ready. Default 60 s (debug builds on a busy
-    /// 2-core machine are slow to start).
-    pub ready_timeout: Duration,
-    /// The demo page nginx serves at `/`. Default: `deploy/web` in this workspace.
-    pub web_root: PathBuf,
-    /// CPU limit of each replica, in CPUs (0.1 = a tenth of a core), enforced with a cgroup v1
-    /// CFS quota ([`crate::cgroup`]). Default `None`: no limit.
-    pub replica_cpu: Option<f64>,
-    /// CPU limit of redis-server, the same way. Default `None`: no limit.
-    pub redis_cpu: Option<f64>,
-    /// Put every process in its own cgroup to measure its CPU time ([`Stack::cpu_stats`]), even
-    /// without limits. Implied by a limit. Default false.
-    pub cpu_accounting: bool,
-    /// redis keeps its data in an append-only file in `<work_dir>/redis`, fsynced once a second
-    /// ([`crate::redis`] says what that can lose), so sessions and the refresh-token families
-    /// survive a restart of redis ([`Stack::restart_redis`]) or of the stack. Default false:
-    /// every start of redis is empty.
-    pub redis_aof: bool,
-    /// nginx's limit on the two password routes per client address, as nginx writes a rate
-    /// (`10r/s`, `600r/m`). Default `None`: [`NginxConfig::DEFAULT_LOGIN_RATE`]. A load test
-    /// that measures logins through nginx from one address sets it far above what it sends.
-    pub login_rate: Option<String>,
-    /// The burst allowed above `login_rate` (requests). Default `None`:
-    /// [`NginxConfig::DEFAULT_LOGIN_BURST`].
-    pub login_burst: Option<u32>,
-}
+mod launch;
 
-impl StackConfig {
-    /// The defaults: 2 + 2 replicas, free ports everywhere, 1 nginx worker, no extra env, the
-    /// page from this workspace's `deploy/web`.
-    pub fn new(binaries: Binaries, work_dir: PathBuf) -> Self {
-        StackConfig {
-            binaries,
-            jwt_replicas: 2,
-            session_replicas: 2,
-            nginx_listen: None,
-            work_dir,
-            env: Vec::new(),
-            redis_port: None,
-            nginx_workers: 1,
-            ready_timeout: Duration::from_secs(60),
-            web_root: workspace_root().join("deploy").join("web"),
-            replica_cpu: None,
-            redis_cpu: None,
-            cpu_accounting: false,
-            redis_aof: false,
-            login_rate: None,
-            login_burst: None,
-        }
-    }
-}
+pub use launch::StackConfig;
 
 /// One process of the stack: its name, where it listens, and its process while it runs.
 #[derive(Debug)]
@@ -175,169 +108,6 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// Starts redis, the issuer, the replicas and nginx, each awaited until ready. On failure,
-    /// whatever was started is stopped again, and the error ends with the failing process's log.
-    pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
-        let mut stack = Stack::plan(&config)?;
-        stack.start_redis().await?;
-        stack.start_issuer(&config).await?;
-        stack.start_replicas(&config).await?;
-        stack.start_nginx(&config).await?;
-        Ok(stack)
-    }
-
-    /// Everything decided before anything starts: programs found, work dir made, ports chosen.
-    fn plan(config: &StackConfig) -> anyhow::Result<Stack> {
-        let nginx_addr = match config.nginx_listen {
-            Some(addr) => {
-                ports::ensure_free(addr)?;
-                addr
-            }
-            None => ports::free_addr()?,
-        };
-        let redis_port = match config.redis_port {
-            Some(port) => port,
-            None => ports::free_port()?,
-        };
-        let work_dir = prepare_work_dir(&config.work_dir)?;
-        let replicas = |mode: Mode, count: usize| -> anyhow::Result<Vec<Member>> {
-            (0..count)
-                .map(|i| {
-                    Ok(Member::new(
-                        &mode.replica_id(i),
-                        ports::free_addr()?,
-                        "http",
-                        &work_dir,
-                    ))
-                })
-                .collect()
-        };
-        let redis_persistence = if config.redis_aof {
-            Persistence::AppendOnly(work_dir.join("redis"))
-        } else {
-            Persistence::None
-        };
-        let mut stack = Stack {
-            redis_server: programs::redis_server()?,
-            redis_persistence,
-            ready_timeout: config.ready_timeout,
-            redis: Member::new("redis", localhost(redis_port), "redis", &work_dir),
-            issuer: Member::new("issuer", ports::free_addr()?, "http", &work_dir),
-            jwt: replicas(Mode::Jwt, config.jwt_replicas)?,
-            session: replicas(Mode::Session, config.session_replicas)?,
-            nginx: Member::new("nginx", nginx_addr, "http", &work_dir),
-            work_dir,
-            cgroups: None,
-        };
-        stack.cgroups = stack.plan_cpu_groups(config)?;
-        Ok(stack)
-    }
-
-    /// A cgroup per process when the config asks for CPU limits or accounting: the replicas and
-    /// redis with their quota, the issuer and nginx only accounted. When this machine cannot
-    /// (no writable cgroup v1 cpu hierarchy), a warning says so and the stack runs unlimited;
-    /// [`Stack::cpu_limits_applied`] then answers false.
-    fn plan_cpu_groups(&self, config: &StackConfig) -> anyhow::Result<Option<CpuGroups>> {
-        let quota = |cpus: Option<f64>| cpus.map(CpuQuota::for_cpus).transpose();
-        let (replica_quota, redis_quota) = (quota(config.replica_cpu)?, quota(config.redis_cpu)?);
-        let wanted = config.cpu_accounting || replica_quota.is_some() || redis_quota.is_some();
-        if !wanted {
-            return Ok(None);
-        }
-        let mut groups = match CpuGroups::create() {
-            Ok(groups) => groups,
-            Err(e) => {
-                eprintln!(
-                    "warning: CPU limits and accounting are NOT applied: {e:#}. Every process \
-                     runs unlimited."
-                );
-                return Ok(None);
-            }
-        };
-        for member in self.members() {
-            let quota = match member.name.as_str() {
-                "redis" => redis_quota,
-                "issuer" | "nginx" => None,
-                _ => replica_quota,
-            };
-            groups.add(&member.name, quota)?;
-        }
-        Ok(Some(groups))
-    }
-
-    async fn start_issuer(&mut self, config: &StackConfig) -> anyhow::Result<()> {
-        let (issuer_url, redis_url) = (self.base_url(), self.redis_url());
-        let shared = shared(&issuer_url, &redis_url, config);
-        let key_path = self.work_dir.join("issuer-key.pem");
-        let binary = &config.binaries.issuer;
-        let command =
-            services::issuer_command(binary, &self.work_dir, self.issuer.addr, &key_path, &shared);
-        let command = in_group(&self.cgroups, &self.issuer.name, command);
-        self.issuer.spawn(command)?;
-        self.issuer
-            .wait_http_ready("/readyz", self.ready_timeout)
-            .await
-    }
-
-    async fn start_replicas(&mut self, config: &StackConfig) -> anyhow::Result<()> {
-        let (issuer_url, redis_url) = (self.base_url(), self.redis_url());
-        let shared = shared(&issuer_url, &redis_url, config);
-        let jwks_url = format!("{}/.well-known/jwks.json", self.issuer_url());
-        let work_dir = self.work_dir.clone();
-        for mode in [Mode::Jwt, Mode::Session] {
-            // Fields, not `replicas_mut`: the cgroups are borrowed alongside.
-            let replicas = match mode {
-                Mode::Jwt => &mut self.jwt,
-                Mode::Session => &mut self.session,
-            };
-            for replica in replicas {
-                let command = services::replica_command(
-                    &config.binaries.api,
-                    &work_dir,
-                    replica.addr,
-                    mode,
-                    &replica.name,
-                    &jwks_url,
-                    &shared,
-                );
-                let command = in_group(&self.cgroups, &replica.name, command);
-                replica.spawn(command)?;
-            }
-        }
-        let timeout = self.ready_timeout;
-        for replica in self.jwt.iter_mut().chain(self.session.iter_mut()) {
-            replica.wait_http_ready("/readyz", timeout).await?;
-        }
-        Ok(())
-    }
-
-    async fn start_nginx(&mut self, config: &StackConfig) -> anyhow::Result<()> {
-        let addrs = |members: &[Member]| members.iter().map(|m| m.addr).collect();
-        let nginx_config = NginxConfig {
-            listen: self.nginx.addr,
-            worker_processes: config.nginx_workers.max(1),
-            issuer: vec![self.issuer.addr],
-            jwt_replicas: addrs(&self.jwt),
-            session_replicas: addrs(&self.session),
-            web_root: config.web_root.clone(),
-            login_rate: config
-                .login_rate
-                .clone()
-                .unwrap_or_else(|| NginxConfig::DEFAULT_LOGIN_RATE.to_owned()),
-            login_burst: config
-                .login_burst
-                .unwrap_or(NginxConfig::DEFAULT_LOGIN_BURST),
-        };
-        let prefix = self.work_dir.join("nginx");
-        let binary = programs::nginx()?;
-        let (log, timeout) = (&self.nginx.log_path, self.ready_timeout);
-        let wrap = |command| in_group(&self.cgroups, "nginx", command);
-        let process =
-            nginx::start_with(&binary, &prefix, &nginx_config, log, timeout, wrap).await?;
-        self.nginx.process = Some(process);
-        Ok(())
-    }
-
     /// nginx, where clients go: `http://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
         self.nginx.url()
@@ -600,25 +370,4 @@ fn in_group(cgroups: &Option<CpuGroups>, name: &str, command: Command) -> Comman
         Some(groups) => groups.wrap(name, command),
         None => command,
     }
-}
-
-fn shared<'a>(issuer_url: &'a str, redis_url: &'a str, config: &'a StackConfig) -> Shared<'a> {
-    Shared {
-        issuer_url,
-        redis_url,
-        extra_env: &config.env,
-    }
-}
-
-fn localhost(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
-
-/// Creates the work dir and its logs/ and returns its absolute path: the services run with the
-/// work dir as their current directory, so a relative path would no longer point at it.
-fn prepare_work_dir(work_dir: &Path) -> anyhow::Result<PathBuf> {
-    let logs = work_dir.join("logs");
-    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
-    std::fs::canonicalize(work_dir)
-        .with_context(|| format!("cannot resolve {}", work_dir.display()))
 }

@@ -1,26 +1,21 @@
-//! `/healthz` (alive) and `/readyz` (can serve: keys loaded in jwt mode, Redis reachable in
-//! session mode). nginx and compose route only to ready replicas.
+//! What "ready" means for a replica: keys loaded in jwt mode, Redis reachable in session mode.
+//! The routes themselves (`/healthz`, `/readyz`) are the scaffold's: `auth_core::service`.
 
-use crate::state::{AppState, Authenticator};
+use crate::state::{Authenticator, Replica};
 use auth_core::error::ApiError;
-use axum::Json;
-use axum::extract::State;
-use serde_json::{Value, json};
+use auth_core::service::Readiness;
+use serde_json::{Map, Value};
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    match &state.auth {
-        Authenticator::Jwt(keys) if !keys.is_loaded() => Err(ApiError::Unavailable(
-            "no verification keys loaded yet".into(),
-        )),
-        Authenticator::Session { store, .. } if !store.ping().await => {
-            Err(ApiError::StoreUnavailable)
+impl Readiness for Replica {
+    async fn readiness(&self) -> Result<Map<String, Value>, ApiError> {
+        match &self.auth {
+            Authenticator::Jwt(keys) if !keys.is_loaded() => Err(ApiError::Unavailable(
+                "no verification keys loaded yet".into(),
+            )),
+            Authenticator::Session { store, .. } if !store.ping().await => {
+                Err(ApiError::StoreUnavailable)
+            }
+            _ => Ok(Map::from_iter([("mode".into(), self.mode().name().into())])),
         }
-        _ => Ok(Json(
-            json!({ "status": "ready", "mode": state.mode().name() }),
-        )),
     }
 }

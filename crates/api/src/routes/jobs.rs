@@ -5,8 +5,8 @@
 //! not even which job ids exist (403 before 404).
 
 use crate::caller::Auth;
-use crate::configuration::Mode;
-use crate::state::AppState;
+use crate::settings::Mode;
+use crate::state::ReplicaState;
 use auth_core::error::ApiError;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
@@ -30,7 +30,7 @@ const APPLICANTS: [&[&str]; 10] = [
 ];
 
 pub async fn applicants(
-    State(state): State<AppState>,
+    State(state): State<ReplicaState>,
     Auth(caller): Auth,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {

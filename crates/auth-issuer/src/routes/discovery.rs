@@ -12,7 +12,7 @@
 //! the refresh grant has an endpoint of its own, named here in a field of this project's own
 //! (`refresh_endpoint`), as RFC 8414 2 allows.
 
-use crate::state::AppState;
+use crate::state::IssuerState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -64,9 +64,9 @@ impl Metadata {
     }
 }
 
-pub async fn metadata(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metadata(State(state): State<IssuerState>) -> impl IntoResponse {
     // It changes only with the issuer's configuration: a client may keep it for a while.
-    let body = Metadata::for_issuer(&state.config.issuer);
+    let body = Metadata::for_issuer(&state.settings.tokens.issuer);
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body))
 }
 

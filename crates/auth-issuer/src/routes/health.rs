@@ -1,21 +1,18 @@
-//! `/healthz` (the process is alive) and `/readyz` (it can serve: key loaded and Redis reachable).
+//! What "ready" means for the issuer: Redis reachable (its key is loaded before it listens).
+//! The routes themselves (`/healthz`, `/readyz`) are the scaffold's: `auth_core::service`.
 
-use crate::state::AppState;
+use crate::state::Issuer;
 use auth_core::error::ApiError;
-use axum::Json;
-use axum::extract::State;
-use serde_json::{Value, json};
+use auth_core::service::Readiness;
+use serde_json::{Map, Value};
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    // The key is loaded before the server starts listening; Redis may come and go.
-    if !state.store.ping().await {
-        return Err(ApiError::StoreUnavailable);
+impl Readiness for Issuer {
+    async fn readiness(&self) -> Result<Map<String, Value>, ApiError> {
+        // The key is loaded before the server starts listening; Redis may come and go.
+        if !self.store.ping().await {
+            return Err(ApiError::StoreUnavailable);
+        }
+        let kid = self.keyring().signing.kid().to_owned();
+        Ok(Map::from_iter([("kid".into(), kid.into())]))
     }
-    Ok(Json(
-        json!({ "status": "ready", "kid": state.keyring().signing.kid() }),
-    ))
 }

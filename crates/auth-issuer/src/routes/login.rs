@@ -2,7 +2,7 @@
 
 use crate::client_addr::ClientAddr;
 use crate::families::{Families, Successor};
-use crate::state::AppState;
+use crate::state::IssuerState;
 use crate::throttle::Throttle;
 use crate::tokens::{TokenPair, mint_pair, new_id};
 use crate::users::User;
@@ -34,7 +34,7 @@ const MAX_USERNAME: usize = 128;
 const MAX_PASSWORD: usize = 1024;
 
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<IssuerState>,
     ClientAddr(addr): ClientAddr,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<TokenPair, ApiError> {
@@ -60,7 +60,7 @@ pub async fn login(
 /// Check credentials (shared by both login routes): reserve an attempt against the throttle
 /// first, then Argon2id; a success gives the reservation back, a failure keeps it.
 pub async fn authenticate(
-    state: &AppState,
+    state: &IssuerState,
     credentials: Credentials,
     addr: std::net::IpAddr,
 ) -> Result<User, ApiError> {
@@ -70,7 +70,7 @@ pub async fn authenticate(
             "username or password is too long".into(),
         ));
     }
-    let throttle = Throttle::new(&state.store, state.config.login_limits);
+    let throttle = Throttle::new(&state.store, state.settings.login_limits);
     throttle.reserve(&username, addr).await?;
     match state.users.authenticate(&username, password).await {
         Ok(Some(user)) => {

@@ -5,7 +5,7 @@
 
 use crate::families::Families;
 use crate::routes::refresh::{RefreshRequest, verify_refresh_token};
-use crate::state::AppState;
+use crate::state::IssuerState;
 use auth_core::error::ApiError;
 use axum::Json;
 use axum::extract::State;
@@ -13,7 +13,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<IssuerState>,
     body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Json(request) = body?;

@@ -2,7 +2,7 @@
 
 use crate::client_addr::{self, ClientAddr};
 use crate::families::{Decision, Families};
-use crate::state::AppState;
+use crate::state::IssuerState;
 use crate::tokens::{TokenPair, mint_pair, new_id};
 use auth_core::claims::RefreshClaims;
 use auth_core::error::ApiError;
@@ -18,7 +18,7 @@ pub struct RefreshRequest {
 }
 
 pub async fn refresh(
-    State(state): State<AppState>,
+    State(state): State<IssuerState>,
     ClientAddr(addr): ClientAddr,
     body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<TokenPair, ApiError> {
@@ -71,7 +71,7 @@ pub async fn refresh(
 
 /// Signature, `typ` `rt+jwt`, `iss`, `aud` (the issuer itself) and expiry; any failure is the
 /// contract's `invalid_grant`.
-pub fn verify_refresh_token(state: &AppState, token: &str) -> Result<RefreshClaims, ApiError> {
+pub fn verify_refresh_token(state: &IssuerState, token: &str) -> Result<RefreshClaims, ApiError> {
     verify::<RefreshClaims>(token, &state.keyring().refresh_keys, &state.refresh_rules)
         .map_err(|rejection| ApiError::InvalidGrant(rejection.to_string().into()))
 }

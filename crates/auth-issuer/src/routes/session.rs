@@ -3,7 +3,7 @@
 use crate::client_addr::ClientAddr;
 use crate::routes::login::{Credentials, authenticate};
 use crate::sessions;
-use crate::state::AppState;
+use crate::state::IssuerState;
 use crate::tokens;
 use auth_core::error::ApiError;
 use auth_core::session;
@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<IssuerState>,
     ClientAddr(addr): ClientAddr,
     body: Result<Json<Credentials>, JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -30,16 +30,11 @@ pub async fn login(
 }
 
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<IssuerState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(session::id_from_cookie_header)
-        .ok_or_else(|| ApiError::InvalidSession("no sid cookie".into()))?;
-    if !session::is_well_formed(id) || !sessions::delete(&state, id).await? {
+    let id = session::id_from_headers(&headers)?;
+    if !sessions::delete(&state, id).await? {
         return Err(ApiError::InvalidSession("no such session".into()));
     }
     let clear = sessions::clearing_cookie(&state);

@@ -21,12 +21,12 @@
 //! With `TOKEN_CACHE=on`, tokens verified once are remembered until they expire
 //! (`token_cache.rs`); each installed fetch purges the entries whose key has left the JWKS.
 
-use crate::configuration::JwksSource;
+use crate::settings::JwksSource;
 use crate::token_cache::{self, TokenCache};
 use auth_core::claims::AccessClaims;
 use auth_core::keys::Jwks;
 use auth_core::telemetry::{Counter, Metrics};
-use auth_core::verify::{KeySet, Rejection, TokenRules, kid_of, verify};
+use auth_core::verify::{Rejection, TokenRules, TrustedKeys, kid_of, verify};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ pub struct Intervals {
     pub refresh: Duration,
 }
 
-pub struct Keys {
+pub struct ReplicaKeys {
     installed: RwLock<Installed>,
     /// Fetches started so far: the next fetch's number is this plus one.
     fetches_started: AtomicU64,
@@ -62,7 +62,7 @@ pub struct Keys {
 /// The key set in force, and the number of the fetch it came from.
 struct Installed {
     fetch: u64,
-    keys: Arc<KeySet>,
+    keys: Arc<TrustedKeys>,
 }
 
 /// JWKS fetches by what caused them: unknown-kid refetches are the ones a well-run rotation
@@ -73,17 +73,17 @@ struct FetchCounters {
     unknown_kid: Counter,
 }
 
-impl Keys {
+impl ReplicaKeys {
     pub fn new(
         source: JwksSource,
         intervals: Intervals,
         rules: TokenRules,
     ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build()?;
-        Ok(Keys {
+        Ok(ReplicaKeys {
             installed: RwLock::new(Installed {
                 fetch: 0,
-                keys: Arc::new(KeySet::default()),
+                keys: Arc::new(TrustedKeys::default()),
             }),
             fetches_started: AtomicU64::new(0),
             source,
@@ -119,7 +119,7 @@ impl Keys {
         !self.snapshot().is_empty()
     }
 
-    fn snapshot(&self) -> Arc<KeySet> {
+    fn snapshot(&self) -> Arc<TrustedKeys> {
         let installed = self.installed.read().unwrap_or_else(|p| p.into_inner());
         Arc::clone(&installed.keys)
     }
@@ -199,7 +199,7 @@ impl Keys {
             }
             JwksSource::File(path) => serde_json::from_slice(&tokio::fs::read(path).await?)?,
         };
-        let set = KeySet::from_jwks(&jwks);
+        let set = TrustedKeys::from_jwks(&jwks);
         anyhow::ensure!(!set.is_empty(), "the JWKS holds no RS256 signing key");
         let n = set.len();
         {
@@ -344,10 +344,10 @@ mod tests {
             self.requests.load(Ordering::SeqCst)
         }
 
-        fn keys(&self, intervals: Intervals) -> Arc<Keys> {
+        fn keys(&self, intervals: Intervals) -> Arc<ReplicaKeys> {
             let source = JwksSource::Url(self.url.clone());
             let rules = TokenRules::access(ISS, AUD, 30);
-            Arc::new(Keys::new(source, intervals, rules).unwrap())
+            Arc::new(ReplicaKeys::new(source, intervals, rules).unwrap())
         }
     }
 
@@ -422,7 +422,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
         write_jwks(&path, &[&old, &new]);
-        let keys = Keys::new(
+        let keys = ReplicaKeys::new(
             JwksSource::File(path.clone()),
             RARELY,
             TokenRules::access(ISS, AUD, 30),
@@ -455,7 +455,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
         write_jwks(&path, &[&key]);
-        let keys = Keys::new(
+        let keys = ReplicaKeys::new(
             JwksSource::File(path),
             RARELY,
             TokenRules::access(ISS, "another-audience", 30),

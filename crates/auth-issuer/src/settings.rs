@@ -1,5 +1,9 @@
 //! The issuer's settings, read once from the environment at start-up.
 //!
+//! The ones the replicas share (listening, logging, request limits, `ISSUER_URL`, `AUDIENCE`,
+//! Redis, the session idle timeout) are read by `auth_core::settings`, with the same defaults
+//! in both services; the rest are the issuer's own.
+//!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `LISTEN_ADDR` | `127.0.0.1:9000` | where the issuer listens |
@@ -35,18 +39,23 @@
 //! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
 
 use crate::hash_pool::HashingLimits;
-use crate::throttle::Limits;
-use auth_core::config::{self, LogFormat};
+use crate::key_files::KeyFiles;
+use crate::keyring::Lifetimes;
+use crate::throttle::LoginLimits;
 use auth_core::keys::KeyBits;
+use auth_core::settings::{self as env, RedisSettings, ServiceSettings, TokenParties};
 use auth_core::store::Acks;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
+/// Where the issuer listens when `LISTEN_ADDR` is unset.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 9000));
+
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub issuer: String,
-    pub audience: String,
+pub struct Settings {
+    pub service: ServiceSettings,
+    pub tokens: TokenParties,
     pub client_id: String,
     pub access_ttl: u64,
     pub refresh_ttl: u64,
@@ -55,8 +64,7 @@ pub struct Config {
     pub refresh_retry_window_secs: u64,
     pub redis_acks: Acks,
     pub hashing: HashingLimits,
-    pub redis_url: String,
-    pub redis_pool_size: usize,
+    pub redis: RedisSettings,
     pub key_path: PathBuf,
     pub key_bits: KeyBits,
     pub key_reload_secs: u64,
@@ -65,50 +73,62 @@ pub struct Config {
     pub session_idle_ttl: u64,
     pub session_max_ttl: u64,
     pub cookie_secure: bool,
-    pub login_limits: Limits,
-    pub log_format: LogFormat,
+    pub login_limits: LoginLimits,
 }
 
-impl Config {
+impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
-        let config = Config {
-            listen: config::parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 9000)))?,
-            issuer: config::string("ISSUER_URL", "http://127.0.0.1:8080"),
-            audience: config::string("AUDIENCE", "authscale-api"),
-            client_id: config::string("CLIENT_ID", "authscale-demo"),
-            access_ttl: config::parse("ACCESS_TTL_SECS", 300)?,
-            refresh_ttl: config::parse("REFRESH_TTL_SECS", 14 * 24 * 3600)?,
-            refresh_max_ttl: config::parse("REFRESH_MAX_TTL_SECS", 30 * 24 * 3600)?,
-            refresh_grace_ms: config::parse("REFRESH_REUSE_GRACE_MS", 0)?,
-            refresh_retry_window_secs: config::parse("REFRESH_RETRY_WINDOW_SECS", 30)?,
+        let settings = Settings {
+            service: ServiceSettings::from_env(DEFAULT_LISTEN)?,
+            tokens: TokenParties::from_env()?,
+            client_id: env::string("CLIENT_ID", "authscale-demo"),
+            access_ttl: env::parse("ACCESS_TTL_SECS", 300)?,
+            refresh_ttl: env::parse("REFRESH_TTL_SECS", 14 * 24 * 3600)?,
+            refresh_max_ttl: env::parse("REFRESH_MAX_TTL_SECS", 30 * 24 * 3600)?,
+            refresh_grace_ms: env::parse("REFRESH_REUSE_GRACE_MS", 0)?,
+            refresh_retry_window_secs: env::parse("REFRESH_RETRY_WINDOW_SECS", 30)?,
             redis_acks: Acks {
-                replicas: config::parse("REDIS_WAIT_REPLICAS", 0)?,
-                timeout_ms: config::parse("REDIS_WAIT_TIMEOUT_MS", 500)?,
+                replicas: env::parse("REDIS_WAIT_REPLICAS", 0)?,
+                timeout_ms: env::parse("REDIS_WAIT_TIMEOUT_MS", 500)?,
             },
             hashing: HashingLimits {
-                workers: config::parse("LOGIN_HASH_WORKERS", default_hash_workers())?,
-                queue: config::parse("LOGIN_QUEUE", 64)?,
-                wait: std::time::Duration::from_millis(config::parse("LOGIN_QUEUE_WAIT_MS", 2000)?),
+                workers: env::parse("LOGIN_HASH_WORKERS", default_hash_workers())?,
+                queue: env::parse("LOGIN_QUEUE", 64)?,
+                wait: std::time::Duration::from_millis(env::parse("LOGIN_QUEUE_WAIT_MS", 2000)?),
             },
-            redis_url: auth_core::store_credentials::redis_url_from_env()?,
-            redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
-            key_path: config::string("KEY_PATH", "data/issuer-key.pem").into(),
-            key_bits: config::parse("KEY_BITS", KeyBits::B2048)?,
-            key_reload_secs: config::parse("KEY_RELOAD_SECS", 2u64)?.max(1),
-            key_publish_secs: config::parse("KEY_PUBLISH_SECS", 90)?,
-            users_file: config::optional("USERS_FILE").map(PathBuf::from),
-            session_idle_ttl: config::parse("SESSION_IDLE_TTL_SECS", 1800)?,
-            session_max_ttl: config::parse("SESSION_MAX_TTL_SECS", 8 * 3600)?,
-            cookie_secure: config::flag("COOKIE_SECURE", false)?,
-            login_limits: Limits {
-                per_user: config::parse("LOGIN_MAX_FAILURES_PER_USER", 5)?,
-                per_addr: config::parse("LOGIN_MAX_FAILURES_PER_ADDR", 20)?,
-                window_secs: config::parse("LOGIN_WINDOW_SECS", 60)?,
+            redis: RedisSettings::from_env()?,
+            key_path: env::string("KEY_PATH", "data/issuer-key.pem").into(),
+            key_bits: env::parse("KEY_BITS", KeyBits::B2048)?,
+            key_reload_secs: env::parse("KEY_RELOAD_SECS", 2u64)?.max(1),
+            key_publish_secs: env::parse("KEY_PUBLISH_SECS", 90)?,
+            users_file: env::optional("USERS_FILE").map(PathBuf::from),
+            session_idle_ttl: env::session_idle_ttl()?,
+            session_max_ttl: env::parse("SESSION_MAX_TTL_SECS", 8 * 3600)?,
+            cookie_secure: env::flag("COOKIE_SECURE", false)?,
+            login_limits: LoginLimits {
+                per_user: env::parse("LOGIN_MAX_FAILURES_PER_USER", 5)?,
+                per_addr: env::parse("LOGIN_MAX_FAILURES_PER_ADDR", 20)?,
+                window_secs: env::parse("LOGIN_WINDOW_SECS", 60)?,
             },
-            log_format: config::parse("LOG_FORMAT", LogFormat::Pretty)?,
         };
-        config.check()?;
-        Ok(config)
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The key files at `KEY_PATH`, generating keys of `KEY_BITS`.
+    pub fn key_files(&self) -> KeyFiles {
+        KeyFiles {
+            path: self.key_path.clone(),
+            bits: self.key_bits,
+        }
+    }
+
+    /// How long retired keys stay trusted: as long as the tokens they signed.
+    pub fn lifetimes(&self) -> Lifetimes {
+        Lifetimes {
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+        }
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -116,10 +136,6 @@ impl Config {
         anyhow::ensure!(
             self.refresh_ttl > self.access_ttl,
             "REFRESH_TTL_SECS must be longer than ACCESS_TTL_SECS"
-        );
-        anyhow::ensure!(
-            self.session_idle_ttl >= 1,
-            "SESSION_IDLE_TTL_SECS must be at least 1"
         );
         anyhow::ensure!(
             self.session_max_ttl >= self.session_idle_ttl,
@@ -153,12 +169,6 @@ impl Config {
         anyhow::ensure!(
             self.key_publish_secs > self.key_reload_secs,
             "KEY_PUBLISH_SECS must exceed KEY_RELOAD_SECS: a new key must be in every issuer's JWKS before any issuer signs with it"
-        );
-        anyhow::ensure!(!self.issuer.is_empty(), "ISSUER_URL must not be empty");
-        anyhow::ensure!(!self.audience.is_empty(), "AUDIENCE must not be empty");
-        anyhow::ensure!(
-            self.audience != self.issuer,
-            "AUDIENCE must differ from ISSUER_URL: refresh tokens use the issuer as their audience"
         );
         Ok(())
     }

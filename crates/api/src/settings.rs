@@ -1,5 +1,9 @@
 //! A replica's settings, read once from the environment at start-up.
 //!
+//! The ones the issuer shares (listening, logging, request limits, `ISSUER_URL`, `AUDIENCE`,
+//! Redis, the session idle timeout) are read by `auth_core::settings`, with the same defaults
+//! in both services; the rest are the replica's own.
+//!
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `LISTEN_ADDR` | `127.0.0.1:9100` | where the replica listens |
@@ -22,8 +26,8 @@
 //! | `TOKEN_CACHE` | `off` | `on`: remember verified access tokens until they expire (see `token_cache.rs`) |
 //! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
 
-use auth_core::config::{self, LogFormat};
-use std::net::SocketAddr;
+use auth_core::settings::{self as env, RedisSettings, ServiceSettings, TokenParties};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -72,65 +76,62 @@ pub enum JwksSource {
     File(PathBuf),
 }
 
+/// Where a replica listens when `LISTEN_ADDR` is unset.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 9100));
+
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
+pub struct Settings {
+    pub service: ServiceSettings,
     pub mode: Mode,
     pub replica_id: String,
-    pub issuer: String,
-    pub audience: String,
+    pub tokens: TokenParties,
     pub jwks: JwksSource,
     pub jwks_refetch_secs: u64,
     pub jwks_refresh_secs: u64,
     pub leeway_secs: u64,
-    pub redis_url: String,
-    pub redis_pool_size: usize,
+    pub redis: RedisSettings,
     pub session_idle_ttl: u64,
     pub worker_threads: Option<usize>,
     pub token_cache: bool,
-    pub log_format: LogFormat,
 }
 
-impl Config {
+impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
-        let listen: SocketAddr =
-            config::parse("LISTEN_ADDR", SocketAddr::from(([127, 0, 0, 1], 9100)))?;
-        let jwks = match config::optional("JWKS_FILE") {
+        let service = ServiceSettings::from_env(DEFAULT_LISTEN)?;
+        let jwks = match env::optional("JWKS_FILE") {
             Some(path) => JwksSource::File(path.into()),
-            None => JwksSource::Url(config::string(
+            None => JwksSource::Url(env::string(
                 "JWKS_URL",
                 "http://127.0.0.1:9000/.well-known/jwks.json",
             )),
         };
-        let leeway_secs = config::parse("LEEWAY_SECS", 30u64)?;
+        let leeway_secs = env::parse("LEEWAY_SECS", 30u64)?;
         anyhow::ensure!(
             leeway_secs <= auth_core::verify::MAX_LEEWAY_SECS,
             "LEEWAY_SECS must be at most 30 (RFC 8725 asks for a small leeway)"
         );
-        let jwks_refresh_secs = config::parse("JWKS_REFRESH_SECS", 60u64)?;
+        let jwks_refresh_secs = env::parse("JWKS_REFRESH_SECS", 60u64)?;
         anyhow::ensure!(
             jwks_refresh_secs >= 1,
             "JWKS_REFRESH_SECS must be at least 1"
         );
-        Ok(Config {
-            listen,
-            mode: config::parse("API_MODE", Mode::Jwt)?,
-            replica_id: config::optional("REPLICA_ID")
-                .unwrap_or_else(|| default_replica_id(listen)),
-            issuer: config::string("ISSUER_URL", "http://127.0.0.1:8080"),
-            audience: config::string("AUDIENCE", "authscale-api"),
+        Ok(Settings {
+            mode: env::parse("API_MODE", Mode::Jwt)?,
+            replica_id: env::optional("REPLICA_ID")
+                .unwrap_or_else(|| default_replica_id(service.listen)),
+            service,
+            tokens: TokenParties::from_env()?,
             jwks,
-            jwks_refetch_secs: config::parse("JWKS_REFETCH_SECS", 5)?,
+            jwks_refetch_secs: env::parse("JWKS_REFETCH_SECS", 5)?,
             jwks_refresh_secs,
             leeway_secs,
-            redis_url: auth_core::store_credentials::redis_url_from_env()?,
-            redis_pool_size: config::parse("REDIS_POOL_SIZE", 16)?,
-            session_idle_ttl: config::parse("SESSION_IDLE_TTL_SECS", 1800)?,
-            worker_threads: config::optional("WORKER_THREADS")
-                .map(|_| config::parse("WORKER_THREADS", 1usize))
+            redis: RedisSettings::from_env()?,
+            session_idle_ttl: env::session_idle_ttl()?,
+            worker_threads: env::optional("WORKER_THREADS")
+                .map(|_| env::parse("WORKER_THREADS", 1usize))
                 .transpose()?,
-            token_cache: config::flag("TOKEN_CACHE", false)?,
-            log_format: config::parse("LOG_FORMAT", LogFormat::Pretty)?,
+            token_cache: env::flag("TOKEN_CACHE", false)?,
         })
     }
 }
