@@ -179,3 +179,71 @@ fn closed_before_answer(error: &reqwest::Error) -> bool {
     .iter()
     .any(|symptom| text.contains(symptom))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A bare HTTP/1.1 server on a free loopback port: `answer(n)` for the n-th request over
+    /// all connections; `None` closes the connection instead of answering.
+    async fn server(answer: fn(u64) -> Option<&'static str>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let count = Arc::new(AtomicU64::new(0));
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let count = Arc::clone(&count);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 4096];
+                    // One read holds a whole small GET: enough for this test's requests.
+                    while socket.read(&mut buffer).await.is_ok_and(|n| n > 0) {
+                        let Some(status) = answer(count.fetch_add(1, Ordering::Relaxed)) else {
+                            return;
+                        };
+                        let response = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                        socket.write_all(response.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        base
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            clients: 1,
+            run_for: Some(Duration::from_millis(300)),
+            pause: Duration::from_millis(20),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_answer_but_200_is_a_failure() {
+        let base = server(|n| Some(if n % 2 == 0 { "200 OK" } else { "503 Busy" })).await;
+        let client = Client::new(&base).unwrap();
+        let stream = Stream::start(&client, settings(), |c| c.get("/", crate::Auth::None));
+        let report = stream.unwrap().finish().await;
+        assert!(report.requests >= 4, "{report:?}");
+        assert_eq!(
+            report.failures.len() as u64,
+            report.requests / 2,
+            "{report:?}"
+        );
+        assert!(report.resent.is_empty(), "{report:?}");
+    }
+
+    #[tokio::test]
+    async fn a_kept_alive_connection_closed_under_a_request_is_resent_once() {
+        // The second request finds its kept-alive connection closed, as after an nginx reload.
+        let base = server(|n| if n == 1 { None } else { Some("200 OK") }).await;
+        let client = Client::new(&base).unwrap();
+        let stream = Stream::start(&client, settings(), |c| c.get("/", crate::Auth::None));
+        let report = stream.unwrap().finish().await;
+        assert_eq!(report.resent.len(), 1, "{report:?}");
+        assert!(report.failures.is_empty(), "{report:?}");
+    }
+}
