@@ -243,10 +243,10 @@ pub fn decode_segment(token: &str, index: usize) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// Status and JSON body of a response, asserting the contract's error shape.
+/// Status and error code of a refusal, asserting the contract's error shape.
 pub async fn error_of(response: Response) -> (StatusCode, String) {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert!(body["error_description"].is_string(), "error body {body}");
-    (status, body["error"].as_str().unwrap().to_owned())
+    match testkit::client::error_of(response).await {
+        testkit::Error::Api(refusal) => (refusal.status, refusal.error),
+        other => panic!("not the contract's error shape: {other}"),
+    }
 }
