@@ -5,52 +5,42 @@
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use testkit::wait::{self, Poll};
+use testkit::{ChildGuard, Client};
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-issuer");
 
-/// The issuer's process, killed when dropped.
-struct Issuer(std::process::Child);
-
-impl Drop for Issuer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    stack::ports::free_port().unwrap()
 }
 
 /// Start the issuer with `KEY_PATH` in `dir` (no Redis: it is alive but not ready) and return
-/// the `kid` its JWKS publishes.
+/// the `kid` its JWKS publishes. The issuer is stopped on return, also when this panics.
 async fn start_and_read_kid(dir: &std::path::Path) -> String {
     let port = free_port();
-    let _issuer = Issuer(
-        Command::new(BIN)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-            .env("KEY_PATH", dir.join("keys/issuer.pem"))
-            .env("REDIS_URL", format!("redis://127.0.0.1:{}", free_port()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let url = format!("http://127.0.0.1:{port}/.well-known/jwks.json");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(response) = reqwest::get(&url).await {
-            let jwks: serde_json::Value = response.json().await.unwrap();
-            return jwks["keys"][0]["kid"].as_str().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "issuer did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut command = Command::new(BIN);
+    command
+        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+        .env("KEY_PATH", dir.join("keys/issuer.pem"))
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}", free_port()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _issuer = ChildGuard::spawn(&mut command).unwrap();
+    let client = Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
+    let jwks = wait::until(
+        "the issuer serves its JWKS",
+        Duration::from_secs(20),
+        || async {
+            Ok::<_, wait::TimedOut>(match client.jwks().await {
+                Ok(jwks) => Poll::Ready(jwks),
+                Err(e) => Poll::Pending(e.to_string()),
+            })
+        },
+    )
+    .await
+    .unwrap();
+    jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -118,7 +108,7 @@ fn hash_password_prints_an_argon2id_hash_and_never_the_password() {
 async fn a_resent_rotation_is_answered_from_its_own_rotation_and_a_replay_is_still_reuse() {
     use auth_issuer::families::{Decision, Families, Rules};
     let dir = tempfile::tempdir().unwrap();
-    let port = stack::ports::free_port().unwrap();
+    let port = free_port();
     let _redis = stack::redis::start(
         &stack::programs::redis_server().unwrap(),
         port,

@@ -14,10 +14,15 @@
 //! - [`forgets_without_its_files`]: Redis back on an empty volume: a refresh token and a session
 //!   from before are refused (401 `invalid_grant` for the token), and new logins work.
 
-use super::{Auth, Http, PROJECT, Project, ip_of, output_of, short};
+use super::PROJECT;
+use super::docker::{self, Project, ip_of, output_of, short};
+use super::scenario::session_sid;
 use anyhow::{Context, bail, ensure};
+use reqwest::StatusCode;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use testkit::wait::{self, Poll};
+use testkit::{ApiError, Auth, Client, Error, Pair};
 
 /// Where docker-compose.yml mounts a client's Redis password.
 const PASSWORD_FILE: &str = "/run/secrets/redis/password";
@@ -290,63 +295,59 @@ pub(super) fn isolation(project: &Project) -> anyhow::Result<()> {
 }
 
 /// Polls `/sapi/me` with `sid` until Redis is back (no more 503) and returns that status.
-async fn session_status_once_back(http: &Http, sid: &str) -> anyhow::Result<u16> {
-    let deadline = Instant::now() + BACK_WITHIN;
-    loop {
-        let status = http.status("/sapi/me", Auth::Cookie(sid)).await?;
-        if status != 503 {
-            return Ok(status);
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "/sapi/me still 503 after {BACK_WITHIN:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+async fn session_status_once_back(client: &Client, sid: &str) -> anyhow::Result<StatusCode> {
+    wait::until("/sapi/me answers other than 503", BACK_WITHIN, || async {
+        let status = client.status("/sapi/me", Auth::Sid(sid)).await?;
+        anyhow::Ok(match status {
+            StatusCode::SERVICE_UNAVAILABLE => Poll::Pending(status.to_string()),
+            other => Poll::Ready(other),
+        })
+    })
+    .await
 }
 
-/// Presents `token` to /auth/refresh until Redis is back (no more 503): the status and body.
-async fn refresh_once_back(http: &Http, token: &str) -> anyhow::Result<(u16, serde_json::Value)> {
-    let deadline = Instant::now() + BACK_WITHIN;
-    loop {
-        let (status, body) = http.refresh(token).await?;
-        if status != 503 {
-            return Ok((status, body));
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "/auth/refresh still 503 after {BACK_WITHIN:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// Presents `token` to /auth/refresh until Redis is back (no more 503): the next pair, or the
+/// refusal.
+async fn refresh_once_back(client: &Client, token: &str) -> anyhow::Result<Result<Pair, ApiError>> {
+    wait::until(
+        "/auth/refresh answers other than 503",
+        BACK_WITHIN,
+        || async {
+            anyhow::Ok(match client.refresh(token).await {
+                Ok(pair) => Poll::Ready(Ok(pair)),
+                Err(Error::Api(refusal)) if refusal.status == StatusCode::SERVICE_UNAVAILABLE => {
+                    Poll::Pending(refusal.to_string())
+                }
+                Err(Error::Api(refusal)) => Poll::Ready(Err(refusal)),
+                Err(other) => return Err(other.into()),
+            })
+        },
+    )
+    .await
 }
 
 /// The session still signs in and the refresh token still rotates: the successor.
 async fn both_still_good(
-    http: &Http,
+    client: &Client,
     sid: &str,
     refresh: &str,
     after: &str,
 ) -> anyhow::Result<String> {
     let started = Instant::now();
-    let status = session_status_once_back(http, sid).await?;
+    let status = session_status_once_back(client, sid).await?;
     ensure!(
         status == 200,
         "{after}, the session answered {status}: it was lost"
     );
-    let (status, body) = refresh_once_back(http, refresh).await?;
-    ensure!(
-        status == 200,
-        "{after}, the refresh token answered {status}: {body}"
-    );
+    let next = match refresh_once_back(client, refresh).await? {
+        Ok(pair) => pair.refresh,
+        Err(refusal) => bail!("{after}, the refresh token answered {refusal}"),
+    };
     eprintln!(
         "compose test: {after}, the session and the refresh token work ({} ms)",
         started.elapsed().as_millis()
     );
-    Ok(body["refresh_token"]
-        .as_str()
-        .context("a refresh without refresh_token")?
-        .to_owned())
+    Ok(next)
 }
 
 /// How long `appendfsync everysec` may hold an answered write before it reaches the file, with a
@@ -354,10 +355,10 @@ async fn both_still_good(
 const EVERYSEC_WINDOW: Duration = Duration::from_millis(3500);
 
 /// A session and a refresh token outlive a crash of Redis and a restart.
-pub(super) async fn survives_restart(project: &Project, http: &Http) -> anyhow::Result<()> {
-    let sid = http.session_login("alice", "wonderland").await?;
-    let pair = http.login_pair("bob", "builder").await?;
-    let refresh = pair["refresh_token"].as_str().context("no refresh_token")?;
+pub(super) async fn survives_restart(project: &Project, client: &Client) -> anyhow::Result<()> {
+    let sid = session_sid(client, "alice", "wonderland").await?;
+    let pair = client.login("bob", "builder").await?;
+    let refresh = &pair.refresh;
     // `appendfsync everysec` promises what is older than its window: Redis fsyncs once a second
     // and, while an fsync is still running on a slow disk, holds new writes back for up to 2 s
     // although it has answered them. A crash inside that window may lose them, so the writes get
@@ -365,44 +366,37 @@ pub(super) async fn survives_restart(project: &Project, http: &Http) -> anyhow::
     tokio::time::sleep(EVERYSEC_WINDOW).await;
     // Then a crash: SIGKILL, no chance to write anything on the way out.
     let redis = one(project, "redis")?;
-    let mut kill = Command::new("docker");
-    kill.args(["kill", &redis]);
-    output_of(kill, "docker kill redis")?;
+    docker::kill(&redis)?;
     start_again(&redis)?;
-    let refresh = both_still_good(http, &sid, refresh, "after kill -9 of Redis").await?;
+    let refresh = both_still_good(client, &sid, refresh, "after kill -9 of Redis").await?;
 
     project.run(&["restart", "--timeout", "5", "redis"])?;
-    both_still_good(http, &sid, &refresh, "after a restart of Redis").await?;
+    both_still_good(client, &sid, &refresh, "after a restart of Redis").await?;
     Ok(())
 }
 
 /// Starts a killed container again (its restart policy may get there first).
 fn start_again(container: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + BACK_WITHIN;
-    loop {
+    let what = format!("{} starts again", short(container));
+    wait::blocking_until(&what, BACK_WITHIN, || {
         let mut inspect = Command::new("docker");
         inspect.args(["inspect", "--format", "{{.State.Running}}", container]);
         if output_of(inspect, "docker inspect")?.trim() == "true" {
-            return Ok(());
+            return anyhow::Ok(Poll::Ready(()));
         }
         // Fails while the restart policy is already restarting it; the next look sees it.
         let _ = Command::new("docker")
             .args(["start", container])
             .stdin(Stdio::null())
             .output();
-        ensure!(
-            Instant::now() < deadline,
-            "{} did not start again",
-            short(container)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        Ok(Poll::Pending("not running".to_owned()))
+    })
 }
 
 /// Redis, stopped, comes back without its append-only file: what was issued before is refused.
 pub(super) async fn forgets_without_its_files(
     project: &Project,
-    http: &Http,
+    client: &Client,
     sid: &str,
     refresh: &str,
 ) -> anyhow::Result<()> {
@@ -421,27 +415,24 @@ pub(super) async fn forgets_without_its_files(
     output_of(remove, "docker volume rm")?;
     project.run(&["up", "-d", "--no-build", "redis"])?;
 
-    let status = session_status_once_back(http, sid).await?;
+    let status = session_status_once_back(client, sid).await?;
     ensure!(
         status == 401,
         "a session from before answered {status}, not 401"
     );
-    let (status, body) = refresh_once_back(http, refresh).await?;
-    // Only the error code in a message: a 200's body holds tokens.
+    // Only the error code in a message: an accepted refresh's pair holds tokens.
+    let refusal = refresh_once_back(client, refresh).await?.err();
     ensure!(
-        status == 401 && body["error"] == "invalid_grant",
-        "a refresh token from before Redis lost its files answered {status} (error {}), not 401 \
-         invalid_grant: the issuer took the missing record for a token never spent",
-        body["error"]
+        refusal
+            .as_ref()
+            .is_some_and(|r| r.status == 401 && r.error == "invalid_grant"),
+        "a refresh token from before Redis lost its files answered {}, not 401 invalid_grant: \
+         the issuer took the missing record for a token never spent",
+        refusal.map_or("200".to_owned(), |r| format!("{} {}", r.status, r.error))
     );
     // Not a broken Redis: what is issued now works.
-    let pair = http.login_pair("bob", "builder").await?;
-    let fresh = pair["refresh_token"].as_str().context("no refresh_token")?;
-    let (status, body) = http.refresh(fresh).await?;
-    ensure!(
-        status == 200,
-        "a new refresh token answered {status}: {body}"
-    );
+    let pair = client.login("bob", "builder").await?;
+    client.refresh(&pair.refresh).await?;
     eprintln!("compose test: Redis on an empty volume refused the old session and refresh token");
     Ok(())
 }

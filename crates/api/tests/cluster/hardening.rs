@@ -56,7 +56,8 @@ async fn too_many_failures_from_one_address_lock_that_address() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     // A spoofed X-Real-IP from the client changes nothing: nginx replaces it.
     let spoofed = t
-        .http
+        .client
+        .http()
         .post(t.url("/auth/login"))
         .header("x-real-ip", "203.0.113.7")
         .header("x-forwarded-for", "203.0.113.7")

@@ -1,4 +1,5 @@
-//! `TestStack`: a running cluster and a method per contract route.
+//! `TestStack`: a running cluster, what is about the stack (its key, its Redis, its replicas'
+//! metrics), and the contract's routes as the tests use them, through testkit's [`Client`].
 
 use auth_core::keys::SigningKey;
 use reqwest::{Response, StatusCode};
@@ -6,17 +7,15 @@ use serde_json::Value;
 use stack::{Binaries, Mode, Stack, StackConfig};
 use std::collections::BTreeSet;
 use std::path::Path;
+pub use testkit::Pair;
+use testkit::{Auth, Client};
 
+/// A running stack and a [`Client`] for it through nginx. The calls below unwrap: a test that
+/// cannot even reach the stack has failed, and the panic says where.
 pub struct TestStack {
     pub stack: Stack,
-    pub http: reqwest::Client,
-    pub base: String,
+    pub client: Client,
     work_dir: tempfile::TempDir,
-}
-
-pub struct Pair {
-    pub access: String,
-    pub refresh: String,
 }
 
 impl TestStack {
@@ -44,70 +43,46 @@ impl TestStack {
             .collect();
         configure(&mut config);
         let stack = Stack::start(config).await.unwrap();
-        let base = stack.base_url();
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .build()
-            .unwrap();
+        let client = Client::new(&stack.base_url()).unwrap();
         TestStack {
             stack,
-            http,
-            base,
+            client,
             work_dir,
         }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+        self.client.url(path)
     }
 
     pub async fn post_json(&self, path: &str, body: Value) -> Response {
-        self.http
-            .post(self.url(path))
-            .json(&body)
+        self.client.post_json(path, &body).send().await.unwrap()
+    }
+
+    /// A token pair for `username`; the login must succeed.
+    pub async fn login(&self, username: &str, password: &str) -> Pair {
+        self.client.login(username, password).await.unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.client
+            .refresh_request(refresh_token)
             .send()
             .await
             .unwrap()
     }
 
-    pub async fn login(&self, username: &str, password: &str) -> Pair {
-        let response = self
-            .post_json(
-                "/auth/login",
-                serde_json::json!({"username": username, "password": password}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK);
-        pair_of(&response.json().await.unwrap())
-    }
-
-    pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post_json(
-            "/auth/refresh",
-            serde_json::json!({ "refresh_token": refresh_token }),
-        )
-        .await
-    }
-
     pub async fn logout(&self, refresh_token: &str) -> Response {
-        self.post_json(
-            "/auth/logout",
-            serde_json::json!({ "refresh_token": refresh_token }),
-        )
-        .await
+        self.client
+            .logout_request(refresh_token)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// The JWKS, through nginx.
     pub async fn jwks(&self) -> Value {
-        let response = self
-            .http
-            .get(self.url("/.well-known/jwks.json"))
-            .send()
-            .await
-            .unwrap();
-        response.json().await.unwrap()
+        self.client.jwks().await.unwrap()
     }
 
     /// `n` refreshes with the same token, all in flight at once: (status, body) of each.
@@ -118,10 +93,9 @@ impl TestStack {
     ) -> Vec<(StatusCode, Value)> {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..n {
-            let (http, url) = (self.http.clone(), self.url("/auth/refresh"));
-            let body = serde_json::json!({ "refresh_token": refresh_token });
+            let request = self.client.refresh_request(refresh_token);
             tasks.spawn(async move {
-                let response = http.post(url).json(&body).send().await.unwrap();
+                let response = request.send().await.unwrap();
                 (response.status(), response.json::<Value>().await.unwrap())
             });
         }
@@ -129,36 +103,19 @@ impl TestStack {
     }
 
     pub async fn get_bearer(&self, path: &str, access_token: &str) -> Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(access_token)
-            .send()
-            .await
-            .unwrap()
+        let request = self.client.get(path, Auth::Bearer(access_token));
+        request.send().await.unwrap()
     }
 
     pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> Response {
-        self.http
-            .get(self.url(path))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap()
+        let request = self.client.get(path, Auth::Cookie(cookie));
+        request.send().await.unwrap()
     }
 
     /// Log in on the session route; returns the raw `Set-Cookie` value.
     pub async fn session_login(&self, username: &str, password: &str) -> String {
-        let response = self
-            .post_json(
-                "/auth/session/login",
-                serde_json::json!({"username": username, "password": password}),
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::NO_CONTENT);
-        response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .to_owned()
+        let cookie = self.client.session_login(username, password).await.unwrap();
+        cookie.set_cookie
     }
 
     /// The service binaries the stack runs (to run `auth-issuer rotate-key`, or a lone replica).
@@ -200,21 +157,14 @@ impl TestStack {
 
     /// [`Self::counter_at`] over the series whose labels contain `labels`.
     pub async fn counter_at_with(&self, base_url: &str, name: &str, labels: &str) -> u64 {
-        let response = self
-            .http
-            .get(format!("{base_url}/metrics"))
-            .send()
-            .await
-            .unwrap();
+        let metrics = self.client.at(base_url).get("/metrics", Auth::None);
+        let response = metrics.send().await.unwrap();
         auth_core::telemetry::read_counter(&response.text().await.unwrap(), name, labels)
     }
 
     /// `POST /auth/session/logout` with `cookie` (`sid=…`).
     pub async fn session_logout(&self, cookie: &str) -> Response {
-        let request = self
-            .http
-            .post(self.url("/auth/session/logout"))
-            .header("cookie", cookie);
+        let request = self.client.session_logout_request(Auth::Cookie(cookie));
         request.send().await.unwrap()
     }
 
@@ -239,13 +189,9 @@ impl TestStack {
     /// `POST` JSON straight to the issuer (past nginx and its limits), as if nginx had forwarded
     /// it for client address `client` (the issuer believes `X-Real-IP` from loopback).
     pub async fn issuer_post(&self, path: &str, body: &Value, client: &str) -> Response {
-        self.http
-            .post(format!("{}{path}", self.stack.issuer_url()))
-            .header("x-real-ip", client)
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+        let issuer = self.client.at(&self.stack.issuer_url());
+        let request = issuer.post_json(path, body).header("x-real-ip", client);
+        request.send().await.unwrap()
     }
 
     /// `n` requests all in flight at once, built by `request(i)`: the status of each.
@@ -262,24 +208,12 @@ impl TestStack {
         tasks.join_all().await
     }
 
-    /// Distinct `X-Replica` values seen over `n` GETs of `path`, checking each body's `replica`.
-    pub async fn replicas_serving(
-        &self,
-        n: usize,
-        request: impl Fn() -> reqwest::RequestBuilder,
-    ) -> BTreeSet<String> {
+    /// Distinct `X-Replica` values seen over `n` GETs of `path` (each a 200 whose body names
+    /// the same replica as its header).
+    pub async fn replicas_serving(&self, n: usize, path: &str, auth: Auth<'_>) -> BTreeSet<String> {
         let mut seen = BTreeSet::new();
         for _ in 0..n {
-            let response = request().send().await.unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
-            let header = response.headers()["x-replica"].to_str().unwrap().to_owned();
-            let body: Value = response.json().await.unwrap();
-            assert_eq!(
-                body["replica"],
-                header.as_str(),
-                "body and header name the same replica"
-            );
-            seen.insert(header);
+            seen.insert(self.client.me(path, auth).await.unwrap().replica);
         }
         seen
     }
@@ -296,10 +230,7 @@ pub fn claims_of(token: &str) -> Value {
 }
 
 pub fn pair_of(body: &Value) -> Pair {
-    Pair {
-        access: body["access_token"].as_str().unwrap().to_owned(),
-        refresh: body["refresh_token"].as_str().unwrap().to_owned(),
-    }
+    Pair::from_json(body).unwrap()
 }
 
 /// Decode one base64url JWT segment as JSON (what any client holding the token can do).
@@ -312,10 +243,10 @@ pub fn decode_segment(token: &str, index: usize) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// Status and JSON body of a response, asserting the contract's error shape.
+/// Status and error code of a refusal, asserting the contract's error shape.
 pub async fn error_of(response: Response) -> (StatusCode, String) {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert!(body["error_description"].is_string(), "error body {body}");
-    (status, body["error"].as_str().unwrap().to_owned())
+    match testkit::client::error_of(response).await {
+        testkit::Error::Api(refusal) => (refusal.status, refusal.error),
+        other => panic!("not the contract's error shape: {other}"),
+    }
 }

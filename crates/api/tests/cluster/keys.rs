@@ -9,8 +9,10 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use stack::Mode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use testkit::Auth;
+use testkit::stream::{Settings, Stream};
 
 /// The `kid` a token names.
 fn kid(token: &str) -> String {
@@ -44,24 +46,25 @@ async fn rotate_key(t: &TestStack, args: &[&str], env: &[(&str, &str)]) -> Strin
     stdout
 }
 
-/// Poll `check` every 100 ms until it holds; panics with `what` after `limit`. How long it took.
+/// Polls `check` until it holds; panics with `what` after `limit`. How long it took.
 async fn within<F: std::future::Future<Output = bool>>(
     limit: Duration,
     what: &str,
-    mut check: impl FnMut() -> F,
+    check: impl FnMut() -> F,
 ) -> Duration {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    start.elapsed()
+    testkit::wait::until_true(what, limit, check).await.unwrap()
 }
 
 /// `GET /api/me` on one replica directly (not through nginx).
 async fn me_at(t: &TestStack, replica: &str, access: &str) -> reqwest::Response {
     let url = format!("{replica}/api/me");
-    t.http.get(url).bearer_auth(access).send().await.unwrap()
+    t.client
+        .http()
+        .get(url)
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Unknown-kid JWKS refetches over every token replica.
@@ -148,14 +151,6 @@ async fn revoke_previous_refuses_every_token_of_the_old_key_at_once() {
     assert_eq!(t.refresh(&new.refresh).await.status(), StatusCode::OK);
 }
 
-/// What one load client saw.
-#[derive(Default)]
-struct Seen {
-    accepted: u64,
-    accepted_new_kid: u64,
-    failures: Vec<String>,
-}
-
 /// A planned `rotate-key` under a steady stream of `/api/me` from 20 concurrent clients through
 /// nginx, with tokens minted all along: not one request fails, tokens of the new key are
 /// accepted, and no replica ever meets the new `kid` before it holds the key (no unknown-kid
@@ -196,6 +191,7 @@ async fn a_planned_rotation_under_load_refuses_no_request() {
                 let Pair {
                     access,
                     refresh: next,
+                    ..
                 } = pair_of(&body);
                 if first_new_kid.is_none() && kid(&access) != old_kid {
                     first_new_kid = Some(Instant::now());
@@ -207,33 +203,25 @@ async fn a_planned_rotation_under_load_refuses_no_request() {
         }
     });
 
-    let mut clients = tokio::task::JoinSet::new();
-    for _ in 0..CLIENTS {
-        let (http, url) = (t.http.clone(), t.url("/api/me"));
-        let (watch, stop, old_kid) = (watch.clone(), Arc::clone(&stop), old_kid.clone());
-        clients.spawn(async move {
-            let mut seen = Seen::default();
-            while !stop.load(Ordering::Relaxed) {
-                let token = watch.borrow().clone();
-                match http.get(&url).bearer_auth(&token).send().await {
-                    Ok(r) if r.status() == StatusCode::OK => {
-                        seen.accepted += 1;
-                        if kid(&token) != old_kid {
-                            seen.accepted_new_kid += 1;
-                        }
-                    }
-                    Ok(r) => {
-                        let status = r.status();
-                        let body = r.text().await.unwrap_or_default();
-                        seen.failures.push(format!("{status} {body}"));
-                    }
-                    Err(e) => seen.failures.push(format!("transport: {e}")),
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+    // Every client sends the newest token; counted when it carries the new key (and, as no
+    // request may fail, it was accepted).
+    let sent_new_kid = Arc::new(AtomicU64::new(0));
+    let settings = Settings {
+        clients: CLIENTS,
+        run_for: None,
+        pause: Duration::from_millis(10),
+    };
+    let stream = Stream::start(&t.client, settings, {
+        let (watch, old_kid, sent_new_kid) = (watch.clone(), old_kid.clone(), sent_new_kid.clone());
+        move |client| {
+            let token = watch.borrow().clone();
+            if kid(&token) != old_kid {
+                sent_new_kid.fetch_add(1, Ordering::Relaxed);
             }
-            seen
-        });
-    }
+            client.get("/api/me", Auth::Bearer(&token))
+        }
+    })
+    .unwrap();
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let output = rotate_key(&t, &[], &env).await;
@@ -267,18 +255,15 @@ async fn a_planned_rotation_under_load_refuses_no_request() {
     stop.store(true, Ordering::Relaxed);
 
     let (minter_failures, first_new_kid) = minter.await.unwrap();
-    let mut seen = Seen::default();
-    for client in clients.join_all().await {
-        seen.accepted += client.accepted;
-        seen.accepted_new_kid += client.accepted_new_kid;
-        seen.failures.extend(client.failures);
-    }
+    stream.stop();
+    let seen = stream.finish().await;
+    let accepted_new_kid = sent_new_kid.load(Ordering::Relaxed);
     println!(
         "published after {published:?}, first new-kid token {:?} after the rotation, \
-         accepted {} ({} with the new kid), failed {}",
+         requests {} ({} with the new kid), failed {}",
         first_new_kid.map(|i| i - rotated),
-        seen.accepted,
-        seen.accepted_new_kid,
+        seen.requests,
+        accepted_new_kid,
         seen.failures.len()
     );
     assert!(minter_failures.is_empty(), "{minter_failures:?}");
@@ -286,12 +271,15 @@ async fn a_planned_rotation_under_load_refuses_no_request() {
         seen.failures.is_empty(),
         "{} failed requests, e.g. {:?}",
         seen.failures.len(),
-        &seen.failures[..seen.failures.len().min(5)]
+        seen.some_failures()
     );
+    // Nothing reloads here, so no connection may be closed under a request either.
     assert!(
-        seen.accepted_new_kid > 0,
-        "no token of the new key was used"
+        seen.resent.is_empty(),
+        "closed under a request: {:?}",
+        seen.some_resent()
     );
+    assert!(accepted_new_kid > 0, "no token of the new key was used");
     assert!(
         signing >= Duration::from_secs(PUBLISH_SECS - 2),
         "signed too early: {signing:?}"

@@ -14,7 +14,8 @@ async fn two_hundred_concurrent_guesses_for_one_user_get_at_most_five_password_c
     let url = format!("{}/auth/login", t.stack.issuer_url());
     let statuses = t
         .concurrently(200, |i| {
-            t.http
+            t.client
+                .http()
                 .post(&url)
                 .header("x-real-ip", "203.0.113.10")
                 .json(&json!({"username": "alice", "password": format!("guess-{i}")}))
@@ -62,7 +63,8 @@ async fn concurrent_guesses_from_one_address_are_limited_per_address_and_per_ipv
     // 200 different usernames: the per-user limit never bites, the per-address one (20) must.
     let statuses = t
         .concurrently(200, |i| {
-            t.http
+            t.client
+                .http()
                 .post(&url)
                 .header("x-real-ip", "203.0.113.20")
                 .json(&json!({"username": format!("user-{i}"), "password": "x"}))
@@ -81,7 +83,8 @@ async fn concurrent_guesses_from_one_address_are_limited_per_address_and_per_ipv
     // One IPv6 host holds a /64: every address in it shares one budget.
     let statuses = t
         .concurrently(60, |i| {
-            t.http
+            t.client
+                .http()
                 .post(&url)
                 .header("x-real-ip", format!("2001:db8:7:9::{:x}", i + 1))
                 .json(&json!({"username": format!("v6-user-{i}"), "password": "x"}))
@@ -98,7 +101,8 @@ async fn a_hundred_and_twenty_concurrent_guesses_through_nginx_get_at_most_five_
     let url = t.url("/auth/login");
     let statuses = t
         .concurrently(120, |i| {
-            t.http
+            t.client
+                .http()
                 .post(&url)
                 .json(&json!({"username": "bob", "password": format!("guess-{i}")}))
         })
@@ -138,7 +142,8 @@ async fn a_burst_of_two_hundred_logins_keeps_the_issuer_under_256_mib() {
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..200 {
         let request = t
-            .http
+            .client
+            .http()
             .post(&url)
             .header("x-real-ip", "203.0.113.30")
             .json(&json!({"username": format!("burst-{i}"), "password": "x"}));

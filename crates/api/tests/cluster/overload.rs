@@ -41,7 +41,11 @@ async fn with_every_replica_full_each_request_costs_one_attempt_and_gets_the_rep
     let mut requests = tokio::task::JoinSet::new();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(BURST));
     for _ in 0..BURST {
-        let (http, url, token) = (t.http.clone(), t.url("/api/me"), pair.access.clone());
+        let (http, url, token) = (
+            t.client.http().clone(),
+            t.url("/api/me"),
+            pair.access.clone(),
+        );
         let barrier = barrier.clone();
         requests.spawn(async move {
             barrier.wait().await;
@@ -93,7 +97,11 @@ async fn with_every_replica_full_each_request_costs_one_attempt_and_gets_the_rep
 async fn fill_every_replica(t: &TestStack, access_token: &str) {
     let waiting = unknown_kid(access_token);
     let hold = |url: &str| {
-        let (http, url, token) = (t.http.clone(), format!("{url}/api/me"), waiting.clone());
+        let (http, url, token) = (
+            t.client.http().clone(),
+            format!("{url}/api/me"),
+            waiting.clone(),
+        );
         tokio::spawn(async move { http.get(url).bearer_auth(token).send().await })
     };
     let urls = t.stack.replica_urls(Mode::Jwt);
@@ -104,7 +112,8 @@ async fn fill_every_replica(t: &TestStack, access_token: &str) {
     for (url, holder) in urls.iter().zip(&mut holders) {
         loop {
             let probe = t
-                .http
+                .client
+                .http()
                 .get(format!("{url}/api/me"))
                 .bearer_auth(access_token);
             let status = probe.send().await.unwrap().status();

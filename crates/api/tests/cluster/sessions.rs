@@ -4,6 +4,7 @@ use crate::helpers::{TestStack, error_of};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use stack::Mode;
+use testkit::Auth;
 
 /// `sid=<value>` from a `Set-Cookie` header.
 fn sid_pair(set_cookie: &str) -> String {
@@ -24,7 +25,8 @@ async fn session_login_sets_an_httponly_lax_cookie_with_a_256_bit_id() {
 
     // A login never adopts the id the client brings (no session fixation).
     let again = t
-        .http
+        .client
+        .http()
         .post(t.url("/auth/session/login"))
         .header("cookie", attributes[0])
         .json(&json!({"username": "alice", "password": "wonderland"}))
@@ -53,9 +55,7 @@ async fn sapi_me_is_served_by_several_replicas() {
     let t = TestStack::start_with(0, 3, &[]).await;
     let cookie = sid_pair(&t.session_login("bob", "builder").await);
     let seen = t
-        .replicas_serving(30, || {
-            t.http.get(t.url("/sapi/me")).header("cookie", &cookie)
-        })
+        .replicas_serving(30, "/sapi/me", Auth::Cookie(&cookie))
         .await;
     assert!(seen.len() >= 2, "only {seen:?} answered");
     let body: Value = t
@@ -89,7 +89,8 @@ async fn session_logout_is_refused_by_every_replica_at_once() {
     // Straight to each replica, not through nginx: every one refuses the id.
     for url in t.stack.replica_urls(Mode::Session) {
         let response = t
-            .http
+            .client
+            .http()
             .get(format!("{url}/sapi/me"))
             .header("cookie", &cookie)
             .send()
@@ -126,7 +127,7 @@ async fn random_malformed_and_missing_sids_get_401() {
             "{cookie}"
         );
     }
-    let (status, _) = error_of(t.http.get(t.url("/sapi/me")).send().await.unwrap()).await;
+    let (status, _) = error_of(t.client.http().get(t.url("/sapi/me")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

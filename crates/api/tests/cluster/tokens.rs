@@ -7,6 +7,7 @@ use auth_core::now_secs;
 use auth_core::sign::sign_jwt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use testkit::Auth;
 
 #[tokio::test]
 async fn login_returns_a_pair_with_every_rfc9068_claim() {
@@ -42,7 +43,7 @@ async fn login_returns_a_pair_with_every_rfc9068_claim() {
     ] {
         assert!(!claims[claim].is_null(), "access token lacks {claim}");
     }
-    assert_eq!(claims["iss"], t.base.as_str());
+    assert_eq!(claims["iss"], t.client.base());
     assert_eq!(claims["sub"], "bob");
     assert_eq!(claims["roles"], json!(["user", "recruiter"]));
 
@@ -75,7 +76,8 @@ async fn bad_logins_get_the_contracts_errors() {
         );
     }
     let not_json = t
-        .http
+        .client
+        .http()
         .post(t.url("/auth/login"))
         .body("username=bob")
         .send()
@@ -109,9 +111,7 @@ async fn api_me_is_served_by_several_replicas() {
     let t = TestStack::start_with(3, 0, &[]).await;
     let pair = t.login("alice", "wonderland").await;
     let seen = t
-        .replicas_serving(30, || {
-            t.http.get(t.url("/api/me")).bearer_auth(&pair.access)
-        })
+        .replicas_serving(30, "/api/me", Auth::Bearer(&pair.access))
         .await;
     assert!(seen.len() >= 2, "only {seen:?} answered");
 
@@ -173,7 +173,7 @@ async fn jobs_need_the_recruiter_role_and_403_comes_before_404() {
 #[tokio::test]
 async fn missing_and_bad_tokens_get_rfc6750_challenges() {
     let t = TestStack::start_with(1, 0, &[]).await;
-    let none = t.http.get(t.url("/api/me")).send().await.unwrap();
+    let none = t.client.http().get(t.url("/api/me")).send().await.unwrap();
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(none.headers()["www-authenticate"], "Bearer");
     assert!(none.headers().contains_key("x-replica"));
@@ -388,12 +388,26 @@ async fn jwks_publishes_public_members_only() {
 #[tokio::test]
 async fn unknown_paths_get_json_errors() {
     let t = TestStack::start_with(1, 0, &[]).await;
-    let (status, _) = error_of(t.http.get(t.url("/nope")).send().await.unwrap()).await;
+    let (status, _) = error_of(t.client.http().get(t.url("/nope")).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = error_of(t.http.get(t.url("/api/nope")).send().await.unwrap()).await;
+    let (status, _) = error_of(
+        t.client
+            .http()
+            .get(t.url("/api/nope"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // A wrong method on a real route, from the issuer and from a replica: JSON 405.
-    let get_login = t.http.get(t.url("/auth/login")).send().await.unwrap();
+    let get_login = t
+        .client
+        .http()
+        .get(t.url("/auth/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         error_of(get_login).await,
         (
@@ -401,7 +415,7 @@ async fn unknown_paths_get_json_errors() {
             "method_not_allowed".to_owned()
         )
     );
-    let post_me = t.http.post(t.url("/api/me")).send().await.unwrap();
+    let post_me = t.client.http().post(t.url("/api/me")).send().await.unwrap();
     assert_eq!(
         error_of(post_me).await,
         (
