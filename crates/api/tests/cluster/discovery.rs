@@ -16,7 +16,7 @@ async fn both_discovery_documents_lead_from_the_issuer_url_to_the_keys_of_its_to
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",
     ] {
-        let response = t.http.get(t.url(path)).send().await.unwrap();
+        let response = t.client.http().get(t.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let kind = response.headers()["content-type"].to_str().unwrap();
         assert!(kind.starts_with("application/json"), "{path}: {kind}");
@@ -52,7 +52,8 @@ async fn both_discovery_documents_lead_from_the_issuer_url_to_the_keys_of_its_to
     // Following jwks_uri (the issuer URL is nginx's address here) gives the keys that verify
     // the access token.
     let jwks: Value = t
-        .http
+        .client
+        .http()
         .get(metadata["jwks_uri"].as_str().unwrap())
         .send()
         .await
