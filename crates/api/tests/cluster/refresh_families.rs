@@ -195,7 +195,7 @@ async fn with_wait_replicas_set_writes_are_answered_only_once_a_replica_has_them
         0,
         &[
             ("REDIS_WAIT_REPLICAS", "1"),
-            ("REDIS_WAIT_TIMEOUT_MS", "300"),
+            ("REDIS_WAIT_TIMEOUT_MS", "800"),
         ],
     )
     .await;
@@ -223,18 +223,22 @@ async fn with_wait_replicas_set_writes_are_answered_only_once_a_replica_has_them
     let _replica = stack::redis::start_command(command, port, &log, Duration::from_secs(20))
         .await
         .unwrap();
-    // Wait until the replica has synchronised (the primary counts it as connected).
+    // Wait until the replica acknowledges writes: a write of our own followed by the same WAIT
+    // the issuer sends. "Connected" in INFO is not enough: a replica that has just received the
+    // primary's data may still be loading it, and acknowledges nothing until it has.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let info: String = t.redis_cmd(&["INFO", "replication"]).await;
-        if info.contains("connected_slaves:1") && info.contains("state=online") {
+        let _: () = t
+            .redis_cmd(&["SET", "replica-probe", "1", "EX", "60"])
+            .await;
+        let acked: i64 = t.redis_cmd(&["WAIT", "1", "200"]).await;
+        if acked >= 1 {
             break;
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "replica never came online: {info}"
+            "the replica never acknowledged a write"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     let pair = t.login("bob", "builder").await;
