@@ -9,7 +9,8 @@
 //! - **Recover by itself.** A connection that failed is dropped from the pool instead of being
 //!   handed out again; the next request opens a new one, so when Redis comes back the service
 //!   works again with no restart. A request whose pooled connection turns out to be dead (Redis
-//!   restarted meanwhile) is sent once more on a new connection, so a restart costs no 503.
+//!   restarted meanwhile) is sent once more on a new connection, and the pool forgets its other
+//!   idle connections (dead too, most likely), so a restart costs no 503.
 //! - **One round trip per operation, counted.** deadpool-redis's own manager sends `UNWATCH` and
 //!   `PING` every time a connection leaves the pool, which would double the round trips of a
 //!   session look-up. This pool uses deadpool with a manager whose recycling is free; a broken
@@ -222,21 +223,29 @@ impl Store {
         counter: Option<&Counter>,
         resend: Resend,
     ) -> Result<(Object<Manager>, T), ApiError> {
-        let mut retried = resend == Resend::Never;
+        let mut resent = false;
         loop {
             let mut conn = self.connection().await?;
-            if !retried || resend == Resend::Never {
+            if !resent {
                 counter.inspect(|c| c.inc());
             }
             let reply = tokio::time::timeout(DEADLINE, request.send::<T>(&mut conn)).await;
-            match reply {
-                Ok(Err(e)) if !retried && (e.is_io_error() || e.is_connection_dropped()) => {
+            if let Ok(Err(e)) = &reply
+                && (e.is_io_error() || e.is_connection_dropped())
+            {
+                // The connection died under the request: Redis restarted, or the network dropped
+                // it. Every idle connection opened before is most likely dead as well, and the
+                // pool would hand them out one by one (this request's resend included): forget
+                // them, so that the next requests open new ones.
+                self.pool.retain(|_, _| false);
+                if resend == Resend::Once && !resent {
                     tracing::info!(error = %e, "redis: a pooled connection was dead; sending again on a new one");
                     drop(Object::take(conn));
-                    retried = true;
+                    resent = true;
+                    continue;
                 }
-                reply => return Self::settle(conn, reply),
             }
+            return Self::settle(conn, reply);
         }
     }
 

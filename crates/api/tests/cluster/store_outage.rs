@@ -131,3 +131,42 @@ async fn a_restart_with_its_files_loses_nothing_and_without_them_refuses_every_e
     let again = t.login("bob", "builder").await;
     assert_eq!(t.refresh(&again.refresh).await.status(), StatusCode::OK);
 }
+
+/// After a restart of Redis every idle connection in the issuer's pool is dead, and each store
+/// call of a login may draw one. The first logins after the restart still succeed: a request
+/// that finds its connection dead is sent again on a new one, and the one call that is never
+/// sent twice (giving a login attempt back, auth-issuer's throttle.rs) leaves the attempt
+/// counted when it fails, instead of refusing the user who typed the right password.
+#[tokio::test]
+async fn the_first_logins_after_a_redis_restart_succeed() {
+    let mut t = TestStack::start_with(0, 0, &[]).await;
+    // Logins at once leave several idle connections in the issuer's pool (two users, each
+    // below the per-user limit on attempts in flight).
+    let statuses = t
+        .concurrently(8, |i| match i % 2 {
+            0 => t.client.login_request("bob", "builder"),
+            _ => t.client.login_request("alice", "wonderland"),
+        })
+        .await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+
+    t.stack.restart_redis(false).await.unwrap();
+
+    for attempt in 1..=3 {
+        let response = t
+            .post_json(
+                "/auth/login",
+                json!({"username": "bob", "password": "builder"}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "login {attempt} after the restart: {}",
+            response.text().await.unwrap()
+        );
+    }
+}
