@@ -75,7 +75,7 @@ pub async fn authenticate(
     match state.users.authenticate(&username, password).await {
         Ok(Some(user)) => {
             state.metrics.logins_ok.inc();
-            throttle.release(&username, addr).await?;
+            give_back(&throttle, &username, addr).await;
             Ok(user)
         }
         Ok(None) => {
@@ -85,8 +85,18 @@ pub async fn authenticate(
         }
         Err(e) => {
             // Not checked (the hash workers were busy): not a failure of the password.
-            throttle.release(&username, addr).await?;
+            give_back(&throttle, &username, addr).await;
             Err(e)
         }
+    }
+}
+
+/// Give a reserved attempt back, or leave it counted if the store cannot be reached (the release
+/// is sent once only, see `Throttle::release`). Either way the answer goes on: an attempt left
+/// counted makes the limit err strict, never open, and the user who typed the right password is
+/// not refused because the store hiccuped after the hash.
+async fn give_back(throttle: &Throttle<'_>, username: &str, addr: std::net::IpAddr) {
+    if let Err(e) = throttle.release(username, addr).await {
+        tracing::warn!(user = %username, error = %e, "login attempt not given back; it stays counted");
     }
 }
