@@ -75,7 +75,9 @@ static CREATE: LazyLock<redis::Script> = LazyLock::new(|| {
 /// The first line answers a repeat of the very call that rotated (the same presented token and
 /// successor id, which is random per request): the store client may send a request again when
 /// its connection died after Redis had run it, and that repeat must get the same answer, not be
-/// taken for reuse.
+/// taken for reuse. It writes the value it found again (as the grace branch does) because a
+/// `WAIT` counts only what its own connection wrote: the repeat comes on a new connection, and
+/// without a write of its own its `WAIT` would pass before any replica had the rotation.
 ///
 /// Returns `{code, start, jti, iat}`: 0 rotated (the successor is `jti`), 1 reuse (revoked now),
 /// 2 already revoked, 3 duplicate or retry (`jti` is the existing successor), 4 the answer of the
@@ -91,7 +93,10 @@ static ROTATE: LazyLock<redis::Script> = LazyLock::new(|| {
         if not cur then return {5} end
         if revoked == '1' then return {2} end
         local presented, now = ARGV[1], tonumber(ARGV[3])
-        if presented == prev and ARGV[2] == cur then return {0, start, cur, iat} end
+        if presented == prev and ARGV[2] == cur then
+            redis.call('HSET', k, 'cur', cur)
+            return {0, start, cur, iat}
+        end
         if presented == cur then
             local now_s = math.floor(now / 1000)
             local exp = math.min(now_s + tonumber(ARGV[8]), tonumber(start) + tonumber(ARGV[9]))
@@ -104,7 +109,10 @@ static ROTATE: LazyLock<redis::Script> = LazyLock::new(|| {
         if presented == prev then
             local age = now - tonumber(at)
             local grace = tonumber(ARGV[5])
-            if grace > 0 and age <= grace then return {3, start, cur, iat} end
+            if grace > 0 and age <= grace then
+                redis.call('HSET', k, 'cur', cur)
+                return {3, start, cur, iat}
+            end
             if done == '0' and who == ARGV[4] and age <= tonumber(ARGV[6]) then
                 if now < tonumber(lease) then return {4} end
                 redis.call('HSET', k, 'lease', now + tonumber(ARGV[7]))
