@@ -226,12 +226,20 @@ async fn with_wait_replicas_set_writes_are_answered_only_once_a_replica_has_them
     // Wait until the replica acknowledges writes: a write of our own followed by the same WAIT
     // the issuer sends. "Connected" in INFO is not enough: a replica that has just received the
     // primary's data may still be loading it, and acknowledges nothing until it has.
+    // Both on one connection: WAIT counts the replicas that have this connection's writes.
+    let mut redis = t.redis().await;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let _: () = t
-            .redis_cmd(&["SET", "replica-probe", "1", "EX", "60"])
-            .await;
-        let acked: i64 = t.redis_cmd(&["WAIT", "1", "200"]).await;
+        let _: () = deadpool_redis::redis::cmd("SET")
+            .arg(&["replica-probe", "1", "EX", "60"])
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+        let acked: i64 = deadpool_redis::redis::cmd("WAIT")
+            .arg(&["1", "200"])
+            .query_async(&mut redis)
+            .await
+            .unwrap();
         if acked >= 1 {
             break;
         }
