@@ -102,7 +102,8 @@ write_acl() {
     # kill -9 phase fails that way).
     # A session replica runs one script (auth-core's session READ): GET the record, EXPIRE it to
     # renew it, DEL it once it is past its absolute cap. Nothing else, and no key outside
-    # session:*; it cannot write a session or take an expiry away.
+    # session:*: it cannot write a session, and PERSIST and GETEX are refused (EXPIRE could
+    # still set a long expiry; the session's absolute cap, checked on every read, bounds it).
     (umask 077 && cat >"$SECRETS/users.acl.new") <<EOF
 user default off resetpass resetkeys ~* &* +@all
 user issuer on #$issuer resetkeys ~rt:* ~login:* ~session:* resetchannels -@all +@read +@write -@dangerous -@admin +eval +evalsha +script|load +script|exists +wait $connect

@@ -32,16 +32,20 @@ async fn both_discovery_documents_lead_from_the_issuer_url_to_the_keys_of_its_to
     );
     for (field, path) in [
         ("jwks_uri", "/.well-known/jwks.json"),
-        ("token_endpoint", "/auth/login"),
-        ("refresh_endpoint", "/auth/refresh"),
-        ("revocation_endpoint", "/auth/logout"),
+        ("token_endpoint", "/auth/refresh"),
+        ("login_endpoint", "/auth/login"),
+        ("logout_endpoint", "/auth/logout"),
     ] {
         assert_eq!(metadata[field], format!("{iss}{path}").as_str(), "{field}");
     }
+    // Only what is true: the refresh grant; no password grant (RFC 9700 2.4), no authorization
+    // endpoint, no RFC 7009 revocation.
     assert_eq!(
         metadata["grant_types_supported"],
-        serde_json::json!(["password", "refresh_token"])
+        serde_json::json!(["refresh_token"])
     );
+    assert_eq!(metadata["response_types_supported"], serde_json::json!([]));
+    assert!(metadata.get("revocation_endpoint").is_none());
     assert!(
         metadata
             .get("id_token_signing_alg_values_supported")

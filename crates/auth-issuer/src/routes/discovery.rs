@@ -3,14 +3,20 @@
 //! can start from the issuer URL alone: read this document, follow `jwks_uri`, and check that
 //! every token's `iss` equals `issuer`.
 //!
-//! Every field says only what is true of this issuer. It hands out tokens for a username and a
-//! password (the `password` grant, RFC 6749 4.3) and for a refresh token (6), to a public client
-//! that does not authenticate itself (`none`); a logout revokes a refresh token's family. It
-//! issues no ID tokens and has no authorization endpoint, so the fields about those are absent;
-//! the algorithm of its access tokens is in the JWKS, on every key (`alg`).
-//! Unlike RFC 6749's form-encoded requests, its endpoints take JSON bodies (docs/API.md), and
-//! the refresh grant has an endpoint of its own, named here in a field of this project's own
-//! (`refresh_endpoint`), as RFC 8414 2 allows.
+//! Every field says only what is true of this issuer, and that makes the document partial:
+//!
+//! - Its token endpoint is `/auth/refresh`: a refresh token in, a new pair out (the
+//!   `refresh_token` grant), for a public client that does not authenticate itself (`none`).
+//!   It takes a JSON body, not RFC 6749's form encoding (docs/API.md).
+//! - Logging in with a password is this project's own first-party route, not an OAuth grant
+//!   (RFC 9700 2.4 says the password grant must not be used), so it is not in
+//!   `grant_types_supported`; it is named in a field of the project's own, `login_endpoint`.
+//!   Likewise `logout_endpoint`: it revokes a family but is not RFC 7009 revocation (JSON in,
+//!   401 for a bad token), so it is not called `revocation_endpoint`. RFC 8414 2 allows such
+//!   additional fields.
+//! - There is no authorization endpoint and no ID token: `response_types_supported` is empty,
+//!   and nothing about ID tokens is claimed. The access tokens' algorithm is in the JWKS, on
+//!   every key (`alg`).
 
 use crate::state::IssuerState;
 use axum::Json;
@@ -19,34 +25,36 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Serialize;
 
-/// The metadata document. Field names are the registered ones (RFC 8414 2).
+/// The metadata document. Registered names (RFC 8414 2) except `login_endpoint` and
+/// `logout_endpoint`, this project's own.
 #[derive(Debug, Serialize)]
 pub struct Metadata {
     pub issuer: String,
     pub jwks_uri: String,
     pub token_endpoint: String,
-    pub refresh_endpoint: String,
-    pub revocation_endpoint: String,
-    pub grant_types_supported: [&'static str; 2],
+    pub login_endpoint: String,
+    pub logout_endpoint: String,
+    pub grant_types_supported: [&'static str; 1],
+    pub response_types_supported: [&'static str; 0],
     pub token_endpoint_auth_methods_supported: [&'static str; 1],
-    pub revocation_endpoint_auth_methods_supported: [&'static str; 1],
     pub subject_types_supported: [&'static str; 1],
     pub claims_supported: [&'static str; 10],
 }
 
 impl Metadata {
-    /// The document for an issuer whose public URL (every token's `iss`) is `issuer`.
+    /// The document for an issuer whose public URL (every token's `iss`) is `issuer`. The
+    /// endpoints are under it: nginx serves them at the root of that URL.
     pub fn for_issuer(issuer: &str) -> Metadata {
         let at = |path: &str| format!("{}{path}", issuer.trim_end_matches('/'));
         Metadata {
             issuer: issuer.to_owned(),
             jwks_uri: at("/.well-known/jwks.json"),
-            token_endpoint: at("/auth/login"),
-            refresh_endpoint: at("/auth/refresh"),
-            revocation_endpoint: at("/auth/logout"),
-            grant_types_supported: ["password", "refresh_token"],
+            token_endpoint: at("/auth/refresh"),
+            login_endpoint: at("/auth/login"),
+            logout_endpoint: at("/auth/logout"),
+            grant_types_supported: ["refresh_token"],
+            response_types_supported: [],
             token_endpoint_auth_methods_supported: ["none"],
-            revocation_endpoint_auth_methods_supported: ["none"],
             subject_types_supported: ["public"],
             claims_supported: [
                 "iss",
@@ -82,10 +90,8 @@ mod tests {
             metadata.jwks_uri,
             "https://auth.example/.well-known/jwks.json"
         );
-        assert_eq!(metadata.token_endpoint, "https://auth.example/auth/login");
-        assert_eq!(
-            metadata.revocation_endpoint,
-            "https://auth.example/auth/logout"
-        );
+        assert_eq!(metadata.token_endpoint, "https://auth.example/auth/refresh");
+        assert_eq!(metadata.login_endpoint, "https://auth.example/auth/login");
+        assert_eq!(metadata.logout_endpoint, "https://auth.example/auth/logout");
     }
 }
