@@ -138,14 +138,25 @@ impl TokenParties {
     }
 }
 
-/// The Redis connection: the issuer's store, and a session replica's.
-#[derive(Debug, Clone)]
+/// The Redis connection: the issuer's store, and a session replica's. Its `Debug` leaves the
+/// URL out: the URL carries the password, and a settings struct is the kind of thing someone
+/// prints with `{:?}` while debugging.
+#[derive(Clone)]
 pub struct RedisSettings {
     /// `REDIS_URL`, with `REDIS_USERNAME` and the password filled in
     /// ([`crate::store_credentials`]).
     pub url: String,
     /// `REDIS_POOL_SIZE`: connections at most (default 16).
     pub pool_size: usize,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &"(not shown: it carries the password)")
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
 }
 
 impl RedisSettings {
@@ -177,6 +188,17 @@ mod tests {
         assert_eq!(parse_value("X", Some("12".into()), 7u64).unwrap(), 12);
         let err = parse_value("ACCESS_TTL_SECS", Some("5m".into()), 7u64).unwrap_err();
         assert!(format!("{err:#}").contains("ACCESS_TTL_SECS=\"5m\""));
+    }
+
+    #[test]
+    fn the_redis_password_never_shows_in_debug_output() {
+        let settings = RedisSettings {
+            url: "redis://issuer:s3cret-pass@127.0.0.1:6379".into(),
+            pool_size: 4,
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("s3cret-pass"), "{shown}");
+        assert!(shown.contains("pool_size: 4"), "{shown}");
     }
 
     #[test]
