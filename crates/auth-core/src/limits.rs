@@ -1,4 +1,4 @@
-//! RequestLimits every service applies, so that no input can make it hang or fall over.
+//! The limits every service applies, so that no input can make it hang or fall over.
 //!
 //! - **Body size**: 64 KiB at most (the contract); larger bodies get `413 payload_too_large`.
 //! - **Time**: a request that takes more than `REQUEST_TIMEOUT_SECS` (default 10 s) is answered
