@@ -85,5 +85,5 @@ pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
 pub async fn serve(state: ReplicaState) -> anyhow::Result<()> {
     let listen = state.settings.service.listen;
     tracing::info!(mode = state.mode().name(), replica = %state.settings.replica_id, "api replica starting");
-    service::serve(router(state)?, listen, auth_core::shutdown::signal()).await
+    service::serve(router(state)?, listen).await
 }

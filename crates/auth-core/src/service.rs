@@ -97,21 +97,17 @@ pub fn run(
     runtime.enable_all().build()?.block_on(serve)
 }
 
-/// Serve `router` on `listen` until `shutdown` resolves (usually [`crate::shutdown::signal`]),
-/// then stop accepting connections and let the requests in flight finish. Handlers can read the
-/// TCP peer's address (`ConnectInfo<SocketAddr>`): the issuer's login limits count by it.
-pub async fn serve(
-    router: Router,
-    listen: SocketAddr,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+/// Serve `router` on `listen` until Ctrl-C or SIGTERM ([`crate::shutdown::signal`]), then stop
+/// accepting connections and let the requests in flight finish. Handlers can read the TCP peer's
+/// address (`ConnectInfo<SocketAddr>`): the issuer's login limits count by it.
+pub async fn serve(router: Router, listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, "listening");
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(crate::shutdown::signal())
         .await?;
     tracing::info!("stopped");
     Ok(())

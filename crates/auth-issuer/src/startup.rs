@@ -88,7 +88,7 @@ pub async fn serve(state: IssuerState) -> anyhow::Result<()> {
     let listen = state.settings.service.listen;
     tracing::info!(issuer = %state.settings.tokens.issuer, "auth-issuer starting");
     spawn_key_reloader(Arc::clone(&state));
-    service::serve(router(state), listen, auth_core::shutdown::signal()).await
+    service::serve(router(state), listen).await
 }
 
 /// Property tests over the real router: no request body, however malformed, gets a 5xx (other
