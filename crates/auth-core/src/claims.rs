@@ -37,6 +37,21 @@ pub struct AccessClaims {
     pub roles: Vec<String>,
 }
 
+/// The names of every [`AccessClaims`] field, as they appear in the token: what the issuer's
+/// discovery document lists as `claims_supported`. A unit test keeps it equal to the struct.
+pub const ACCESS_CLAIMS: [&str; 10] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "name",
+    "roles",
+];
+
 /// The claims of a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshClaims {
@@ -87,6 +102,33 @@ mod tests {
         let json = r#"{"iss":"i","sub":"s","aud":"a","exp":"9999999999","iat":1,"nbf":1,
             "jti":"j","client_id":"c","name":"n","roles":[]}"#;
         assert!(serde_json::from_str::<AccessClaims>(json).is_err());
+    }
+
+    #[test]
+    fn access_claims_names_every_field_of_the_struct() {
+        let claims = AccessClaims {
+            iss: "i".into(),
+            sub: "s".into(),
+            aud: "a".into(),
+            exp: 2,
+            iat: 1,
+            nbf: 1,
+            jti: "j".into(),
+            client_id: "c".into(),
+            name: "n".into(),
+            roles: vec![],
+        };
+        let json = serde_json::to_value(&claims).unwrap();
+        let mut fields: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut named = ACCESS_CLAIMS.to_vec();
+        fields.sort_unstable();
+        named.sort_unstable();
+        assert_eq!(fields, named);
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //!   every key (`alg`).
 
 use crate::state::IssuerState;
+use auth_core::claims::ACCESS_CLAIMS;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -56,18 +57,7 @@ impl Metadata {
             response_types_supported: [],
             token_endpoint_auth_methods_supported: ["none"],
             subject_types_supported: ["public"],
-            claims_supported: [
-                "iss",
-                "sub",
-                "aud",
-                "exp",
-                "iat",
-                "nbf",
-                "jti",
-                "client_id",
-                "name",
-                "roles",
-            ],
+            claims_supported: ACCESS_CLAIMS,
         }
     }
 }
