@@ -179,9 +179,12 @@ impl Settings {
 /// cores would be no bound (a 64-core host would hold 64 buffers of 19 MiB). More is a choice an
 /// operator makes with `LOGIN_HASH_WORKERS`.
 fn default_hash_workers() -> usize {
-    std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(MAX_DEFAULT_HASH_WORKERS)
+    hash_workers_for(std::thread::available_parallelism().map_or(2, |n| n.get()))
+}
+
+/// [`default_hash_workers`] on a machine with `cores` cores.
+fn hash_workers_for(cores: usize) -> usize {
+    cores.clamp(1, MAX_DEFAULT_HASH_WORKERS)
 }
 
 /// See [`default_hash_workers`]: 8 buffers of 19 MiB stay well inside 256 MiB.
@@ -193,10 +196,9 @@ mod tests {
 
     #[test]
     fn the_default_number_of_hash_workers_is_bounded_whatever_the_cores() {
-        let workers = default_hash_workers();
-        assert!(
-            (1..=MAX_DEFAULT_HASH_WORKERS).contains(&workers),
-            "{workers}"
-        );
+        assert_eq!(hash_workers_for(2), 2);
+        assert_eq!(hash_workers_for(8), MAX_DEFAULT_HASH_WORKERS);
+        assert_eq!(hash_workers_for(64), MAX_DEFAULT_HASH_WORKERS);
+        assert!((1..=MAX_DEFAULT_HASH_WORKERS).contains(&default_hash_workers()));
     }
 }
