@@ -1,14 +1,14 @@
 // Sessions, the same flow as the harness's oha run: one sid cookie for every request to
 // GET /sapi/me; each request costs the session replica one Redis round trip (a small read-and-renew script).
 //
-//   k6 run loadtest/k6/sessions.js                    # 64 virtual users, 30 s
+//   k6 run loadtest/k6/sessions.js                    # the defaults of steadyMeOptions in lib.js
 //   k6 run -e BASE_URL=http://127.0.0.1:8080 -e VUS=32 -e DURATION=1m loadtest/k6/sessions.js
 import http from 'k6/http';
 import { check, fail } from 'k6';
 import { BASE, USERS, sessionLogin, steadyMeOptions } from './lib.js';
 
-// VUS virtual users (64) for DURATION (30 s); any failed /me request, or a p99 over 500 ms,
-// fails the run (lib.js).
+// VUS virtual users for DURATION, failing on any failed /me request or a slow p99: see
+// steadyMeOptions in lib.js for the defaults and the thresholds.
 export const options = steadyMeOptions();
 
 export function setup() {

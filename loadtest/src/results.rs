@@ -226,6 +226,11 @@ impl Scaling {
         let last = series.last()?;
         (first.0 == 1 && first.1 > 0.0 && last.0 > 1).then(|| last.1 / first.1)
     }
+
+    /// The replica count of the last (largest) point; 0 for none.
+    pub fn most_replicas(&self) -> usize {
+        self.points.last().map_or(0, |p| p.replicas)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -11,7 +11,8 @@ mod scenarios;
 
 use crate::analysis::{self, Evidence, Finding, Limits, Target, Verdict};
 use crate::analysis::{
-    CACHE_OVER_BASELINE, REFRESHES_PER_SEC, SCALING_1_TO_4, SIGN_US, TOKENS_OVER_SESSIONS,
+    CACHE_OVER_BASELINE, REFRESHES_PER_SEC, SCALING_1_TO_4, SCALING_REPLICAS, SIGN_US,
+    TOKENS_OVER_SESSIONS,
 };
 use crate::check;
 use crate::results::Results;
@@ -171,7 +172,7 @@ fn describe(target: Target) -> String {
             CACHE_OVER_BASELINE * 100.0
         ),
         Target::TokenScaling => {
-            format!("tokens scale at least {SCALING_1_TO_4}x from 1 to 4 replicas")
+            format!("tokens scale at least {SCALING_1_TO_4}x from 1 to {SCALING_REPLICAS} replicas")
         }
         Target::IssuerRefreshes => {
             format!("issuer at least {REFRESHES_PER_SEC:.0} refreshes/s on the whole machine")

@@ -15,10 +15,14 @@ pub fn section_notes(md: &mut String, results: &Results, findings: &[Finding]) {
     let mut notes: Vec<String> = Vec::new();
     if let Some(same) = &results.same {
         let cost = |key: &str, kind: &str| same.get(key).and_then(|v| v.cpu_us(kind));
+        let replica_cost = |key: &str| {
+            let v = same.get(key)?;
+            v.cpu_us(v.replica_kind())
+        };
         if let (Some(t), Some(s), Some(p)) = (
-            cost("tokens", "jwt replicas"),
-            cost("sessions", "session replicas"),
-            cost("ping-jwt", "jwt replicas"),
+            replica_cost("tokens"),
+            replica_cost("sessions"),
+            replica_cost("ping-jwt"),
         ) {
             notes.push(format!(
                 "Per request, a token replica spent {t:.0} µs of CPU, a session replica {s:.0} µs, \
@@ -32,11 +36,10 @@ pub fn section_notes(md: &mut String, results: &Results, findings: &[Finding]) {
             ));
         }
         let total = |key: &str| {
-            let v = same.get(key)?;
             Some(
-                v.cpu_us(v.replica_kind())?
-                    + v.cpu_us("redis").unwrap_or(0.0)
-                    + v.cpu_us("nginx").unwrap_or(0.0),
+                replica_cost(key)?
+                    + cost(key, "redis").unwrap_or(0.0)
+                    + cost(key, "nginx").unwrap_or(0.0),
             )
         };
         if let (Some(t), Some(s)) = (total("tokens"), total("sessions")) {
@@ -62,7 +65,7 @@ pub fn section_notes(md: &mut String, results: &Results, findings: &[Finding]) {
             "Sessions went {s:.2}x from 1 to {} replicas: each replica added its CPU, but every \
              request also needs Redis, limited to {} CPU; where the table shows Redis near 100% \
              of its quota, more session replicas only queue in front of it.",
-            scaling.points.last().map_or(0, |p| p.replicas),
+            scaling.most_replicas(),
             scaling.redis_cpu
         ));
     }

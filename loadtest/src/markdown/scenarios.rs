@@ -98,13 +98,13 @@ pub fn section_scaling(md: &mut String, scaling: &Scaling) {
             rps("sessions")
         );
     }
+    let last = scaling.most_replicas();
     for (key, label) in [
         ("tokens", "tokens, no cache"),
         ("tokens-cache", "tokens, cache on"),
         ("sessions", "sessions"),
     ] {
         if let Some(s) = scaling.speedup(key) {
-            let last = scaling.points.last().map_or(0, |p| p.replicas);
             let _ = write!(md, "\n{label}: **{s:.2}x** from 1 to {last} replicas.");
         }
     }
