@@ -127,11 +127,10 @@ async fn a_resent_rotation_is_answered_from_its_own_rotation_and_a_replay_is_sti
         retry_window_secs: 0,
     };
     let families = Families::new(&store, rules);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    families.create("F", "J1", now).await.unwrap();
+    families
+        .create("F", "J1", auth_core::now_secs())
+        .await
+        .unwrap();
 
     let who = "203.0.113.1";
     let first = families.rotate("F", "J1", "J2", who).await.unwrap();

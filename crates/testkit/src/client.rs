@@ -1,6 +1,6 @@
 //! A typed client for authscale's public HTTP contract (docs/API.md), over one base URL.
 //!
-//! Every route is here twice, on purpose:
+//! A route comes in up to two forms, on purpose:
 //!
 //! - a *request builder* (`login_request`, `refresh_request`, …) that only knows the route's
 //!   method, path and body. Tests that check statuses and headers send it and read the raw
@@ -9,6 +9,8 @@
 //!   need the result to go on: a [`Pair`] of tokens, a [`SessionCookie`], a [`Me`]. When the
 //!   service says no, the call returns [`Error::Api`] with the contract's JSON error
 //!   (`{"error", "error_description"}`) and the status, so a test can assert on the code.
+//!   A route has one only when some test needs its result (`logout` has none: every test of
+//!   it reads the raw response).
 //!
 //! The client sets no proxy (an `http_proxy` in the environment must not reroute loopback
 //! traffic) and a timeout on every request, so a hung service fails a test instead of hanging
@@ -57,16 +59,6 @@ pub struct ApiError {
     /// The machine-readable code (`invalid_grant`, `invalid_token`, …).
     pub error: String,
     pub description: String,
-}
-
-impl Error {
-    /// The status of an [`Error::Api`]; `None` when there was no answer in the error shape.
-    pub fn status(&self) -> Option<StatusCode> {
-        match self {
-            Error::Api(api) => Some(api.status),
-            _ => None,
-        }
-    }
 }
 
 /// What login and refresh answer: an access token and a refresh token.
@@ -232,11 +224,6 @@ impl Client {
     pub async fn refresh(&self, refresh_token: &str) -> Result<Pair, Error> {
         let body = expect_json(self.refresh_request(refresh_token).send().await?).await?;
         Pair::from_json(&body)
-    }
-
-    /// `POST /auth/logout`: the refresh token's family is revoked.
-    pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
-        expect_empty(self.logout_request(refresh_token).send().await?).await
     }
 
     /// `POST /auth/session/login`: the `sid` cookie of a new session.

@@ -33,7 +33,7 @@ impl<F: FnOnce()> Drop for Guard<F> {
 }
 
 /// A child process, killed and reaped when dropped (a reaped child leaves no zombie behind).
-pub struct ChildGuard(pub std::process::Child);
+pub struct ChildGuard(std::process::Child);
 
 impl ChildGuard {
     /// Spawns `command` under the guard.

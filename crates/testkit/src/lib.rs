@@ -1,6 +1,5 @@
 //! Test support shared by every test that drives authscale as separate processes: the cluster
-//! tests (crates/api/tests/cluster), the issuer's own tests, `cargo xtask compose-test` and the
-//! browser test's launcher.
+//! tests (crates/api/tests/cluster), the issuer's own tests and `cargo xtask compose-test`.
 //!
 //! - [`client`]: the HTTP contract (docs/API.md) as typed calls over a base URL.
 //! - [`stream`]: many clients calling one route without a pause while something breaks.
@@ -15,6 +14,5 @@ pub mod guard;
 pub mod stream;
 pub mod wait;
 
-pub use client::{ApiError, Auth, Client, Error, Me, Pair, SessionCookie};
+pub use client::{ApiError, Auth, Client, Error, Pair};
 pub use guard::{ChildGuard, Guard};
-pub use stream::{Stream, StreamReport};

@@ -117,11 +117,6 @@ impl Stream {
         })
     }
 
-    /// Requests so far: to check that the stream is busy before the fault.
-    pub fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
     /// Tells every client to stop after its request in flight.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 use crate::helpers::{TestStack, claims_of};
 use reqwest::StatusCode;
 use serde_json::Value;
+use testkit::Auth;
 
 #[tokio::test]
 async fn both_discovery_documents_lead_from_the_issuer_url_to_the_keys_of_its_tokens() {
@@ -16,7 +17,7 @@ async fn both_discovery_documents_lead_from_the_issuer_url_to_the_keys_of_its_to
         "/.well-known/openid-configuration",
         "/.well-known/oauth-authorization-server",
     ] {
-        let response = t.client.http().get(t.url(path)).send().await.unwrap();
+        let response = t.client.get(path, Auth::None).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let kind = response.headers()["content-type"].to_str().unwrap();
         assert!(kind.starts_with("application/json"), "{path}: {kind}");

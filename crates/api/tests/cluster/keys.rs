@@ -57,11 +57,9 @@ async fn within<F: std::future::Future<Output = bool>>(
 
 /// `GET /api/me` on one replica directly (not through nginx).
 async fn me_at(t: &TestStack, replica: &str, access: &str) -> reqwest::Response {
-    let url = format!("{replica}/api/me");
     t.client
-        .http()
-        .get(url)
-        .bearer_auth(access)
+        .at(replica)
+        .get("/api/me", Auth::Bearer(access))
         .send()
         .await
         .unwrap()
@@ -257,13 +255,13 @@ async fn a_planned_rotation_under_load_refuses_no_request() {
     let (minter_failures, first_new_kid) = minter.await.unwrap();
     stream.stop();
     let seen = stream.finish().await;
-    let accepted_new_kid = sent_new_kid.load(Ordering::Relaxed);
+    let requests_with_new_kid = sent_new_kid.load(Ordering::Relaxed);
     println!(
         "published after {published:?}, first new-kid token {:?} after the rotation, \
          requests {} ({} with the new kid), failed {}",
         first_new_kid.map(|i| i - rotated),
         seen.requests,
-        accepted_new_kid,
+        requests_with_new_kid,
         seen.failures.len()
     );
     assert!(minter_failures.is_empty(), "{minter_failures:?}");
@@ -279,7 +277,10 @@ async fn a_planned_rotation_under_load_refuses_no_request() {
         "closed under a request: {:?}",
         seen.some_resent()
     );
-    assert!(accepted_new_kid > 0, "no token of the new key was used");
+    assert!(
+        requests_with_new_kid > 0,
+        "no token of the new key was used"
+    );
     assert!(
         signing >= Duration::from_secs(PUBLISH_SECS - 2),
         "signed too early: {signing:?}"

@@ -127,7 +127,7 @@ async fn random_malformed_and_missing_sids_get_401() {
             "{cookie}"
         );
     }
-    let (status, _) = error_of(t.client.http().get(t.url("/sapi/me")).send().await.unwrap()).await;
+    let (status, _) = error_of(t.client.get("/sapi/me", Auth::None).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
 

@@ -173,7 +173,7 @@ async fn jobs_need_the_recruiter_role_and_403_comes_before_404() {
 #[tokio::test]
 async fn missing_and_bad_tokens_get_rfc6750_challenges() {
     let t = TestStack::start_with(1, 0, &[]).await;
-    let none = t.client.http().get(t.url("/api/me")).send().await.unwrap();
+    let none = t.client.get("/api/me", Auth::None).send().await.unwrap();
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(none.headers()["www-authenticate"], "Bearer");
     assert!(none.headers().contains_key("x-replica"));
@@ -388,23 +388,14 @@ async fn jwks_publishes_public_members_only() {
 #[tokio::test]
 async fn unknown_paths_get_json_errors() {
     let t = TestStack::start_with(1, 0, &[]).await;
-    let (status, _) = error_of(t.client.http().get(t.url("/nope")).send().await.unwrap()).await;
+    let (status, _) = error_of(t.client.get("/nope", Auth::None).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = error_of(
-        t.client
-            .http()
-            .get(t.url("/api/nope"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = error_of(t.client.get("/api/nope", Auth::None).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // A wrong method on a real route, from the issuer and from a replica: JSON 405.
     let get_login = t
         .client
-        .http()
-        .get(t.url("/auth/login"))
+        .get("/auth/login", Auth::None)
         .send()
         .await
         .unwrap();
@@ -415,7 +406,7 @@ async fn unknown_paths_get_json_errors() {
             "method_not_allowed".to_owned()
         )
     );
-    let post_me = t.client.http().post(t.url("/api/me")).send().await.unwrap();
+    let post_me = t.client.post("/api/me", Auth::None).send().await.unwrap();
     assert_eq!(
         error_of(post_me).await,
         (
