@@ -54,7 +54,9 @@ fn on_ctrl_c(project: &Project, runtime: &tokio::runtime::Runtime) {
     runtime.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("compose test: interrupted; tearing down {PROJECT}");
-            let _ = project.down();
+            if let Err(e) = project.down() {
+                eprintln!("compose test: {e:#}");
+            }
             std::process::exit(130);
         }
     });

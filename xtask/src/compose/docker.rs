@@ -112,7 +112,7 @@ impl Project {
         }
         command.args([
             "--filter",
-            &format!("label=com.docker.compose.project={PROJECT}"),
+            &project_label(),
             "--filter",
             &format!("label=com.docker.compose.service={service}"),
         ]);
@@ -120,21 +120,27 @@ impl Project {
         Ok(text.split_whitespace().map(str::to_owned).collect())
     }
 
+    /// The first running container of `service`.
+    pub fn one(&self, service: &str) -> anyhow::Result<String> {
+        self.containers(service, false)?
+            .into_iter()
+            .next()
+            .with_context(|| format!("no {service} container runs"))
+    }
+
     /// The config nginx runs with now, as the entrypoint rendered it.
     pub fn nginx_config(&self) -> anyhow::Result<String> {
-        let nginx = self.containers("nginx", false)?;
-        let id = nginx.first().context("no nginx container runs")?;
+        let id = self.one("nginx")?;
         let mut command = Command::new("docker");
-        command.args(["exec", id, "cat", "/var/lib/authscale-nginx/nginx.conf"]);
+        command.args(["exec", &id, "cat", "/var/lib/authscale-nginx/nginx.conf"]);
         output_of(command, "docker exec nginx cat nginx.conf")
     }
 
     /// How many times the nginx entrypoint has reloaded nginx so far (it logs each one).
     pub fn nginx_reloads(&self) -> anyhow::Result<usize> {
-        let nginx = self.containers("nginx", false)?;
-        let id = nginx.first().context("no nginx container runs")?;
+        let id = self.one("nginx")?;
         let output = Command::new("docker")
-            .args(["logs", id])
+            .args(["logs", &id])
             .stdin(Stdio::null())
             .output()
             .context("cannot run docker logs")?;
@@ -165,7 +171,7 @@ impl Project {
 
     /// Containers, networks and volumes still labelled with the project.
     pub fn containers_left(&self) -> anyhow::Result<Vec<String>> {
-        let label = format!("label=com.docker.compose.project={PROJECT}");
+        let label = project_label();
         let mut left = Vec::new();
         for (what, args) in [
             ("container", vec!["ps", "-a", "-q", "--filter", &label]),
@@ -180,6 +186,12 @@ impl Project {
         }
         Ok(left)
     }
+}
+
+/// The `--filter` value that selects what compose made for the project: containers, networks,
+/// volumes.
+pub fn project_label() -> String {
+    format!("label=com.docker.compose.project={PROJECT}")
 }
 
 /// stdout of a command that must succeed; its stderr in the error otherwise.

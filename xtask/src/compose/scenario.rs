@@ -7,7 +7,6 @@ use super::docker::{self, Project, host_of, ip_of, short};
 use super::store;
 use anyhow::{Context, ensure};
 use reqwest::StatusCode;
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use testkit::stream::{Settings, Stream};
@@ -20,6 +19,8 @@ const STREAM_FOR: Duration = Duration::from_secs(8);
 const KILL_AFTER: Duration = Duration::from_secs(3);
 /// How long every replica of a kind may take to have answered at least once.
 const ALL_REPLICAS_WITHIN: Duration = Duration::from_secs(30);
+/// The pause between two calls of [`replicas_until`].
+const BETWEEN_CALLS: Duration = Duration::from_millis(100);
 
 /// Every phase between `up` and `down`.
 pub fn drive(
@@ -215,25 +216,29 @@ async fn replicas_until(
     expected: &[String],
 ) -> anyhow::Result<BTreeSet<String>> {
     let want: BTreeSet<&str> = expected.iter().map(|id| short(id)).collect();
-    // Shared between the probes: each adds the replica that answered it.
-    let seen = RefCell::new(BTreeSet::new());
-    let what = format!("{path} served by all of {want:?}");
-    wait::until(&what, ALL_REPLICAS_WITHIN, || async {
+    let deadline = Instant::now() + ALL_REPLICAS_WITHIN;
+    let mut seen = BTreeSet::new();
+    while seen.len() < want.len() {
         let replica = client.me(path, auth).await?.replica;
         let host = host_of(&replica).to_owned();
         ensure!(
             want.contains(host.as_str()),
             "{replica} is not one of {want:?}"
         );
-        let mut seen = seen.borrow_mut();
         seen.insert(host);
-        Ok(match seen.len() < want.len() {
-            true => Poll::Pending(format!("served by {seen:?} only")),
-            false => Poll::Ready(()),
-        })
-    })
-    .await?;
-    Ok(seen.into_inner())
+        if seen.len() < want.len() {
+            if Instant::now() >= deadline {
+                return Err(wait::TimedOut {
+                    what: format!("{path} served by all of {want:?}"),
+                    limit: ALL_REPLICAS_WITHIN,
+                    last: format!("served by {seen:?} only"),
+                }
+                .into());
+            }
+            tokio::time::sleep(BETWEEN_CALLS).await;
+        }
+    }
+    Ok(seen)
 }
 
 /// One token replica `docker kill`ed while [`CLIENTS`] clients call `/api/me` without a pause:

@@ -14,7 +14,6 @@
 //! - [`forgets_without_its_files`]: Redis back on an empty volume: a refresh token and a session
 //!   from before are refused (401 `invalid_grant` for the token), and new logins work.
 
-use super::PROJECT;
 use super::docker::{self, Project, ip_of, output_of, short};
 use super::scenario::session_sid;
 use anyhow::{Context, bail, ensure};
@@ -30,15 +29,6 @@ const PASSWORD_FILE: &str = "/run/secrets/redis/password";
 const HEALTH_PASSWORD_FILE: &str = "/run/authscale/redis-secrets/health.password";
 /// How long Redis may take to come back and its clients to reconnect.
 const BACK_WITHIN: Duration = Duration::from_secs(30);
-
-/// The first running container of `service`.
-fn one(project: &Project, service: &str) -> anyhow::Result<String> {
-    project
-        .containers(service, false)?
-        .into_iter()
-        .next()
-        .with_context(|| format!("no {service} container runs"))
-}
 
 /// Whether `container` can open a TCP connection to `host:port` within 2 s (bash's /dev/tcp:
 /// the slim images have no nc). A probe that cannot run at all is an error, not a "no".
@@ -144,10 +134,10 @@ fn must_answer(redis: &str, who: (&str, &str), args: &[&str], want: &str) -> any
 
 /// The network and the ACL users (see the module comment).
 pub(super) fn isolation(project: &Project) -> anyhow::Result<()> {
-    let redis = one(project, "redis")?;
+    let redis = project.one("redis")?;
     let redis_ip = ip_of(&redis)?;
-    let issuer = one(project, "auth-issuer")?;
-    let session = one(project, "session-api")?;
+    let issuer = project.one("auth-issuer")?;
+    let session = project.one("session-api")?;
 
     // The network: Redis's clients reach it, nothing else does, not even by address.
     ensure!(
@@ -159,8 +149,8 @@ pub(super) fn isolation(project: &Project) -> anyhow::Result<()> {
         "the issuer cannot reach redis:6379"
     );
     for (what, id) in [
-        ("a token replica", one(project, "api")?),
-        ("nginx", one(project, "nginx")?),
+        ("a token replica", project.one("api")?),
+        ("nginx", project.one("nginx")?),
     ] {
         ensure!(
             reaches(&id, "auth-issuer", 8080)?,
@@ -365,7 +355,7 @@ pub(super) async fn survives_restart(project: &Project, client: &Client) -> anyh
     // past it first; docs/SECURITY.md says what a loss of the last seconds can bring back.
     tokio::time::sleep(EVERYSEC_WINDOW).await;
     // Then a crash: SIGKILL, no chance to write anything on the way out.
-    let redis = one(project, "redis")?;
+    let redis = project.one("redis")?;
     docker::kill(&redis)?;
     start_again(&redis)?;
     let refresh = both_still_good(client, &sid, refresh, "after kill -9 of Redis").await?;
@@ -401,9 +391,8 @@ pub(super) async fn forgets_without_its_files(
     refresh: &str,
 ) -> anyhow::Result<()> {
     project.run(&["rm", "-f", "-s", "redis"])?;
-    let label = format!("label=com.docker.compose.project={PROJECT}");
     let mut list = Command::new("docker");
-    list.args(["volume", "ls", "-q", "--filter", &label]);
+    list.args(["volume", "ls", "-q", "--filter", &docker::project_label()]);
     list.args(["--filter", "label=com.docker.compose.volume=redis-data"]);
     let volumes = output_of(list, "docker volume ls")?;
     let volume = match volumes.split_whitespace().collect::<Vec<_>>()[..] {
