@@ -3,11 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use stack::process::Process;
+use stack::readiness;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use testkit::wait::{self, Poll};
-use testkit::{ChildGuard, Client};
+use testkit::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_auth-issuer");
 
@@ -23,23 +24,19 @@ async fn start_and_read_kid(dir: &std::path::Path) -> String {
     command
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("KEY_PATH", dir.join("keys/issuer.pem"))
-        .env("REDIS_URL", format!("redis://127.0.0.1:{}", free_port()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let _issuer = ChildGuard::spawn(&mut command).unwrap();
-    let client = Client::new(&format!("http://127.0.0.1:{port}")).unwrap();
-    let jwks = wait::until(
-        "the issuer serves its JWKS",
-        Duration::from_secs(20),
-        || async {
-            Ok::<_, wait::TimedOut>(match client.jwks().await {
-                Ok(jwks) => Poll::Ready(jwks),
-                Err(e) => Poll::Pending(e.to_string()),
-            })
-        },
-    )
+        .env("REDIS_URL", format!("redis://127.0.0.1:{}", free_port()));
+    // stack's Process stops the issuer on drop and keeps its output in a log, which
+    // wait_until_ready shows if the issuer exits before it answers.
+    let mut issuer = Process::spawn("issuer", command, &dir.join("issuer.log")).unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let probe = readiness::probe_client().unwrap();
+    let healthz = format!("{base}/healthz");
+    readiness::wait_until_ready(&mut issuer, "GET /healthz", Duration::from_secs(20), || {
+        readiness::http_ok(&probe, &healthz)
+    })
     .await
     .unwrap();
+    let jwks = Client::new(&base).unwrap().jwks().await.unwrap();
     jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
 }
 

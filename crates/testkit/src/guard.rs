@@ -32,24 +32,6 @@ impl<F: FnOnce()> Drop for Guard<F> {
     }
 }
 
-/// A child process, killed and reaped when dropped (a reaped child leaves no zombie behind).
-pub struct ChildGuard(std::process::Child);
-
-impl ChildGuard {
-    /// Spawns `command` under the guard.
-    pub fn spawn(command: &mut std::process::Command) -> std::io::Result<ChildGuard> {
-        command.spawn().map(ChildGuard)
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        // Either may fail because the child has already ended: nothing left to clean then.
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,4 +15,4 @@ pub mod stream;
 pub mod wait;
 
 pub use client::{ApiError, Auth, Client, Error, Pair};
-pub use guard::{ChildGuard, Guard};
+pub use guard::Guard;

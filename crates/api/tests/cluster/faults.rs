@@ -5,8 +5,8 @@ use crate::helpers::{TestStack, error_of};
 use reqwest::StatusCode;
 use stack::Mode;
 use std::time::Duration;
+use testkit::Auth;
 use testkit::stream::{Settings, Stream};
-use testkit::{Auth, ChildGuard};
 
 #[tokio::test]
 async fn with_the_issuer_dead_token_replicas_serve_on_and_auth_routes_get_json_502() {
@@ -61,30 +61,31 @@ async fn killing_a_replica_under_load_fails_no_get() {
 async fn a_replica_without_reachable_jwks_is_not_ready() {
     let port = stack::ports::free_port().unwrap();
     let dead_issuer = stack::ports::free_port().unwrap();
-    let mut replica = std::process::Command::new(TestStack::binaries().api);
-    replica
+    let mut command = std::process::Command::new(TestStack::binaries().api);
+    command
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("API_MODE", "jwt")
         .env(
             "JWKS_URL",
             format!("http://127.0.0.1:{dead_issuer}/.well-known/jwks.json"),
-        )
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    let _replica = ChildGuard::spawn(&mut replica).unwrap();
-
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        );
+    let logs = tempfile::tempdir().unwrap();
+    let mut replica =
+        stack::process::Process::spawn("replica", command, &logs.path().join("replica.log"))
+            .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    testkit::wait::until_true(
-        "the replica answers /healthz",
+    let probe = stack::readiness::probe_client().unwrap();
+    let healthz = format!("{base}/healthz");
+    stack::readiness::wait_until_ready(
+        &mut replica,
+        "GET /healthz",
         Duration::from_secs(10),
-        || {
-            let healthz = http.get(format!("{base}/healthz")).send();
-            async move { healthz.await.is_ok() }
-        },
+        || stack::readiness::http_ok(&probe, &healthz),
     )
     .await
     .unwrap();
+
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
     for _ in 0..5 {
         let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
