@@ -6,6 +6,15 @@
 #                               the ACL file
 #   authscale-redis serve ARGS  the redis service: exec redis-server ARGS with that ACL file
 #   authscale-redis healthcheck the redis service's health check (PING as the `health` user)
+#   authscale-redis serve-from-secrets ARGS
+#                               Docker Swarm and Kubernetes: the clients' passwords come from
+#                               secrets the orchestrator mounts (files named by
+#                               AUTHSCALE_REDIS_ISSUER_PASSWORD_FILE and
+#                               AUTHSCALE_REDIS_SESSION_PASSWORD_FILE); the ACL file and a fresh
+#                               health password are written into AUTHSCALE_REDIS_SECRETS (a
+#                               directory private to this container, e.g. under /tmp), then
+#                               redis-server ARGS runs as in `serve`. No init step: a task or a
+#                               pod is a new container each time it starts.
 #
 # docker-compose.yml mounts this file into the Redis image (the official redis:7-bookworm or,
 # offline, Debian's redis-server), so both run the same way.
@@ -91,8 +100,8 @@ write_acl() {
     if [ "${major:-0}" -gt 7 ] || { [ "${major:-0}" -eq 7 ] && [ "${minor:-0}" -ge 2 ]; }; then
         connect="$connect +client|setinfo"
     fi
-    issuer=$(sha256_of "$CLIENTS/issuer/password")
-    session=$(sha256_of "$CLIENTS/session/password")
+    issuer=$(sha256_of "${CLIENTS_ISSUER:-$CLIENTS/issuer/password}")
+    session=$(sha256_of "${CLIENTS_SESSION:-$CLIENTS/session/password}")
     health=$(sha256_of "$SECRETS/health.password")
     # `default` is `off` with no password: nobody can log in as it. It keeps every permission
     # all the same, because Redis replays the append-only file as `default`, and before Redis 8
@@ -113,6 +122,22 @@ EOF
     mv -f "$SECRETS/users.acl.new" "$SECRETS/users.acl"
 }
 
+# The orchestrator's secrets hold the clients' passwords; this container makes its own ACL file
+# (hashes only) and health password from them at each start, as the redis user.
+serve_from_secrets() {
+    issuer_file=${AUTHSCALE_REDIS_ISSUER_PASSWORD_FILE:-/run/secrets/redis_issuer_password}
+    session_file=${AUTHSCALE_REDIS_SESSION_PASSWORD_FILE:-/run/secrets/redis_session_password}
+    [ -s "$issuer_file" ] || die "no issuer password at $issuer_file (AUTHSCALE_REDIS_ISSUER_PASSWORD_FILE)"
+    [ -s "$session_file" ] || die "no session password at $session_file (AUTHSCALE_REDIS_SESSION_PASSWORD_FILE)"
+    (umask 077 && mkdir -p "$SECRETS")
+    rm -f "$SECRETS/health.password"
+    (umask 077 && random_password >"$SECRETS/health.password")
+    CLIENTS_ISSUER=$issuer_file CLIENTS_SESSION=$session_file write_acl
+    chmod 0400 "$SECRETS/users.acl"
+    log "ACL users ready from the mounted secrets"
+    exec redis-server "$@" --aclfile "$SECRETS/users.acl"
+}
+
 case "${1:-}" in
     init)
         init
@@ -122,12 +147,16 @@ case "${1:-}" in
         [ -s "$SECRETS/users.acl" ] || die "no $SECRETS/users.acl: has the redis-init service run?"
         exec redis-server "$@" --aclfile "$SECRETS/users.acl"
         ;;
+    serve-from-secrets)
+        shift
+        serve_from_secrets "$@"
+        ;;
     healthcheck)
         REDISCLI_AUTH=$(cat "$SECRETS/health.password")
         export REDISCLI_AUTH
         redis-cli --no-auth-warning --user health ping | grep -q PONG
         ;;
     *)
-        die "usage: authscale-redis init | serve [redis-server arguments] | healthcheck"
+        die "usage: authscale-redis init | serve [redis-server arguments] | serve-from-secrets [redis-server arguments] | healthcheck"
         ;;
 esac

@@ -29,6 +29,24 @@
 //! Revocation writes the `revoked/` markers first and only then deletes files, so a promotion
 //! racing with it cannot bring a revoked key back: whatever an issuer files, a revoked `kid` is
 //! skipped on every read.
+//!
+//! ## Read-only keys: orchestrator secrets
+//!
+//! Issuers on several hosts share no volume; Docker Swarm and Kubernetes hand each one the key as
+//! a read-only secret file instead, and nothing above that writes can work there. Two more files,
+//! both optional and only ever read, let an operator rotate by changing which secrets are mounted
+//! (docs/PAST-ONE-MACHINE.md gives the commands):
+//!
+//! ```text
+//! KEY_NEXT_PATH       published and trusted for refresh tokens, signs nothing (step 1: wait
+//!                     for the replicas' JWKS refresh)
+//! KEY_PREVIOUS_PATH   the key that signed before KEY_PATH: published and trusted for refresh
+//!                     tokens while it is mounted (step 2: the new key at KEY_PATH, the old one
+//!                     here; remove it once no token it signed can be valid)
+//! ```
+//!
+//! During each step's rolling update, old and new issuers publish the same two keys, so no
+//! replica meets an unknown `kid` and no refresh token is refused by the other generation.
 
 use crate::keyring::{Keyring, Lifetimes, Pending, Retired};
 use anyhow::Context;
@@ -43,6 +61,10 @@ use std::sync::Arc;
 pub struct KeyFiles {
     pub path: PathBuf,
     pub bits: KeyBits,
+    /// `KEY_NEXT_PATH`: a mounted key to publish before it signs.
+    pub next: Option<PathBuf>,
+    /// `KEY_PREVIOUS_PATH`: a mounted key that signed before `path`.
+    pub previous: Option<PathBuf>,
 }
 
 /// What a planned rotation did.
@@ -106,7 +128,13 @@ impl KeyFiles {
         self.promote_due(now, &revoked)?;
         // Pending keys before the signing key, retired ones after: whenever another issuer
         // promotes in between, each key is still seen in one state or the other.
-        let pending = self.pending(previous, &revoked)?;
+        let mut pending = self.pending(previous, &revoked)?;
+        if let Some(jwk) = mounted(self.next.as_deref(), &revoked)? {
+            pending.push(Pending {
+                activate_at: Pending::UNTIL_INSTALLED,
+                jwk,
+            });
+        }
         let pem = std::fs::read_to_string(&self.path)
             .with_context(|| format!("reading the signing key {}", self.path.display()))?;
         let signing = match previous {
@@ -122,7 +150,11 @@ impl KeyFiles {
             self.path.display(),
             signing.kid()
         );
-        let retired = self.retired(life, now, &revoked)?;
+        let mut retired = self.retired(life, now, &revoked)?;
+        if let Some(jwk) = mounted(self.previous.as_deref(), &revoked)? {
+            // Retired this very moment, at every reload: trusted for as long as it is mounted.
+            retired.insert(0, Retired { retired_at: now, jwk });
+        }
         Ok(Keyring::assemble(
             signing, pem, pending, &retired, life, now,
         ))
@@ -371,6 +403,24 @@ fn list(dir: &Path, ext: &str) -> anyhow::Result<Vec<Entry>> {
     Ok(found)
 }
 
+/// The public half of the key in an optional read-only file (`KEY_NEXT_PATH`,
+/// `KEY_PREVIOUS_PATH`): `None` when unset, not mounted (yet, or any more) or revoked.
+fn mounted(path: Option<&Path>, revoked: &HashSet<String>) -> anyhow::Result<Option<Jwk>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let pem = match std::fs::read_to_string(path) {
+        Ok(pem) => pem,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let jwk = SigningKey::from_pem(&pem)
+        .with_context(|| format!("reading the key {}", path.display()))?
+        .public_jwk()
+        .clone();
+    Ok((!revoked.contains(&jwk.kid)).then_some(jwk))
+}
+
 fn read_retired(path: &Path) -> Option<Retired> {
     #[derive(serde::Deserialize)]
     struct Record {
@@ -429,6 +479,8 @@ mod tests {
         KeyFiles {
             path: dir.join("issuer.pem"),
             bits: KeyBits::B2048,
+            next: None,
+            previous: None,
         }
     }
 
@@ -487,6 +539,58 @@ mod tests {
             .unwrap();
         assert!(!much_later.refresh_keys.contains(&old));
         assert_eq!(count(&files.retired_dir()), 0, "pruned");
+    }
+
+    /// Swarm and Kubernetes: the keys are read-only secrets, and a rotation changes which are
+    /// mounted where. Nothing is written next to them.
+    #[test]
+    fn mounted_keys_rotate_in_two_steps_without_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (current, next, previous) = (
+            dir.path().join("signing_key"),
+            dir.path().join("signing_key_next"),
+            dir.path().join("signing_key_previous"),
+        );
+        let files = KeyFiles {
+            path: current.clone(),
+            bits: KeyBits::B2048,
+            next: Some(next.clone()),
+            previous: Some(previous.clone()),
+        };
+        let (old, new) = (
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+        );
+        let (old_kid, new_kid) = (old.kid().to_owned(), new.kid().to_owned());
+        old.persist(&current).unwrap();
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        assert_eq!(kids(&ring), [old_kid.as_str()]);
+
+        // Step 1: the new key mounted as the next one is published, trusted, and signs nothing.
+        new.persist(&next).unwrap();
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        assert_eq!(ring.signing.kid(), old_kid);
+        assert_eq!(kids(&ring), [old_kid.clone(), new_kid.clone()]);
+        assert!(ring.refresh_keys.contains(&new_kid));
+
+        // Step 2: the new key signs, the old one stays published and trusted while mounted,
+        // however long that is.
+        std::fs::remove_file(&current).unwrap();
+        std::fs::rename(&next, &current).unwrap();
+        old.persist(&previous).unwrap();
+        for now in [T0, T0 + 10 * 3600] {
+            let ring = files.keyring(None, LIFE, now).unwrap();
+            assert_eq!(ring.signing.kid(), new_kid);
+            assert_eq!(kids(&ring), [new_kid.clone(), old_kid.clone()]);
+            assert!(ring.refresh_keys.contains(&old_kid));
+        }
+
+        // Step 3: unmounted, it is trusted no more.
+        std::fs::remove_file(&previous).unwrap();
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        assert_eq!(kids(&ring), [new_kid.as_str()]);
+        assert!(!ring.refresh_keys.contains(&old_kid));
+        assert_eq!(count(dir.path()), 1, "only the mounted key: nothing was written");
     }
 
     #[test]

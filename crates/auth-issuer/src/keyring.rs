@@ -44,6 +44,12 @@ pub struct Pending {
     pub jwk: Jwk,
 }
 
+impl Pending {
+    /// The activation time of a key at `KEY_NEXT_PATH`: none of its own; it signs once an
+    /// operator mounts it at `KEY_PATH` (key_files.rs, "Read-only keys").
+    pub const UNTIL_INSTALLED: u64 = u64::MAX;
+}
+
 /// A retired key's public half and when it stopped signing.
 #[derive(Debug, Clone)]
 pub struct Retired {

@@ -26,6 +26,8 @@
 //! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
 //! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most |
 //! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
+//! | `KEY_NEXT_PATH` | (unset) | a read-only key (an orchestrator's secret) to publish before it signs: step 1 of a secret rotation |
+//! | `KEY_PREVIOUS_PATH` | (unset) | a read-only key that signed before `KEY_PATH`: published and trusted for refresh tokens while mounted (step 2) |
 //! | `KEY_BITS` | `2048` | size of a generated key: 2048, 3072 or 4096 |
 //! | `KEY_RELOAD_SECS` | `2` | how often the key files are re-read to notice a rotation |
 //! | `KEY_PUBLISH_SECS` | `90` | `rotate-key` publishes the new key this long before it signs; must exceed the replicas' `JWKS_REFRESH_SECS` (60) + `KEY_RELOAD_SECS` + one JWKS fetch, so every replica holds the key before its first token |
@@ -66,6 +68,8 @@ pub struct Settings {
     pub hashing: HashingLimits,
     pub redis: RedisSettings,
     pub key_path: PathBuf,
+    pub key_next_path: Option<PathBuf>,
+    pub key_previous_path: Option<PathBuf>,
     pub key_bits: KeyBits,
     pub key_reload_secs: u64,
     pub key_publish_secs: u64,
@@ -98,6 +102,8 @@ impl Settings {
             },
             redis: RedisSettings::from_env()?,
             key_path: env::string("KEY_PATH", "data/issuer-key.pem").into(),
+            key_next_path: env::optional("KEY_NEXT_PATH").map(PathBuf::from),
+            key_previous_path: env::optional("KEY_PREVIOUS_PATH").map(PathBuf::from),
             key_bits: env::parse("KEY_BITS", KeyBits::B2048)?,
             key_reload_secs: env::parse("KEY_RELOAD_SECS", 2u64)?.max(1),
             key_publish_secs: env::parse("KEY_PUBLISH_SECS", 90)?,
@@ -120,6 +126,8 @@ impl Settings {
         KeyFiles {
             path: self.key_path.clone(),
             bits: self.key_bits,
+            next: self.key_next_path.clone(),
+            previous: self.key_previous_path.clone(),
         }
     }
 

@@ -2,7 +2,7 @@
 
 use crate::families::Rules;
 use crate::key_files::KeyFiles;
-use crate::keyring::Keyring;
+use crate::keyring::{Keyring, Pending};
 use crate::settings::Settings;
 use crate::users::Users;
 use auth_core::store::{self, Store};
@@ -58,7 +58,15 @@ impl Issuer {
                     );
                 }
                 for next in &ring.pending {
-                    if !previous.pending.iter().any(|p| p.jwk.kid == next.jwk.kid) {
+                    if previous.pending.iter().any(|p| p.jwk.kid == next.jwk.kid) {
+                        continue;
+                    }
+                    if next.activate_at == Pending::UNTIL_INSTALLED {
+                        tracing::info!(
+                            kid = next.jwk.kid,
+                            "new key published from KEY_NEXT_PATH; it signs once mounted at KEY_PATH"
+                        );
+                    } else {
                         tracing::info!(
                             kid = next.jwk.kid,
                             activate_at = next.activate_at,
