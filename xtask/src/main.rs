@@ -8,7 +8,8 @@
 //!   to try it, and stops everything on Ctrl-C.
 //! - `cargo xtask test` runs `cargo test --workspace` with its arguments, after making sure nginx
 //!   and redis-server (which the integration tests start) are installed ([`packages`]), then a
-//!   bounded run of every fuzz target, then the browser test when Chromium is installed.
+//!   bounded run of every fuzz target, then the Kubernetes manifests' offline check, then the
+//!   browser test when Chromium is installed.
 //! - `cargo xtask fuzz` ([`fuzz`]) builds the cargo-fuzz targets in `fuzz/` and runs them, for
 //!   a bounded number of runs or as long as asked.
 //! - `cargo xtask bench` ([`bench`]) runs the load test (`loadtest/`) in release mode; `cargo
@@ -18,6 +19,8 @@
 //! - `cargo xtask compose-test` ([`compose`]) builds the images without a registry and drives
 //!   docker-compose.yml end to end; `cargo xtask test` runs it after the cargo tests when a
 //!   Docker engine answers.
+//! - `cargo xtask k8s-check` ([`k8s`]) renders the Kubernetes manifests (deploy/k8s) and
+//!   validates them offline; `cargo xtask test` runs it after the fuzz run.
 //!
 //! Arguments are parsed by hand: a parser crate would cost more build time than these few flags
 //! are worth.
@@ -27,6 +30,7 @@ mod bench;
 mod browser;
 mod compose;
 mod fuzz;
+mod k8s;
 // Only a test: every relative Markdown link resolves inside the repository.
 #[cfg(test)]
 mod links;
@@ -49,8 +53,9 @@ commands:
   test    run every test: `cargo test --workspace` with the arguments that follow
           (e.g. `cargo xtask test -- --nocapture`), then a bounded run of every fuzz
           target (skipped, saying why, when cargo-fuzz is not installed, except in
-          CI), then the browser test (skipped, with the reason, when Chromium is not
-          installed)
+          CI), then the Kubernetes manifests' check (k8s-check; skipped, saying why,
+          without kubectl, or without kubernetes-validate except in CI), then the
+          browser test (skipped, with the reason, when Chromium is not installed)
   fuzz [--runs N | --seconds S] [TARGET...]
           build the fuzz targets (fuzz/, cargo-fuzz and libFuzzer) and run each
           TARGET (default: all of access_token, refresh_token, issuer_bodies), N
@@ -71,6 +76,12 @@ commands:
           killed replica, --scale, Redis stopped; always `down -v` at the end.
           `cargo xtask test` runs it after the cargo tests when `docker info`
           answers (AUTHSCALE_SKIP_COMPOSE_TEST=1 skips it there)
+  k8s-check
+          the Kubernetes manifests (deploy/k8s), offline: renders each kustomization
+          with `kubectl kustomize`, validates every object with `kubernetes-validate
+          --strict` (`pip install kubernetes-validate`) and the project's rules
+          (limits, probes, non-root), and makes sure a deliberately broken copy is
+          refused. Nothing is applied to a cluster
 
 options of `up`:
   --replicas N            token (/api/) replicas, and session (/sapi/) replicas too unless
@@ -107,6 +118,7 @@ enum Task {
     Test(Vec<String>),
     BrowserTest,
     ComposeTest,
+    K8sCheck,
     /// Arguments for the load test.
     Bench(Vec<String>),
     Fuzz(FuzzOptions),
@@ -123,6 +135,7 @@ fn main() -> ExitCode {
         Ok(Task::Test(args)) => test(&args),
         Ok(Task::BrowserTest) => browser::browser_test(),
         Ok(Task::ComposeTest) => compose::compose_test(),
+        Ok(Task::K8sCheck) => k8s::k8s_check(),
         Ok(Task::Bench(args)) => bench::bench(&args),
         Ok(Task::Fuzz(options)) => fuzz::fuzz(&options),
         Err(e) => {
@@ -154,6 +167,8 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "browser-test" => bail!("`browser-test` takes no options"),
         "compose-test" if rest.is_empty() => Ok(Task::ComposeTest),
         "compose-test" => bail!("`compose-test` takes no options"),
+        "k8s-check" if rest.is_empty() => Ok(Task::K8sCheck),
+        "k8s-check" => bail!("`k8s-check` takes no options"),
         other => bail!("unknown command {other:?}"),
     }
 }
@@ -236,6 +251,8 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     }
     // The fuzz targets, briefly: a fixed number of runs each (`cargo xtask fuzz` runs longer).
     fuzz::run_if_available()?;
+    // The Kubernetes manifests, rendered and validated offline (no cluster is needed).
+    k8s::run_if_available()?;
     browser::run_if_available()?;
     // The load test, short: every scenario must run with non-zero throughput and no errors.
     bench::ensure_oha()?;
@@ -321,6 +338,7 @@ mod tests {
         assert_eq!(options.login_rate.as_deref(), Some("600r/m"));
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
         assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
+        assert_eq!(parse(&args("k8s-check")).unwrap(), Task::K8sCheck);
         let Task::Fuzz(options) = parse(&args("fuzz --seconds 60 access_token")).unwrap() else {
             panic!("not fuzz");
         };
@@ -350,6 +368,7 @@ mod tests {
         );
         assert!(error("browser-test --headed").contains("takes no options"));
         assert!(error("compose-test --keep").contains("takes no options"));
+        assert!(error("k8s-check --cluster").contains("takes no options"));
         assert!(error("fuzz --forever").contains("unknown option \"--forever\" for `fuzz`"));
     }
 }
