@@ -26,6 +26,7 @@
 //! | `TOKEN_CACHE` | `off` | `on`: remember verified access tokens until they expire (see `token_cache.rs`) |
 //! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
 
+use auth_core::service;
 use auth_core::settings::{self as env, RedisSettings, ServiceSettings, TokenParties};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -119,7 +120,7 @@ impl Settings {
         Ok(Settings {
             mode: env::parse("API_MODE", Mode::Jwt)?,
             replica_id: env::optional("REPLICA_ID")
-                .unwrap_or_else(|| default_replica_id(service.listen)),
+                .unwrap_or_else(|| service::default_instance_id(service.listen, "replica")),
             service,
             tokens: TokenParties::from_env()?,
             jwks,
@@ -134,17 +135,6 @@ impl Settings {
             token_cache: env::flag("TOKEN_CACHE", false)?,
         })
     }
-}
-
-/// `<host name>:<port>`: unique for replicas on one machine (different ports) and in containers
-/// (the host name is the container id, which is what `docker ps` shows).
-fn default_replica_id(listen: SocketAddr) -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "replica".to_owned());
-    format!("{host}:{}", listen.port())
 }
 
 #[cfg(test)]

@@ -9,8 +9,6 @@ use auth_core::store::{self, Store};
 use auth_core::telemetry::Metrics;
 use auth_core::verify::TokenRules;
 use axum::Router;
-use axum::http::{HeaderName, HeaderValue};
-use axum::response::Response;
 use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,8 +50,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
 
 pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
     let prefix = state.mode().prefix();
-    let replica = HeaderValue::from_str(&state.settings.replica_id)
-        .map_err(|_| anyhow::anyhow!("REPLICA_ID must be printable ASCII"))?;
+    let replica = state.settings.replica_id.clone();
     let registry = Arc::clone(&state.metrics);
     let limits = state.settings.service.limits;
     let routes = Router::new()
@@ -65,20 +62,9 @@ pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
         .merge(service::health_routes::<Replica>())
         .with_state(state);
-    let router = service::finish(routes, registry, limits)
-        // Outermost, so every response carries it, errors and 404s included.
-        .layer(axum::middleware::map_response(
-            move |mut response: Response| {
-                let replica = replica.clone();
-                async move {
-                    response
-                        .headers_mut()
-                        .insert(HeaderName::from_static("x-replica"), replica);
-                    response
-                }
-            },
-        ));
-    Ok(router)
+    let router = service::finish(routes, registry, limits);
+    service::identify(router, "x-replica", &replica)
+        .map_err(|e| e.context("REPLICA_ID is not a valid header value"))
 }
 
 /// Serve until SIGINT or SIGTERM, then finish the requests in flight.

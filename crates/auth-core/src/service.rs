@@ -13,6 +13,8 @@
 //! - [`finish`]: what every router gets: `/metrics`, JSON errors for unknown paths (404) and wrong
 //!   methods (405; axum's own would be empty), the [`RequestLimits`], and the request metrics
 //!   around all of it.
+//! - [`identify`]: a header naming the instance that answered on every response (`X-Replica`,
+//!   `X-Issuer`), so a person, a test or the page sees where a request went.
 
 use crate::error::ApiError;
 use crate::limits::RequestLimits;
@@ -155,6 +157,35 @@ pub fn finish(routes: Router, metrics: Arc<Metrics>, limits: RequestLimits) -> R
             metrics,
             track_requests,
         ))
+}
+
+/// `<host name>:<port>`: unique for instances on one machine (different ports) and in containers
+/// (the host name is the container id, which is what `docker ps` shows).
+pub fn default_instance_id(listen: SocketAddr, fallback: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| fallback.to_owned());
+    format!("{host}:{}", listen.port())
+}
+
+/// Every response of `router` carries `header: id`, errors and 404s included (the layer is the
+/// outermost). An id that is not a valid header value is refused at start-up.
+pub fn identify(router: Router, header: &'static str, id: &str) -> anyhow::Result<Router> {
+    use axum::http::{HeaderName, HeaderValue};
+    let value = HeaderValue::from_str(id)
+        .map_err(|_| anyhow::anyhow!("the instance id {id:?} must be printable ASCII"))?;
+    let name = HeaderName::from_static(header);
+    Ok(router.layer(axum::middleware::map_response(
+        move |mut response: axum::response::Response| {
+            let (name, value) = (name.clone(), value.clone());
+            async move {
+                response.headers_mut().insert(name, value);
+                response
+            }
+        },
+    )))
 }
 
 #[cfg(test)]

@@ -153,7 +153,13 @@ impl KeyFiles {
         let mut retired = self.retired(life, now, &revoked)?;
         if let Some(jwk) = mounted(self.previous.as_deref(), &revoked)? {
             // Retired this very moment, at every reload: trusted for as long as it is mounted.
-            retired.insert(0, Retired { retired_at: now, jwk });
+            retired.insert(
+                0,
+                Retired {
+                    retired_at: now,
+                    jwk,
+                },
+            );
         }
         Ok(Keyring::assemble(
             signing, pem, pending, &retired, life, now,
@@ -590,7 +596,11 @@ mod tests {
         let ring = files.keyring(None, LIFE, T0).unwrap();
         assert_eq!(kids(&ring), [new_kid.as_str()]);
         assert!(!ring.refresh_keys.contains(&old_kid));
-        assert_eq!(count(dir.path()), 1, "only the mounted key: nothing was written");
+        assert_eq!(
+            count(dir.path()),
+            1,
+            "only the mounted key: nothing was written"
+        );
     }
 
     #[test]

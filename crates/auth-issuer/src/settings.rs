@@ -7,6 +7,7 @@
 //! | variable | default | meaning |
 //! | --- | --- | --- |
 //! | `LISTEN_ADDR` | `127.0.0.1:9000` | where the issuer listens |
+//! | `ISSUER_ID` | `<host name>:<port>` | this issuer's name, sent back in `X-Issuer` (several issuers share one `ISSUER_URL`) |
 //! | `ISSUER_URL` | `http://127.0.0.1:8080` | `iss` of every token: the public URL clients reach the issuer at |
 //! | `AUDIENCE` | `authscale-api` | `aud` of access tokens: the replicas' name |
 //! | `CLIENT_ID` | `authscale-demo` | `client_id` claim of access tokens (RFC 9068) |
@@ -57,6 +58,7 @@ pub const DEFAULT_LISTEN: SocketAddr =
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub service: ServiceSettings,
+    pub issuer_id: String,
     pub tokens: TokenParties,
     pub client_id: String,
     pub access_ttl: u64,
@@ -82,8 +84,12 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
+        let service = ServiceSettings::from_env(DEFAULT_LISTEN)?;
         let settings = Settings {
-            service: ServiceSettings::from_env(DEFAULT_LISTEN)?,
+            issuer_id: env::optional("ISSUER_ID").unwrap_or_else(|| {
+                auth_core::service::default_instance_id(service.listen, "issuer")
+            }),
+            service,
             tokens: TokenParties::from_env()?,
             client_id: env::string("CLIENT_ID", "authscale-demo"),
             access_ttl: env::parse("ACCESS_TTL_SECS", 300)?,

@@ -59,7 +59,8 @@ pub fn spawn_key_reloader(state: IssuerState) {
     });
 }
 
-pub fn router(state: IssuerState) -> Router {
+pub fn router(state: IssuerState) -> anyhow::Result<Router> {
+    let id = state.settings.issuer_id.clone();
     let registry = state.metrics.registry.clone();
     let limits = state.settings.service.limits;
     let routes = Router::new()
@@ -79,7 +80,9 @@ pub fn router(state: IssuerState) -> Router {
         )
         .merge(service::health_routes::<Issuer>())
         .with_state(state);
-    service::finish(routes, registry, limits)
+    let router = service::finish(routes, registry, limits);
+    service::identify(router, "x-issuer", &id)
+        .map_err(|e| e.context("ISSUER_ID is not a valid header value"))
 }
 
 /// Serve until SIGINT or SIGTERM, then finish the requests in flight. Connection info gives
@@ -88,7 +91,7 @@ pub async fn serve(state: IssuerState) -> anyhow::Result<()> {
     let listen = state.settings.service.listen;
     tracing::info!(issuer = %state.settings.tokens.issuer, "auth-issuer starting");
     spawn_key_reloader(Arc::clone(&state));
-    service::serve(router(state), listen).await
+    service::serve(router(state)?, listen).await
 }
 
 /// Property tests over the real router: no request body, however malformed, gets a 5xx (other
@@ -129,7 +132,7 @@ mod properties {
             max_in_flight: 64,
             timeout: std::time::Duration::from_secs(5),
         };
-        router(build_state(settings).unwrap())
+        router(build_state(settings).unwrap()).unwrap()
     }
 
     fn body() -> impl Strategy<Value = Vec<u8>> {
