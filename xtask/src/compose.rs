@@ -36,15 +36,15 @@
 //! with the cluster tests.
 
 mod cleanup;
-mod docker;
-mod scenario;
+pub(crate) mod docker;
+pub(crate) mod scenario;
 mod store;
 
+use crate::timings::Timings;
 use anyhow::{Context, bail, ensure};
 use docker::{Compose, Project};
 use stack::workspace_root;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The compose project: its own containers, network and volume, whatever else runs.
 const PROJECT: &str = "authscale-e2e";
@@ -77,44 +77,9 @@ pub fn compose_test() -> anyhow::Result<()> {
     }
 }
 
-/// Phases and how long each took, printed as they end and once more at the end.
-struct Timings {
-    started: Instant,
-    phases: Vec<(&'static str, Duration)>,
-}
-
-impl Timings {
-    fn phase<T>(
-        &mut self,
-        name: &'static str,
-        f: impl FnOnce() -> anyhow::Result<T>,
-    ) -> anyhow::Result<T> {
-        eprintln!("compose test: {name}…");
-        let start = Instant::now();
-        let result = f().with_context(|| format!("compose test, phase {name:?}"))?;
-        let took = start.elapsed();
-        eprintln!("compose test: {name}: done in {:.1} s", took.as_secs_f64());
-        self.phases.push((name, took));
-        Ok(result)
-    }
-
-    fn print(&self) {
-        eprintln!(
-            "compose test: PASSED in {:.1} s",
-            self.started.elapsed().as_secs_f64()
-        );
-        for (name, took) in &self.phases {
-            eprintln!("  {:>6.1} s  {name}", took.as_secs_f64());
-        }
-    }
-}
-
 fn run(compose: Compose) -> anyhow::Result<()> {
     let root = workspace_root();
-    let mut timings = Timings {
-        started: Instant::now(),
-        phases: Vec::new(),
-    };
+    let mut timings = Timings::new("compose test");
     eprintln!("compose test: using `{}`", compose.name());
     timings.phase(
         "build the images offline (deploy/offline-images.sh)",

@@ -35,6 +35,8 @@ mod k8s;
 #[cfg(test)]
 mod links;
 mod packages;
+mod swarm;
+mod timings;
 mod up;
 
 use anyhow::{Context, bail};
@@ -76,6 +78,13 @@ commands:
           killed replica, --scale, Redis stopped; always `down -v` at the end.
           `cargo xtask test` runs it after the cargo tests when `docker info`
           answers (AUTHSCALE_SKIP_COMPOSE_TEST=1 skips it there)
+  swarm-test
+          deploy/swarm/stack.yml on a swarm of 3 Docker hosts run as containers on
+          this machine: the contract, two issuers, a key rotation through secrets, a
+          host killed and a rolling update under load (no request may fail), the
+          store's host cut off, scale to 6; everything removed at the end. `cargo
+          xtask test` runs it after the compose test when `docker info` answers
+          (AUTHSCALE_SKIP_SWARM_TEST=1 skips it there)
   k8s-check
           the Kubernetes manifests (deploy/k8s), offline: renders each kustomization
           with `kubectl kustomize`, validates every object with `kubernetes-validate
@@ -118,6 +127,7 @@ enum Task {
     Test(Vec<String>),
     BrowserTest,
     ComposeTest,
+    SwarmTest,
     K8sCheck,
     /// Arguments for the load test.
     Bench(Vec<String>),
@@ -135,6 +145,7 @@ fn main() -> ExitCode {
         Ok(Task::Test(args)) => test(&args),
         Ok(Task::BrowserTest) => browser::browser_test(),
         Ok(Task::ComposeTest) => compose::compose_test(),
+        Ok(Task::SwarmTest) => swarm::swarm_test(),
         Ok(Task::K8sCheck) => k8s::k8s_check(),
         Ok(Task::Bench(args)) => bench::bench(&args),
         Ok(Task::Fuzz(options)) => fuzz::fuzz(&options),
@@ -167,6 +178,8 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "browser-test" => bail!("`browser-test` takes no options"),
         "compose-test" if rest.is_empty() => Ok(Task::ComposeTest),
         "compose-test" => bail!("`compose-test` takes no options"),
+        "swarm-test" if rest.is_empty() => Ok(Task::SwarmTest),
+        "swarm-test" => bail!("`swarm-test` takes no options"),
         "k8s-check" if rest.is_empty() => Ok(Task::K8sCheck),
         "k8s-check" => bail!("`k8s-check` takes no options"),
         other => bail!("unknown command {other:?}"),
@@ -259,7 +272,9 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     bench::bench(&["--quick".to_owned(), "--check".to_owned()])?;
     // docker-compose.yml in containers, when a Docker engine answers (skipped, saying why, if
     // not). After the load test, which has built the release binaries the images are made of.
-    compose::run_if_available()
+    compose::run_if_available()?;
+    // The same images on a swarm of three Docker hosts, when an engine answers.
+    swarm::run_if_available()
 }
 
 #[cfg(test)]
@@ -338,6 +353,7 @@ mod tests {
         assert_eq!(options.login_rate.as_deref(), Some("600r/m"));
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
         assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
+        assert_eq!(parse(&args("swarm-test")).unwrap(), Task::SwarmTest);
         assert_eq!(parse(&args("k8s-check")).unwrap(), Task::K8sCheck);
         let Task::Fuzz(options) = parse(&args("fuzz --seconds 60 access_token")).unwrap() else {
             panic!("not fuzz");

@@ -2,9 +2,9 @@
 //! comment): each one drives the running project through nginx with testkit's [`Client`] and
 //! looks at the containers with [`super::docker`]. The store phases are in [`super::store`].
 
-use super::Timings;
 use super::docker::{self, Project, host_of, ip_of, short};
 use super::store;
+use crate::timings::Timings;
 use anyhow::{Context, ensure};
 use reqwest::StatusCode;
 use std::collections::BTreeSet;
@@ -92,7 +92,7 @@ pub fn drive(
 }
 
 /// nginx and at least one replica of each kind answer, and the issuer serves its keys.
-async fn wait_ready(client: &Client, timeout: Duration) -> anyhow::Result<()> {
+pub async fn wait_ready(client: &Client, timeout: Duration) -> anyhow::Result<()> {
     wait::until("the project is ready", timeout, || async {
         let probe = async {
             let jwks = client.status("/.well-known/jwks.json", Auth::None).await?;
@@ -125,7 +125,7 @@ pub async fn session_sid(
 }
 
 /// The public contract (docs/API.md), through nginx.
-async fn contract(client: &Client) -> anyhow::Result<()> {
+pub async fn contract(client: &Client) -> anyhow::Result<()> {
     // JWKS: public keys only.
     let jwks = client.jwks().await?;
     let keys = jwks["keys"].as_array().context("JWKS without keys")?;
@@ -209,7 +209,7 @@ fn refused<T>(result: Result<T, testkit::Error>, what: &str) -> anyhow::Result<t
 
 /// Calls `path` until every container in `expected` has answered, and only those (by the
 /// replica id, `<hostname>:<port>`, whose hostname is the container id's first 12 digits).
-async fn replicas_until(
+pub async fn replicas_until(
     client: &Client,
     path: &str,
     auth: Auth<'_>,
