@@ -398,7 +398,10 @@ fn missing_references(pod: &Value, objects: &[Value]) -> Vec<(&'static str, Stri
         .into_iter()
         .flatten()
     {
-        named.push(("Secret", text(volume, "/secret/secretName")));
+        // An optional Secret (the key rotation's next and previous keys) may well not exist.
+        if volume.pointer("/secret/optional") != Some(&Value::Bool(true)) {
+            named.push(("Secret", text(volume, "/secret/secretName")));
+        }
         named.push(("ConfigMap", text(volume, "/configMap/name")));
     }
     let containers = pod
