@@ -56,6 +56,45 @@ pub struct Jwk {
     pub e: String,
 }
 
+impl Jwk {
+    /// The RS256 signing JWK of an RSA public key, named by its RFC 7638 thumbprint.
+    pub fn rs256(n: &[u8], e: &[u8]) -> Jwk {
+        let n = URL_SAFE_NO_PAD.encode(n);
+        let e = URL_SAFE_NO_PAD.encode(e);
+        Jwk {
+            kid: thumbprint(&n, &e),
+            kty: "RSA".into(),
+            alg: "RS256".into(),
+            use_: "sig".into(),
+            n,
+            e,
+        }
+    }
+
+    /// The public JWK of a PEM file holding either an RSA public key (SPKI `PUBLIC KEY` or
+    /// PKCS#1 `RSA PUBLIC KEY`) or a private key (whose public half is taken). A key that only
+    /// verifies should be kept as a public key: nothing can sign with it then.
+    pub fn from_pem(pem: &str) -> anyhow::Result<Jwk> {
+        use rsa::pkcs1::DecodeRsaPublicKey;
+        use rsa::pkcs8::DecodePublicKey;
+        let public = rsa::PublicKey::from_public_key_pem(pem)
+            .or_else(|_| rsa::PublicKey::from_pkcs1_pem(pem));
+        match public {
+            Ok(key) => {
+                let bits = key.n().bit_width_vartime();
+                if bits < 2048 {
+                    bail!("RSA key of {bits} bits is too small: RS256 needs at least 2048");
+                }
+                Ok(Jwk::rs256(&key.n_bytes(), &key.e_bytes()))
+            }
+            Err(_) => Ok(SigningKey::from_pem(pem)
+                .context("neither an RSA public key nor an RSA private key in PEM")?
+                .public
+                .clone()),
+        }
+    }
+}
+
 /// A JWK Set: what `/.well-known/jwks.json` serves.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
@@ -115,16 +154,7 @@ impl SigningKey {
         }
         let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
             .map_err(|e| anyhow::anyhow!("AWS-LC rejected the key: {e}"))?;
-        let n = URL_SAFE_NO_PAD.encode(key.n_bytes());
-        let e = URL_SAFE_NO_PAD.encode(key.e_bytes());
-        let public = Jwk {
-            kid: thumbprint(&n, &e),
-            kty: "RSA".into(),
-            alg: "RS256".into(),
-            use_: "sig".into(),
-            n,
-            e,
-        };
+        let public = Jwk::rs256(&key.n_bytes(), &key.e_bytes());
         Ok(SigningKey {
             pair,
             pkcs8_der: der.to_vec(),
@@ -173,6 +203,17 @@ impl SigningKey {
         Ok(())
     }
 
+    /// The public half as SPKI PEM (what `openssl pkey -pubout` writes): what to keep of a key
+    /// that only verifies from now on, such as an orchestrator's `KEY_PREVIOUS_PATH` file.
+    pub fn public_pem(&self) -> anyhow::Result<String> {
+        use rsa::pkcs8::EncodePublicKey as _;
+        let key =
+            rsa::PrivateKey::from_pkcs8_der(&self.pkcs8_der).context("not a PKCS#8 RSA key")?;
+        key.to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .context("cannot encode the public key")
+    }
+
     pub fn kid(&self) -> &str {
         &self.public.kid
     }
@@ -213,6 +254,19 @@ pub fn thumbprint(n: &str, e: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_public_pem_names_the_same_key_as_its_private_pem() {
+        let key = SigningKey::generate(KeyBits::B2048).unwrap();
+        let public = key.public_pem().unwrap();
+        assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
+        assert_eq!(&Jwk::from_pem(&public).unwrap(), key.public_jwk());
+        let dir = tempfile::tempdir().unwrap();
+        key.persist(&dir.path().join("key.pem")).unwrap();
+        let private = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+        assert_eq!(&Jwk::from_pem(&private).unwrap(), key.public_jwk());
+        assert!(Jwk::from_pem("not a key").is_err());
+    }
 
     #[test]
     fn rfc7638_example_thumbprint() {

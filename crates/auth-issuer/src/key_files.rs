@@ -40,10 +40,17 @@
 //! ```text
 //! KEY_NEXT_PATH       published and trusted for refresh tokens, signs nothing (step 1: wait
 //!                     for the replicas' JWKS refresh)
-//! KEY_PREVIOUS_PATH   the key that signed before KEY_PATH: published and trusted for refresh
-//!                     tokens while it is mounted (step 2: the new key at KEY_PATH, the old one
-//!                     here; remove it once no token it signed can be valid)
+//! KEY_PREVIOUS_PATH   the key that signed before KEY_PATH, best as its public half only
+//!                     (step 2: the new key at KEY_PATH, the old one here): treated as retired
+//!                     when this issuer first saw it there, so it leaves the JWKS after the
+//!                     access-token lifetime and is trusted for refresh tokens for the
+//!                     refresh-token lifetime, as a retired key is (step 3: unmount it)
 //! ```
+//!
+//! Both files may hold a public key (`openssl pkey -pubout`) or a private one; the next key is
+//! usually the private key that will sign, the previous one should be public. An issuer that
+//! restarts during step 2 counts the previous key's windows from its own start: later, never
+//! sooner, than the first issuer did.
 //!
 //! During each step's rolling update, old and new issuers publish the same two keys, so no
 //! replica meets an unknown `kid` and no refresh token is refused by the other generation.
@@ -151,19 +158,23 @@ impl KeyFiles {
             signing.kid()
         );
         let mut retired = self.retired(life, now, &revoked)?;
+        let mut previous_key = None;
         if let Some(jwk) = mounted(self.previous.as_deref(), &revoked)? {
-            // Retired this very moment, at every reload: trusted for as long as it is mounted.
-            retired.insert(
-                0,
-                Retired {
-                    retired_at: now,
-                    jwk,
-                },
-            );
+            // Retired when this issuer first saw it mounted (kept from reload to reload).
+            let since = previous
+                .and_then(|p| p.mounted_previous.as_ref())
+                .filter(|seen| seen.jwk.kid == jwk.kid)
+                .map_or(now, |seen| seen.retired_at);
+            let entry = Retired {
+                retired_at: since,
+                jwk,
+            };
+            retired.insert(0, entry.clone());
+            previous_key = Some(entry);
         }
-        Ok(Keyring::assemble(
-            signing, pem, pending, &retired, life, now,
-        ))
+        let mut ring = Keyring::assemble(signing, pem, pending, &retired, life, now);
+        ring.mounted_previous = previous_key;
+        Ok(ring)
     }
 
     /// Planned rotation: file a new key as pending, to sign from `activate_at()`, asked once the
@@ -420,10 +431,7 @@ fn mounted(path: Option<&Path>, revoked: &HashSet<String>) -> anyhow::Result<Opt
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let jwk = SigningKey::from_pem(&pem)
-        .with_context(|| format!("reading the key {}", path.display()))?
-        .public_jwk()
-        .clone();
+    let jwk = Jwk::from_pem(&pem).with_context(|| format!("reading the key {}", path.display()))?;
     Ok((!revoked.contains(&jwk.kid)).then_some(jwk))
 }
 
@@ -579,17 +587,32 @@ mod tests {
         assert_eq!(kids(&ring), [old_kid.clone(), new_kid.clone()]);
         assert!(ring.refresh_keys.contains(&new_kid));
 
-        // Step 2: the new key signs, the old one stays published and trusted while mounted,
-        // however long that is.
+        // Step 2: the new key signs; the old one, as its public half, is retired from the
+        // moment it is seen there: in the JWKS for the access-token lifetime, trusted for
+        // refresh tokens for the refresh-token lifetime, however long it stays mounted.
         std::fs::remove_file(&current).unwrap();
         std::fs::rename(&next, &current).unwrap();
-        old.persist(&previous).unwrap();
-        for now in [T0, T0 + 10 * 3600] {
-            let ring = files.keyring(None, LIFE, now).unwrap();
-            assert_eq!(ring.signing.kid(), new_kid);
-            assert_eq!(kids(&ring), [new_kid.clone(), old_kid.clone()]);
-            assert!(ring.refresh_keys.contains(&old_kid));
-        }
+        std::fs::write(&previous, old.public_pem().unwrap()).unwrap();
+        let seen = files.keyring(None, LIFE, T0).unwrap();
+        assert_eq!(seen.signing.kid(), new_kid);
+        assert_eq!(kids(&seen), [new_kid.clone(), old_kid.clone()]);
+        assert!(seen.refresh_keys.contains(&old_kid));
+        let seen = Arc::new(seen);
+        let later = files
+            .keyring(Some(&seen), LIFE, T0 + 300 + MAX_LEEWAY_SECS)
+            .unwrap();
+        assert_eq!(kids(&later), [new_kid.as_str()], "out of the JWKS");
+        assert!(
+            later.refresh_keys.contains(&old_kid),
+            "still trusted for refresh"
+        );
+        let much_later = files
+            .keyring(Some(&Arc::new(later)), LIFE, T0 + 3600 + MAX_LEEWAY_SECS)
+            .unwrap();
+        assert!(
+            !much_later.refresh_keys.contains(&old_kid),
+            "mounted, but past its window"
+        );
 
         // Step 3: unmounted, it is trusted no more.
         std::fs::remove_file(&previous).unwrap();

@@ -35,6 +35,8 @@ pub struct Keyring {
     pub refresh_keys: TrustedKeys,
     /// The PEM the signing key came from, to notice a rotation cheaply.
     pub(crate) pem: String,
+    /// The key at `KEY_PREVIOUS_PATH` and when this issuer first saw it there (key_files.rs).
+    pub(crate) mounted_previous: Option<Retired>,
 }
 
 /// A key waiting for its activation time: only its public half is needed until then.
@@ -118,6 +120,7 @@ impl Keyring {
             jwks,
             refresh_keys,
             pem,
+            mounted_previous: None,
         }
     }
 }

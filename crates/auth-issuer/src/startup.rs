@@ -25,6 +25,34 @@ pub fn build_state(settings: Settings) -> anyhow::Result<IssuerState> {
     let keyring = key_files.keyring(None, settings.lifetimes(), auth_core::now_secs())?;
     let kid = keyring.signing.kid();
     tracing::info!(kid, path = %settings.key_path.display(), "signing key {verb}");
+    // A rotation through mounted files fails quietly if a file is misnamed: say what was found.
+    for (name, path, key) in [
+        (
+            "KEY_NEXT_PATH",
+            &settings.key_next_path,
+            keyring
+                .pending
+                .last()
+                .filter(|p| p.activate_at == crate::keyring::Pending::UNTIL_INSTALLED)
+                .map(|p| &p.jwk),
+        ),
+        (
+            "KEY_PREVIOUS_PATH",
+            &settings.key_previous_path,
+            keyring.mounted_previous.as_ref().map(|r| &r.jwk),
+        ),
+    ] {
+        if let Some(path) = path {
+            match key {
+                Some(jwk) => {
+                    tracing::info!(kid = jwk.kid, path = %path.display(), "{name}: key found")
+                }
+                None => {
+                    tracing::info!(path = %path.display(), "{name}: no key there (fine outside a rotation)")
+                }
+            }
+        }
+    }
 
     let users = Users::load(settings.users_file.as_deref(), settings.hashing)?;
     let metrics = IssuerMetrics::new();

@@ -57,6 +57,13 @@ impl Issuer {
                         "signing key rotated"
                     );
                 }
+                let kid_of = |r: &Keyring| r.mounted_previous.as_ref().map(|m| m.jwk.kid.clone());
+                if kid_of(&ring) != kid_of(&previous) {
+                    tracing::info!(
+                        kid = kid_of(&ring).unwrap_or_default(),
+                        "key at KEY_PREVIOUS_PATH changed (empty: none); retired as of now"
+                    );
+                }
                 for next in &ring.pending {
                     if previous.pending.iter().any(|p| p.jwk.kid == next.jwk.kid) {
                         continue;
