@@ -135,6 +135,14 @@ serve_from_secrets() {
     CLIENTS_ISSUER=$issuer_file CLIENTS_SESSION=$session_file write_acl
     chmod 0400 "$SECRETS/users.acl"
     log "ACL users ready from the mounted secrets"
+    # Never two Redis processes on one append-only file: an orchestrator may start a new task
+    # while an old one it lost touch with still runs on the same volume. The lock is held by
+    # redis-server itself (it inherits descriptor 9), so it lasts exactly as long as Redis.
+    lock=${AUTHSCALE_REDIS_LOCK:-/data/authscale-redis.lock}
+    if [ -d "$(dirname "$lock")" ]; then
+        exec 9>"$lock"
+        flock -w 60 9 || die "another Redis holds $lock (waited 60 s)"
+    fi
     exec redis-server "$@" --aclfile "$SECRETS/users.acl"
 }
 

@@ -9,7 +9,7 @@
 //!    `docker stack deploy`, run on the manager as a user would. Apart from Redis, services stay
 //!    off the store's node (`AUTHSCALE_APP_CONSTRAINT`), as on a dedicated database machine, so
 //!    that cutting that node off below takes only the store away.
-//! 5. **contract** through nginx, on the manager's published port (the routing mesh).
+//! 5. **contract** through nginx, on the port nginx's task publishes on the manager.
 //! 6. **spread**: token replicas run on both application hosts, and all of them answer.
 //! 7. **issuers**: a refresh token minted by one issuer (`X-Issuer`) is rotated by the other.
 //! 8. **key rotation** as a secret rotation (docs/PAST-ONE-MACHINE.md): a new key mounted as
@@ -21,8 +21,9 @@
 //! 10. **rolling update** of the token replicas (`docker service update --force`) under the same
 //!     stream: none may fail.
 //! 11. **the store's host cut off** (`docker network disconnect`): `/api/me` stays 200,
-//!     `/sapi/me` answers 503; reconnected, both recover with nothing lost: the session, a live
-//!     refresh token, and a logged-out one that stays refused.
+//!     `/sapi/me` answers 503; its Redis is killed meanwhile, so it comes back as a new task
+//!     that reads its append-only file; reconnected, both recover with nothing lost: the
+//!     session, a live refresh token, and a logged-out one that stays refused.
 //! 12. **scale** the token replicas to 6: all six serve.
 //! 13. **teardown**: `docker stack rm`, then the hosts and their network, also on failure and
 //!     on Ctrl-C; nothing of the test may be left.

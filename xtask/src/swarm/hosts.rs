@@ -4,7 +4,7 @@
 //! (Debian's docker.io, storage on fuse-overlayfs), on a private bridge network of its own, so
 //! that the hosts have their own addresses and can be killed (`docker kill`) or cut off
 //! (`docker network disconnect`) one at a time, as real machines would be. The inner engines
-//! form a real swarm over that network: overlay networks, the routing mesh and `tasks.NAME` DNS
+//! form a real swarm over that network: overlay networks and `tasks.NAME` DNS
 //! all cross it.
 //!
 //! Why not `--privileged`: this machine's container runtime refuses it (one capability is

@@ -266,16 +266,14 @@ fn rotate_key(
             &issuer,
         ],
     )?;
-    let jwks_kids = runtime.block_on(async {
-        let mut kids = BTreeSet::new();
-        for _ in 0..4 {
-            for key in client.jwks().await?["keys"].as_array().context("no keys")? {
-                kids.insert(key["kid"].as_str().unwrap_or_default().to_owned());
-            }
-        }
-        anyhow::Ok(kids)
-    })?;
-    ensure!(jwks_kids.len() == 2, "the JWKS after step 1: {jwks_kids:?}");
+    // Every answer, from either issuer, publishes both keys.
+    let published = runtime.block_on(every_jwks(client))?;
+    ensure!(
+        published
+            .iter()
+            .all(|kids| kids.len() == 2 && kids.contains(&old_kid)),
+        "the JWKS answers after step 1: {published:?}"
+    );
     let during = runtime.block_on(client.login("alice", "wonderland"))?;
     ensure!(
         kid_of(&during.access)? == old_kid,
@@ -309,11 +307,22 @@ fn rotate_key(
         "swarm test: step 2 (sign with the new key) took {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    let published = runtime.block_on(every_jwks(client))?;
+    ensure!(
+        published
+            .iter()
+            .all(|kids| *kids == published[0] && kids.contains(&old_kid)),
+        "the JWKS answers after step 2 are not the new and the previous key: {published:?}"
+    );
     runtime.block_on(async {
         for _ in 0..4 {
             let after = client.login("alice", "wonderland").await?;
             let new_kid = kid_of(&after.access)?;
             ensure!(new_kid != old_kid, "an issuer still signs with the old key");
+            ensure!(
+                published[0].contains(&new_kid),
+                "{new_kid} is not in the JWKS"
+            );
             let status = client
                 .status("/api/me", Auth::Bearer(&after.access))
                 .await?;
@@ -333,6 +342,21 @@ fn rotate_key(
         client.refresh(&during.refresh).await?;
         Ok(())
     })
+}
+
+/// The kids of four JWKS answers in a row (nginx takes turns over the issuers), one set each.
+async fn every_jwks(client: &Client) -> anyhow::Result<Vec<BTreeSet<String>>> {
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let jwks = client.jwks().await?;
+        let keys = jwks["keys"].as_array().context("a JWKS without keys")?;
+        answers.push(
+            keys.iter()
+                .filter_map(|key| key["kid"].as_str().map(str::to_owned))
+                .collect(),
+        );
+    }
+    Ok(answers)
 }
 
 /// A stream of `GET /api/me` from [`CLIENTS`] clients until stopped.
@@ -415,6 +439,10 @@ fn host_killed(
             (count > 0).then(|| format!("{count} {name}"))
         })
         .collect();
+    ensure!(
+        !on_victim.is_empty(),
+        "no task runs on {victim}: its death would test nothing"
+    );
     say(&format!("on {victim}: {}", on_victim.join(", ")));
     let stream = start_stream(runtime, client)?;
     std::thread::sleep(Duration::from_secs(3));
@@ -528,6 +556,10 @@ fn store_cut_off(
         "store cut off: /sapi/me 503 after {:.1} s, /api/me 200",
         cut.elapsed().as_secs_f64()
     ));
+    // Its Redis dies while nobody can reach it: what comes back is a new task that has only
+    // the append-only file on the node's volume to go by.
+    let killed = redis_container(hosts)?;
+    hosts.docker(STORE, &["kill", &killed])?;
     hosts.reconnect(STORE, &ip)?;
     let back = Instant::now();
     runtime.block_on(async {
@@ -544,9 +576,14 @@ fn store_cut_off(
         )
         .await?;
         say(&format!(
-            "store reconnected: the same session served again after {:.1} s",
+            "store reconnected, its Redis restarted: the same session served again after {:.1} s",
             back.elapsed().as_secs_f64()
         ));
+        let now = redis_container(hosts)?;
+        ensure!(
+            now != killed,
+            "Redis is still the container that was killed"
+        );
         client
             .refresh(&pair.refresh)
             .await
@@ -558,6 +595,16 @@ fn store_cut_off(
         );
         Ok(())
     })
+}
+
+/// The running Redis container on the store's host.
+fn redis_container(hosts: &Hosts) -> anyhow::Result<String> {
+    let filter = format!("label=com.docker.swarm.service.name={}", service("redis"));
+    let ids = hosts.docker(STORE, &["ps", "-q", "--no-trunc", "--filter", &filter])?;
+    ids.split_whitespace()
+        .next()
+        .map(str::to_owned)
+        .context("no Redis container runs on the store's host")
 }
 
 /// `docker stack rm`: services, tasks and networks go; the secrets and Redis's volume stay
@@ -586,11 +633,24 @@ fn stack_removed(hosts: &Hosts) -> anyhow::Result<()> {
     )?;
     let services = hosts.docker(MANAGER, &["service", "ls", "-q"])?;
     ensure!(services.trim().is_empty(), "services left: {services}");
+    let networks = hosts.docker(
+        MANAGER,
+        &[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={STACK}"),
+        ],
+    )?;
+    ensure!(networks.trim().is_empty(), "networks left: {networks}");
     let secrets = hosts.docker(MANAGER, &["secret", "ls", "--format", "{{.Name}}"])?;
-    ensure!(
-        secrets.contains("authscale_signing_key"),
-        "the secrets went with the stack: {secrets}"
-    );
+    for kept in ["authscale_signing_key_2", "authscale_redis_issuer_password"] {
+        ensure!(
+            secrets.lines().any(|name| name == kept),
+            "the secret {kept} went with the stack: {secrets}"
+        );
+    }
     let volumes = hosts.docker(STORE, &["volume", "ls", "--format", "{{.Name}}"])?;
     ensure!(
         volumes.contains(&format!("{STACK}_redis-data")),
