@@ -68,7 +68,7 @@ impl Issuer {
         };
         // The store's pool is built inside the runtime, as in the binary.
         let state = runtime.block_on(async { build_state(settings) });
-        let router = router(state.expect("the issuer's state"));
+        let router = router(state.expect("the issuer's state")).expect("the issuer's router");
         Issuer {
             runtime,
             router,
