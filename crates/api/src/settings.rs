@@ -13,7 +13,7 @@
 //! | `AUDIENCE` | `authscale-api` | the only `aud` accepted |
 //! | `JWKS_URL` | (unset: discovery) | where public keys come from (jwt mode) |
 //! | `JWKS_FILE` | (unset) | read keys from this file instead of `JWKS_URL` |
-//! | `DISCOVERY_URL` | (unset: `ISSUER_URL`) | with neither of the two above, fetch `<this>/.well-known/openid-configuration` (see `discovery.rs`) |
+//! | `DISCOVERY_URL` | (unset: `ISSUER_URL`) | with neither of the two above, fetch `<this>/.well-known/openid-configuration` (see `discovery.rs`); an error with either of them |
 //! | `DISCOVERY_TIMEOUT_SECS` | `60` | discovery and the first JWKS load must succeed within this long, or the replica exits |
 //! | `JWKS_REFETCH_SECS` | `5` | an unknown `kid` refetches the JWKS at most this often |
 //! | `JWKS_REFRESH_SECS` | `60` | the JWKS is re-read this often anyway: a key revoked or retired by the issuer is dropped within it |
@@ -120,6 +120,13 @@ impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         let service = ServiceSettings::from_env(DEFAULT_LISTEN)?;
         let tokens = TokenParties::from_env()?;
+        // A DISCOVERY_URL that is silently ignored would leave its operator believing the keys
+        // come from somewhere they do not.
+        anyhow::ensure!(
+            env::optional("DISCOVERY_URL").is_none()
+                || (env::optional("JWKS_URL").is_none() && env::optional("JWKS_FILE").is_none()),
+            "DISCOVERY_URL is used only without JWKS_URL and JWKS_FILE: set one way to find the keys"
+        );
         let jwks = match (env::optional("JWKS_FILE"), env::optional("JWKS_URL")) {
             (Some(path), _) => JwksSource::File(path.into()),
             (None, Some(url)) => JwksSource::Url(url),
