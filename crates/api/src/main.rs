@@ -8,6 +8,7 @@
 //! `api healthcheck` exits 0 when the replica configured by the same environment is ready.
 
 mod caller;
+mod discovery;
 mod replica_keys;
 mod routes;
 mod settings;

@@ -1,7 +1,8 @@
 //! The issuer's public keys, as a replica holds them.
 //!
 //! A replica verifies tokens alone, so it needs the issuer's public keys, and only those. It
-//! loads them at start-up (from `JWKS_URL` or `JWKS_FILE`) and is not ready until it has some.
+//! loads them at start-up (from `JWKS_URL` or `JWKS_FILE`, or from the `jwks_uri` that the
+//! issuer's discovery document names: `discovery.rs`) and is not ready until it has some.
 //! After that, the network is touched in two cases only, never per request:
 //!
 //! - every `JWKS_REFRESH_SECS` (60 s), so a key the issuer has published is here before its first
@@ -18,17 +19,25 @@
 //!
 //! A failed fetch keeps the keys already held: an issuer outage must not take the replicas down.
 //!
+//! Before the first keys, a failed fetch is retried every second, the replica not ready
+//! meanwhile. With a JWKS URL or file that goes on until it works. With discovery there is a
+//! bound (`DISCOVERY_TIMEOUT_SECS`): a discovery document that is refused (its `issuer` is not
+//! `ISSUER_URL`) or a `jwks_uri` the replica cannot reach is a configuration to fix, and a
+//! replica that exits says so louder (its orchestrator shows it restarting) than one that is
+//! silently never ready.
+//!
 //! With `TOKEN_CACHE=on`, tokens verified once are remembered until they expire
 //! (`token_cache.rs`); each installed fetch purges the entries whose key has left the JWKS.
 
 use crate::settings::JwksSource;
 use crate::token_cache::{self, TokenCache};
+use anyhow::Context;
 use auth_core::claims::AccessClaims;
 use auth_core::keys::Jwks;
 use auth_core::telemetry::{Counter, Metrics};
 use auth_core::verify::{Rejection, TokenRules, TrustedKeys, kid_of, verify};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// How long one fetch may take.
@@ -48,6 +57,8 @@ pub struct ReplicaKeys {
     /// Fetches started so far: the next fetch's number is this plus one.
     fetches_started: AtomicU64,
     source: JwksSource,
+    /// The JWKS URL found through discovery, once found (`JwksSource::Discovery` only).
+    discovered: OnceLock<String>,
     http: reqwest::Client,
     intervals: Intervals,
     /// When the last unknown-kid refetch started. Held across that refetch, so that requests
@@ -87,6 +98,7 @@ impl ReplicaKeys {
             }),
             fetches_started: AtomicU64::new(0),
             source,
+            discovered: OnceLock::new(),
             http,
             intervals,
             last_refetch: tokio::sync::Mutex::new(None),
@@ -188,14 +200,13 @@ impl ReplicaKeys {
     pub async fn fetch(&self) -> anyhow::Result<Option<usize>> {
         let number = self.fetches_started.fetch_add(1, Ordering::Relaxed) + 1;
         let jwks: Jwks = match &self.source {
-            JwksSource::Url(url) => {
-                self.http
-                    .get(url)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?
+            JwksSource::Url(url) => self.fetch_url(url).await?,
+            JwksSource::Discovery(_) => {
+                let url = self
+                    .discovered
+                    .get()
+                    .context("the JWKS URL is not discovered yet")?;
+                self.fetch_url(url).await?
             }
             JwksSource::File(path) => serde_json::from_slice(&tokio::fs::read(path).await?)?,
         };
@@ -226,23 +237,63 @@ impl ReplicaKeys {
         Ok(Some(n))
     }
 
+    async fn fetch_url(&self, url: &str) -> anyhow::Result<Jwks> {
+        let response = self.http.get(url).send().await?.error_for_status()?;
+        Ok(response.json().await?)
+    }
+
+    /// Discover the JWKS URL if that is how keys are found and it is not known yet, then fetch.
+    async fn load(&self) -> anyhow::Result<()> {
+        if let JwksSource::Discovery(discovery) = &self.source
+            && self.discovered.get().is_none()
+        {
+            let url = discovery.find_jwks(&self.http).await?;
+            tracing::info!(jwks_uri = %url, issuer = %discovery.issuer, "JWKS found through discovery");
+            let _ = self.discovered.set(url);
+        }
+        self.counters.scheduled.inc();
+        self.fetch().await.map(drop)
+    }
+
     /// Load the keys in the background: retry every second until the first success (the replica
     /// stays not-ready meanwhile), then refresh every `JWKS_REFRESH_SECS`.
-    pub fn spawn_loader(self: Arc<Self>) {
+    ///
+    /// The task ends only when it gives up: with discovery, when no keys were loaded within
+    /// `DISCOVERY_TIMEOUT_SECS`. It then returns why, and the replica exits with that error.
+    pub fn spawn_loader(self: Arc<Self>) -> tokio::task::JoinHandle<anyhow::Error> {
         tokio::spawn(async move {
-            loop {
-                self.counters.scheduled.inc();
-                match self.fetch().await {
-                    Ok(_) => {
-                        tracing::info!(keys = self.snapshot().len(), "JWKS loaded");
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "JWKS not loaded yet; retrying in 1 s");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+            let bound = match &self.source {
+                JwksSource::Discovery(discovery) => Some(discovery.timeout),
+                JwksSource::Url(_) | JwksSource::File(_) => None,
+            };
+            let mut last_error = None;
+            let first_load = async {
+                loop {
+                    match self.load().await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %format!("{e:#}"), "JWKS not loaded yet; retrying in 1 s");
+                            last_error = Some(e);
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                     }
                 }
+            };
+            let loaded = match bound {
+                Some(bound) => tokio::time::timeout(bound, first_load).await.is_ok(),
+                None => {
+                    first_load.await;
+                    true
+                }
+            };
+            if !loaded {
+                let why = last_error.unwrap_or_else(|| anyhow::anyhow!("no answer"));
+                let secs = bound.unwrap_or_default().as_secs();
+                return why.context(format!(
+                    "no verification keys within DISCOVERY_TIMEOUT_SECS ({secs} s); giving up"
+                ));
             }
+            tracing::info!(keys = self.snapshot().len(), "JWKS loaded");
             loop {
                 tokio::time::sleep(self.intervals.refresh).await;
                 self.counters.scheduled.inc();
@@ -250,7 +301,7 @@ impl ReplicaKeys {
                     tracing::warn!(error = %e, "periodic JWKS refresh failed; keeping the keys held");
                 }
             }
-        });
+        })
     }
 }
 

@@ -11,8 +11,10 @@
 //! | `REPLICA_ID` | `<host name>:<port>` | sent back in `X-Replica` |
 //! | `ISSUER_URL` | `http://127.0.0.1:8080` | the only `iss` accepted |
 //! | `AUDIENCE` | `authscale-api` | the only `aud` accepted |
-//! | `JWKS_URL` | `http://127.0.0.1:9000/.well-known/jwks.json` | where public keys come from (jwt mode) |
+//! | `JWKS_URL` | (unset: discovery) | where public keys come from (jwt mode) |
 //! | `JWKS_FILE` | (unset) | read keys from this file instead of `JWKS_URL` |
+//! | `DISCOVERY_URL` | (unset: `ISSUER_URL`) | with neither of the two above, fetch `<this>/.well-known/openid-configuration` (see `discovery.rs`); an error with either of them |
+//! | `DISCOVERY_TIMEOUT_SECS` | `60` | discovery and the first JWKS load must succeed within this long, or the replica exits |
 //! | `JWKS_REFETCH_SECS` | `5` | an unknown `kid` refetches the JWKS at most this often |
 //! | `JWKS_REFRESH_SECS` | `60` | the JWKS is re-read this often anyway: a key revoked or retired by the issuer is dropped within it |
 //! | `LEEWAY_SECS` | `30` | clock skew allowed on `exp`/`nbf` (at most 30) |
@@ -31,6 +33,7 @@ use auth_core::settings::{self as env, RedisSettings, ServiceSettings, TokenPart
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// How a replica learns who is calling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +76,24 @@ impl FromStr for Mode {
 /// Where the public keys come from.
 #[derive(Debug, Clone)]
 pub enum JwksSource {
+    /// `JWKS_URL`: this URL, as it is.
     Url(String),
+    /// `JWKS_FILE`: this file.
     File(PathBuf),
+    /// Neither: ask the issuer's discovery document where its JWKS is (`discovery.rs`).
+    Discovery(Discovery),
+}
+
+/// How to find the JWKS from the issuer URL alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    /// `ISSUER_URL`: the discovery document's `issuer` must equal it exactly.
+    pub issuer: String,
+    /// `DISCOVERY_URL`, when set: where this replica reaches the issuer, if not at `issuer`
+    /// (in compose, the issuer's address inside the network rather than its public one).
+    pub reach_at: Option<String>,
+    /// How long discovery and the first JWKS load may take before the replica gives up.
+    pub timeout: Duration,
 }
 
 /// Where a replica listens when `LISTEN_ADDR` is unset.
@@ -100,12 +119,26 @@ pub struct Settings {
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
         let service = ServiceSettings::from_env(DEFAULT_LISTEN)?;
-        let jwks = match env::optional("JWKS_FILE") {
-            Some(path) => JwksSource::File(path.into()),
-            None => JwksSource::Url(env::string(
-                "JWKS_URL",
-                "http://127.0.0.1:9000/.well-known/jwks.json",
-            )),
+        let tokens = TokenParties::from_env()?;
+        // A DISCOVERY_URL that is silently ignored would leave its operator believing the keys
+        // come from somewhere they do not.
+        anyhow::ensure!(
+            env::optional("DISCOVERY_URL").is_none()
+                || (env::optional("JWKS_URL").is_none() && env::optional("JWKS_FILE").is_none()),
+            "DISCOVERY_URL is used only without JWKS_URL and JWKS_FILE: set one way to find the keys"
+        );
+        let jwks = match (env::optional("JWKS_FILE"), env::optional("JWKS_URL")) {
+            (Some(path), _) => JwksSource::File(path.into()),
+            (None, Some(url)) => JwksSource::Url(url),
+            (None, None) => {
+                let timeout = env::parse("DISCOVERY_TIMEOUT_SECS", 60u64)?;
+                anyhow::ensure!(timeout >= 1, "DISCOVERY_TIMEOUT_SECS must be at least 1");
+                JwksSource::Discovery(Discovery {
+                    issuer: tokens.issuer.clone(),
+                    reach_at: env::optional("DISCOVERY_URL"),
+                    timeout: Duration::from_secs(timeout),
+                })
+            }
         };
         let leeway_secs = env::parse("LEEWAY_SECS", 30u64)?;
         anyhow::ensure!(
@@ -122,7 +155,7 @@ impl Settings {
             replica_id: env::optional("REPLICA_ID")
                 .unwrap_or_else(|| service::default_instance_id(service.listen, "replica")),
             service,
-            tokens: TokenParties::from_env()?,
+            tokens,
             jwks,
             jwks_refetch_secs: env::parse("JWKS_REFETCH_SECS", 5)?,
             jwks_refresh_secs,

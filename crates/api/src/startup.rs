@@ -28,9 +28,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
             let keys = ReplicaKeys::new(settings.jwks.clone(), intervals, rules)?
                 .with_token_cache(settings.token_cache, settings.leeway_secs)
                 .with_metrics(&metrics);
-            let keys = Arc::new(keys);
-            Arc::clone(&keys).spawn_loader();
-            Authenticator::Jwt(keys)
+            Authenticator::Jwt(Arc::new(keys))
         }
         Mode::Session => Authenticator::Session {
             store: Store::new(
@@ -67,9 +65,27 @@ pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
         .map_err(|e| e.context("REPLICA_ID is not a valid header value"))
 }
 
-/// Serve until SIGINT or SIGTERM, then finish the requests in flight.
+/// Serve until SIGINT or SIGTERM, then finish the requests in flight. A token replica loads its
+/// keys meanwhile, serving `/readyz` 503 until it has them; if the loader gives up (discovery
+/// not done within its bound, see `replica_keys.rs`) the replica stops with that error.
 pub async fn serve(state: ReplicaState) -> anyhow::Result<()> {
     let listen = state.settings.service.listen;
     tracing::info!(mode = state.mode().name(), replica = %state.settings.replica_id, "api replica starting");
-    service::serve(router(state)?, listen).await
+    let loader = match &state.auth {
+        Authenticator::Jwt(keys) => Some(Arc::clone(keys).spawn_loader()),
+        Authenticator::Session { .. } => None,
+    };
+    let gave_up = async {
+        match loader {
+            Some(loader) => loader.await.unwrap_or_else(anyhow::Error::from),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = service::serve(router(state)?, listen) => served,
+        error = gave_up => {
+            tracing::error!(error = %format!("{error:#}"), "stopping: no verification keys");
+            Err(error)
+        }
+    }
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod attacks;
+mod discovering_replicas;
 mod discovery;
 mod faults;
 mod hardening;
@@ -14,6 +15,7 @@ mod helpers;
 mod keys;
 mod login_limits;
 mod overload;
+mod pyjwt;
 mod refresh_families;
 mod sessions;
 mod store_outage;
