@@ -26,7 +26,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
                 refresh: Duration::from_secs(settings.jwks_refresh_secs),
             };
             let keys = ReplicaKeys::new(settings.jwks.clone(), intervals, rules)?
-                .with_token_cache(settings.token_cache, settings.leeway_secs)
+                .with_token_cache(settings.token_cache)
                 .with_metrics(&metrics);
             let keys = Arc::new(keys);
             Arc::clone(&keys).spawn_loader();
