@@ -60,9 +60,8 @@ pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
             get(routes::jobs::applicants),
         )
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
-        .merge(service::health_routes::<Replica>())
-        .with_state(state);
-    let router = service::finish(routes, registry, limits);
+        .with_state(Arc::clone(&state));
+    let router = service::finish(routes, state, registry, limits);
     service::identify(router, "x-replica", &replica)
         .map_err(|e| e.context("REPLICA_ID is not a valid header value"))
 }
