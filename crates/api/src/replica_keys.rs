@@ -27,10 +27,11 @@
 //! silently never ready.
 //!
 //! With `TOKEN_CACHE=on`, tokens verified once are remembered until they expire
-//! (`token_cache.rs`); each installed fetch purges the entries whose key has left the JWKS.
+//! (`token_cache.rs`), keyed by the issuer, the `kid` and the token's hash; each installed fetch
+//! invalidates the entries whose key has left the JWKS.
 
 use crate::settings::JwksSource;
-use crate::token_cache::{self, TokenCache};
+use crate::token_cache::{self, CacheKey, TokenCache};
 use anyhow::Context;
 use auth_core::claims::AccessClaims;
 use auth_core::keys::Jwks;
@@ -65,6 +66,8 @@ pub struct ReplicaKeys {
     /// with a new kid queue behind the fetch that brings it.
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
     rules: TokenRules,
+    /// The issuer `rules` trust: part of every cache key.
+    issuer: Arc<str>,
     /// Verified tokens, when `TOKEN_CACHE=on`.
     cache: Option<TokenCache>,
     counters: FetchCounters,
@@ -102,16 +105,16 @@ impl ReplicaKeys {
             http,
             intervals,
             last_refetch: tokio::sync::Mutex::new(None),
+            issuer: rules.issuer().into(),
             rules,
             cache: None,
             counters: FetchCounters::default(),
         })
     }
 
-    /// With `enabled`, remember verified tokens ([`TokenCache`]), re-checking their expiry with
-    /// the verifier's `leeway_secs` on every hit.
-    pub fn with_token_cache(mut self, enabled: bool, leeway_secs: u64) -> Self {
-        self.cache = enabled.then(|| TokenCache::new(token_cache::CAPACITY, leeway_secs));
+    /// With `enabled`, remember verified tokens until their `exp` ([`TokenCache`]).
+    pub fn with_token_cache(mut self, enabled: bool) -> Self {
+        self.cache = enabled.then(|| TokenCache::new(token_cache::CAPACITY));
         self
     }
 
@@ -143,20 +146,22 @@ impl ReplicaKeys {
         let Some(cache) = &self.cache else {
             return self.verify_fully(token).await;
         };
-        let hash = TokenCache::hash(token);
+        // A token without a kid cannot be verified (the key is looked up by it): no cache.
+        let Some(kid) = kid_of(token) else {
+            return self.verify_fully(token).await;
+        };
+        let key = CacheKey::new(Arc::clone(&self.issuer), kid, token);
         let now = auth_core::now_secs();
-        if let Some(claims) = cache.get(&hash, now) {
+        if let Some(claims) = cache.get(&key, now) {
             return Ok(claims);
         }
         let claims = self.verify_fully(token).await?;
-        if let Some(kid) = kid_of(token) {
-            cache.insert(hash, kid.clone(), claims.clone(), now);
-            // A JWKS fetch may have dropped this kid (and purged the cache) while we verified
-            // with the previous keys: check again after inserting, so no entry of a retired key
-            // can outlive the purge.
-            if !self.snapshot().contains(&kid) {
-                cache.remove(&hash);
-            }
+        cache.insert(key.clone(), claims.clone(), now);
+        // A JWKS fetch may have dropped this kid (and purged the cache) while we verified with
+        // the previous keys: check again after inserting, so no entry of a removed key can
+        // outlive the purge.
+        if !self.snapshot().contains(key.kid()) {
+            cache.remove(&key);
         }
         Ok(claims)
     }
@@ -226,13 +231,7 @@ impl ReplicaKeys {
         if let Some(cache) = &self.cache {
             // Against what is installed now, which a later fetch may already have replaced.
             let keys = self.snapshot();
-            let purged = cache.retain_kids(|kid| keys.contains(kid));
-            if purged > 0 {
-                tracing::info!(
-                    purged,
-                    "cached tokens of keys no longer in the JWKS dropped"
-                );
-            }
+            cache.retain_kids(move |kid| keys.contains(kid));
         }
         Ok(Some(n))
     }
@@ -479,7 +478,7 @@ mod tests {
             TokenRules::access(ISS, AUD, 30),
         )
         .unwrap()
-        .with_token_cache(true, 30);
+        .with_token_cache(true);
         keys.fetch().await.unwrap();
 
         let (by_old, by_new) = (token(&old), token(&new));
@@ -512,7 +511,7 @@ mod tests {
             TokenRules::access(ISS, "another-audience", 30),
         )
         .unwrap()
-        .with_token_cache(true, 30);
+        .with_token_cache(true);
         keys.fetch().await.unwrap();
         let token = token(&key);
         for _ in 0..2 {

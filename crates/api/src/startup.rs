@@ -26,7 +26,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
                 refresh: Duration::from_secs(settings.jwks_refresh_secs),
             };
             let keys = ReplicaKeys::new(settings.jwks.clone(), intervals, rules)?
-                .with_token_cache(settings.token_cache, settings.leeway_secs)
+                .with_token_cache(settings.token_cache)
                 .with_metrics(&metrics);
             Authenticator::Jwt(Arc::new(keys))
         }
@@ -58,9 +58,8 @@ pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
             get(routes::jobs::applicants),
         )
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
-        .merge(service::health_routes::<Replica>())
-        .with_state(state);
-    let router = service::finish(routes, registry, limits);
+        .with_state(Arc::clone(&state));
+    let router = service::finish(routes, state, registry, limits);
     service::identify(router, "x-replica", &replica)
         .map_err(|e| e.context("REPLICA_ID is not a valid header value"))
 }

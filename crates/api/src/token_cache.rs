@@ -2,126 +2,159 @@
 //!
 //! Verifying an RS256 token costs one RSA public-key operation with AWS-LC: cheap next to a
 //! network round trip to a session store, but most of what a token replica spends on a small
-//! request (the load-test report has the measured figures). A client sends the same access token with every call until it expires, so a
-//! replica can remember "this exact token verified, with these claims" and skip the RSA work the
-//! next time. The load test runs with the cache off and on, so both the raw cost of RS256 and what
-//! the cache buys are visible.
+//! request (the load-test report has the measured figures). A client sends the same access token
+//! with every call until it expires, so a replica can remember "this exact token verified, with
+//! these claims" and skip the RSA work the next time. The load test runs with the cache off and
+//! on, so both the raw cost of RS256 and what the cache buys are visible.
+//!
+//! The cache itself is [moka](https://docs.rs/moka)'s concurrent cache rather than a map behind
+//! one lock: it is bounded, it evicts by recent use and frequency, it expires each entry at its own
+//! time, and no global lock is held while it sweeps (maintenance runs in small batches on the
+//! threads that use it).
 //!
 //! What keeps it as strict as verifying every time:
 //!
-//! - **The key is a SHA-256 of the whole token** (header, claims and signature). A hit means the
-//!   very same bytes were verified before; a token differing in any bit, the signature included,
-//!   misses and is verified in full. The token itself is not stored.
-//! - **Only successful verifications are stored**, with the claims they produced.
-//! - **Expiry is checked again on every hit**, with the verifier's own rule and leeway
-//!   (`exp + leeway >= now`, as jsonwebtoken does): an entry lives exactly as long as its token
-//!   would still pass the `exp` check, and an expired entry is dropped when it is found. (`nbf`,
-//!   `iss`, `aud`, `typ` and the signature cannot change their verdict with time.)
-//! - **Key rotation**: when the replica fetches the JWKS again, entries signed with a key that
-//!   has left it are purged ([`TokenCache::retain_kids`]): a retired key's tokens are refused
-//!   from then on, cached or not.
-//! - **Bounded**: at most [`CAPACITY`] entries. When it is full, expired entries go first; if
-//!   that frees too little, arbitrary entries are evicted until a tenth of the room is free again
-//!   (so the sweep runs once per many inserts, not on each). Filling it takes valid tokens, each
-//!   of which had to pass a full verification first: it cannot be grown by garbage.
+//! - **The key says what was trusted, not only what was seen** ([`CacheKey`]): the issuer whose
+//!   rules the token passed, the `kid` of the key that verified its signature, and a SHA-256 of
+//!   the whole token (header, claims and signature). A hit means the very same bytes were
+//!   verified before, for the same issuer, with the same key. A token differing in any bit misses
+//!   and is verified in full. (CVE-2026-33496 was a verification cache whose key left out what was
+//!   being trusted, so a verdict reached for one trust anchor was served for another.)
+//! - **Only successful verifications are stored**, with the claims they produced. The token
+//!   itself is not stored.
+//! - **An entry never outlives its token's `exp`**: moka drops it at `exp` (a per-entry
+//!   time-to-live, [`ExpireAtExp`]), and every hit checks `now < exp` again, so a coarse clock in
+//!   the cache cannot stretch it. The verifier's clock-skew leeway is not granted by the cache: in
+//!   the leeway window past `exp`, a token is verified in full (and accepted or refused exactly as
+//!   without the cache), and is not cached again.
+//! - **Key removal**: when the replica installs a JWKS, entries whose `kid` has left it are
+//!   invalidated ([`TokenCache::retain_kids`]). moka guarantees that `get` never returns an entry
+//!   an invalidation predicate has matched, even before the entry is swept, so a removed key's
+//!   tokens are refused from then on, cached or not.
+//! - **Bounded**: at most [`CAPACITY`] entries. Filling it takes valid tokens, each of which had
+//!   to pass a full verification first: it cannot be grown by garbage.
 
 use auth_core::claims::AccessClaims;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use moka::sync::Cache;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// Entries at most: about 5 MB of claims at a few hundred bytes each.
-pub const CAPACITY: usize = 10_000;
+/// Entries at most: a few megabytes of claims at a few hundred bytes each.
+pub const CAPACITY: u64 = 10_000;
 
-/// SHA-256 of a token: what entries are keyed by.
+/// SHA-256 of a token.
 pub type TokenHash = [u8; 32];
 
-struct Entry {
-    claims: AccessClaims,
-    /// The key that verified it, to purge it when that key leaves the JWKS.
+/// What an entry is found by: everything its verdict depended on trusting.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    /// The issuer whose rules (`iss`, `aud`, `typ`) the token passed.
+    issuer: Arc<str>,
+    /// The key (from the JWKS) that verified the signature: also what key removal purges by.
     kid: String,
+    /// The exact bytes of the token.
+    token: TokenHash,
 }
 
-pub struct TokenCache {
-    entries: Mutex<HashMap<TokenHash, Entry>>,
-    capacity: usize,
-    /// The verifier's clock-skew allowance on `exp`.
-    leeway_secs: u64,
-}
-
-impl TokenCache {
-    pub fn new(capacity: usize, leeway_secs: u64) -> Self {
-        TokenCache {
-            entries: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-            leeway_secs,
-        }
-    }
-
-    /// The cache key of `token`.
-    pub fn hash(token: &str) -> TokenHash {
+impl CacheKey {
+    /// The key of `token`, for `issuer`, signed (as its header says) by `kid`.
+    pub fn new(issuer: Arc<str>, kid: String, token: &str) -> Self {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
         let mut hash = [0u8; 32];
         hash.copy_from_slice(digest.as_ref());
-        hash
+        CacheKey {
+            issuer,
+            kid,
+            token: hash,
+        }
     }
 
-    /// The claims of a token verified before, if it would still pass the `exp` check at `now`
-    /// (seconds since the epoch). An entry past that is removed.
-    pub fn get(&self, hash: &TokenHash, now: u64) -> Option<AccessClaims> {
-        let mut entries = self.lock();
-        let entry = entries.get(hash)?;
-        if self.is_live(entry, now) {
-            return Some(entry.claims.clone());
+    /// The key id the token's signature was verified with.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
+#[derive(Clone)]
+struct Entry {
+    claims: Arc<AccessClaims>,
+    /// How long the entry may live from its insertion: until the token's `exp`.
+    time_to_live: Duration,
+}
+
+/// moka's per-entry expiry: an entry lives from its insertion until its token's `exp`.
+struct ExpireAtExp;
+
+impl moka::Expiry<CacheKey, Entry> for ExpireAtExp {
+    fn expire_after_create(&self, _: &CacheKey, entry: &Entry, _: Instant) -> Option<Duration> {
+        Some(entry.time_to_live)
+    }
+}
+
+pub struct TokenCache {
+    entries: Cache<CacheKey, Entry>,
+}
+
+impl TokenCache {
+    pub fn new(capacity: u64) -> Self {
+        TokenCache {
+            entries: Cache::builder()
+                .max_capacity(capacity.max(1))
+                .expire_after(ExpireAtExp)
+                // Needed by `retain_kids`.
+                .support_invalidation_closures()
+                .build(),
         }
-        entries.remove(hash);
+    }
+
+    /// The claims of a token verified before, if its `exp` is still ahead of `now` (seconds since
+    /// the epoch).
+    pub fn get(&self, key: &CacheKey, now: u64) -> Option<AccessClaims> {
+        let entry = self.entries.get(key)?;
+        if now < entry.claims.exp {
+            return Some(AccessClaims::clone(&entry.claims));
+        }
+        self.entries.invalidate(key);
         None
     }
 
-    /// Remember that the token with `hash` verified with key `kid` and gave `claims`.
-    pub fn insert(&self, hash: TokenHash, kid: String, claims: AccessClaims, now: u64) {
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(&hash) {
-            entries.retain(|_, entry| self.is_live(entry, now));
-            let target = self.capacity - self.capacity.div_ceil(10);
-            if entries.len() > target {
-                let excess = entries.len() - target;
-                let victims: Vec<TokenHash> = entries.keys().take(excess).copied().collect();
-                for victim in victims {
-                    entries.remove(&victim);
-                }
-            }
+    /// Remember that the token of `key` verified and gave `claims`, until its `exp`. A token
+    /// already at or past its `exp` (accepted within the leeway) is not stored.
+    pub fn insert(&self, key: CacheKey, claims: AccessClaims, now: u64) {
+        let Some(left) = claims.exp.checked_sub(now).filter(|&left| left > 0) else {
+            return;
+        };
+        let entry = Entry {
+            claims: Arc::new(claims),
+            time_to_live: Duration::from_secs(left),
+        };
+        self.entries.insert(key, entry);
+    }
+
+    /// Forget the token of `key`.
+    pub fn remove(&self, key: &CacheKey) {
+        self.entries.invalidate(key);
+    }
+
+    /// Keep only the entries whose `kid` `keep` accepts (the kids of the JWKS just installed).
+    /// From the moment this returns, no other entry is served; moka sweeps them out later.
+    pub fn retain_kids(&self, keep: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        let invalidated = self
+            .entries
+            .invalidate_entries_if(move |key, _| !keep(&key.kid));
+        if let Err(e) = invalidated {
+            // Cannot happen (the builder enables invalidation closures); if it ever did, losing
+            // every entry is safe where serving a removed key's entry is not.
+            tracing::error!(error = %e, "cannot invalidate by kid; clearing the token cache");
+            self.entries.invalidate_all();
         }
-        entries.insert(hash, Entry { claims, kid });
     }
 
-    /// Forget the token with `hash`.
-    pub fn remove(&self, hash: &TokenHash) {
-        self.lock().remove(hash);
-    }
-
-    /// Keep only the entries whose key `keep` accepts (the kids of the JWKS just fetched).
-    /// Returns how many were removed.
-    pub fn retain_kids(&self, keep: impl Fn(&str) -> bool) -> usize {
-        let mut entries = self.lock();
-        let before = entries.len();
-        entries.retain(|_, entry| keep(&entry.kid));
-        before - entries.len()
-    }
-
+    /// Entries held, once moka's pending maintenance has run.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// The verifier's rule: expired when `exp < now - leeway`.
-    fn is_live(&self, entry: &Entry, now: u64) -> bool {
-        entry.claims.exp.saturating_add(self.leeway_secs) >= now
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenHash, Entry>> {
-        // A panic while holding the lock cannot leave the map half-updated in a way that matters:
-        // at worst an entry is missing, which is a miss.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
     }
 }
 
@@ -130,11 +163,11 @@ mod tests {
     use super::*;
 
     const NOW: u64 = 1_800_000_000;
-    const LEEWAY: u64 = 30;
+    const ISSUER: &str = "http://issuer.test";
 
     fn claims(sub: &str, exp: u64) -> AccessClaims {
         AccessClaims {
-            iss: "http://issuer.test".into(),
+            iss: ISSUER.into(),
             sub: sub.into(),
             aud: "api.test".into(),
             exp,
@@ -147,89 +180,95 @@ mod tests {
         }
     }
 
+    fn key(kid: &str, token: &str) -> CacheKey {
+        CacheKey::new(ISSUER.into(), kid.into(), token)
+    }
+
     #[test]
     fn a_hit_needs_the_exact_same_token() {
-        let cache = TokenCache::new(10, LEEWAY);
+        let cache = TokenCache::new(10);
         let token = "aaa.bbb.ccc";
-        cache.insert(
-            TokenCache::hash(token),
-            "k1".into(),
-            claims("bob", NOW + 60),
-            NOW,
-        );
-        assert_eq!(cache.get(&TokenCache::hash(token), NOW).unwrap().sub, "bob");
+        cache.insert(key("k1", token), claims("bob", NOW + 60), NOW);
+        assert_eq!(cache.get(&key("k1", token), NOW).unwrap().sub, "bob");
         // One changed character, e.g. in the signature: a miss, so full verification happens.
-        assert!(cache.get(&TokenCache::hash("aaa.bbb.ccd"), NOW).is_none());
+        assert!(cache.get(&key("k1", "aaa.bbb.ccd"), NOW).is_none());
+    }
+
+    /// The same token bytes verified for one issuer with one key are no hit for another issuer
+    /// or another key: the verdict is only reused for what was actually trusted.
+    #[test]
+    fn the_key_includes_the_issuer_and_the_kid() {
+        let cache = TokenCache::new(10);
+        let token = "aaa.bbb.ccc";
+        cache.insert(key("k1", token), claims("bob", NOW + 60), NOW);
+        assert!(cache.get(&key("k1", token), NOW).is_some());
+        let other_kid = key("k2", token);
+        assert!(cache.get(&other_kid, NOW).is_none(), "another kid");
+        let other_issuer = CacheKey::new("http://evil.test".into(), "k1".into(), token);
+        assert!(cache.get(&other_issuer, NOW).is_none(), "another issuer");
     }
 
     #[test]
-    fn entries_expire_with_their_token_under_the_same_leeway_as_verification() {
-        let cache = TokenCache::new(10, LEEWAY);
-        let hash = TokenCache::hash("t");
+    fn an_entry_never_outlives_its_tokens_exp() {
+        let cache = TokenCache::new(10);
+        let k = key("k1", "t");
         let exp = NOW + 60;
-        cache.insert(hash, "k1".into(), claims("bob", exp), NOW);
-        // Accepted up to exp + leeway, exactly like jsonwebtoken's `exp < now - leeway` rule.
-        assert!(cache.get(&hash, exp).is_some());
-        assert!(cache.get(&hash, exp + LEEWAY).is_some());
-        assert!(cache.get(&hash, exp + LEEWAY + 1).is_none());
-        // And an expired entry is gone, not just hidden.
+        cache.insert(k.clone(), claims("bob", exp), NOW);
+        assert!(cache.get(&k, exp - 1).is_some());
+        // At `exp` the token is expired (RFC 7519: "before" the expiration time): a miss, so the
+        // verifier decides, leeway and all.
+        assert!(cache.get(&k, exp).is_none());
+        // And the entry is gone, not just hidden.
         assert_eq!(cache.len(), 0);
-        assert!(cache.get(&hash, exp).is_none());
+        assert!(cache.get(&k, exp - 1).is_none());
+    }
+
+    /// A token accepted within the verifier's leeway past `exp` is not stored at all.
+    #[test]
+    fn a_token_at_or_past_its_exp_is_not_stored() {
+        let cache = TokenCache::new(10);
+        for exp in [NOW - 5, NOW] {
+            cache.insert(key("k1", &format!("t{exp}")), claims("bob", exp), NOW);
+        }
+        assert_eq!(cache.len(), 0);
+    }
+
+    /// moka's own time-to-live removes an entry at its `exp` on the real clock, without a get.
+    #[test]
+    fn moka_expires_an_entry_at_its_exp() {
+        let cache = TokenCache::new(10);
+        let now = auth_core::now_secs();
+        cache.insert(key("k1", "short"), claims("bob", now + 1), now);
+        cache.insert(key("k1", "long"), claims("ann", now + 600), now);
+        assert_eq!(cache.len(), 2);
+        std::thread::sleep(Duration::from_millis(2100));
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get(&key("k1", "long"), now).is_some());
     }
 
     #[test]
-    fn the_cache_stays_bounded_evicting_expired_entries_first() {
-        let cache = TokenCache::new(10, 0);
-        // Five that will have expired, five that stay valid.
-        for i in 0..5 {
-            let hash = TokenCache::hash(&format!("old-{i}"));
-            cache.insert(hash, "k1".into(), claims("old", NOW + 10), NOW);
+    fn the_cache_stays_bounded() {
+        let cache = TokenCache::new(10);
+        for i in 0..200 {
+            let token = format!("flood-{i}");
+            cache.insert(key("k1", &token), claims("f", NOW + 1000), NOW);
         }
-        for i in 0..5 {
-            let hash = TokenCache::hash(&format!("new-{i}"));
-            cache.insert(hash, "k1".into(), claims("new", NOW + 1000), NOW);
-        }
-        assert_eq!(cache.len(), 10);
-        let later = NOW + 100;
-        cache.insert(
-            TokenCache::hash("one-more"),
-            "k1".into(),
-            claims("x", NOW + 1000),
-            later,
-        );
-        // The expired five were swept; every valid one survived.
-        assert_eq!(cache.len(), 6);
-        for i in 0..5 {
-            assert!(
-                cache
-                    .get(&TokenCache::hash(&format!("new-{i}")), later)
-                    .is_some()
-            );
-        }
-        // Full of valid entries: arbitrary ones go, and the size never exceeds the capacity.
-        for i in 0..100 {
-            let hash = TokenCache::hash(&format!("flood-{i}"));
-            cache.insert(hash, "k1".into(), claims("f", NOW + 1000), later);
-            assert!(cache.len() <= 10, "{}", cache.len());
-        }
-        assert!(
-            cache.get(&TokenCache::hash("flood-99"), later).is_some(),
-            "the newest entry is kept"
-        );
+        assert!(cache.len() <= 10, "{}", cache.len());
     }
 
     #[test]
-    fn entries_of_a_key_that_left_the_jwks_are_purged() {
-        let cache = TokenCache::new(10, LEEWAY);
+    fn entries_of_a_key_that_left_the_jwks_are_never_served_again() {
+        let cache = TokenCache::new(10);
         let (old, new) = (
-            TokenCache::hash("signed-by-old"),
-            TokenCache::hash("signed-by-new"),
+            key("old-kid", "signed-by-old"),
+            key("new-kid", "signed-by-new"),
         );
-        cache.insert(old, "old-kid".into(), claims("a", NOW + 60), NOW);
-        cache.insert(new, "new-kid".into(), claims("b", NOW + 60), NOW);
-        let removed = cache.retain_kids(|kid| kid == "new-kid");
-        assert_eq!(removed, 1);
+        cache.insert(old.clone(), claims("a", NOW + 60), NOW);
+        cache.insert(new.clone(), claims("b", NOW + 60), NOW);
+        cache.retain_kids(|kid| kid == "new-kid");
+        // Refused at once, before any sweep.
         assert!(cache.get(&old, NOW).is_none());
         assert!(cache.get(&new, NOW).is_some());
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -10,9 +10,10 @@
 //! - [`serve`]: listening, serving until a shutdown signal, then finishing the requests in flight.
 //! - [`health_routes`]: `/healthz` (the process is alive) and `/readyz` (it can serve, as the
 //!   service's [`Readiness`] says). Load balancers and compose route only to ready services.
-//! - [`finish`]: what every router gets: `/metrics`, JSON errors for unknown paths (404) and wrong
-//!   methods (405; axum's own would be empty), the [`RequestLimits`], and the request metrics
-//!   around all of it.
+//! - [`finish`]: what every router gets: the probes and `/metrics`, JSON errors for unknown paths
+//!   (404) and wrong methods (405; axum's own would be empty), the [`RequestLimits`], and the
+//!   request metrics around all of it. The probes and `/metrics` are not shed with the traffic:
+//!   they sit outside its limits, on a small pool of their own (see [`finish`]).
 //! - [`identify`]: a header naming the instance that answered on every response (`X-Replica`,
 //!   `X-Issuer`), so a person, a test or the page sees where a request went.
 
@@ -142,17 +143,41 @@ async fn readyz<S: Readiness>(State(service): State<Arc<S>>) -> impl IntoRespons
     Ok::<_, ApiError>(Json(body))
 }
 
-/// Wrap a service's own `routes` (state already applied) into the router it serves.
-pub fn finish(routes: Router, metrics: Arc<Metrics>, limits: RequestLimits) -> Router {
+/// Wrap a service's own `routes` (state already applied) into the router it serves, with the
+/// probes ([`health_routes`], asking `service`) and `/metrics` added.
+///
+/// The traffic (`routes`, and the 404/405 answers) is wrapped in the [`RequestLimits`]; the
+/// probes and `/metrics` are merged in after that, wrapped in limits of their own
+/// ([`RequestLimits::apply_to_probes`]). So when the traffic fills `MAX_CONCURRENT_REQUESTS` and
+/// is being shed with 503, or is timing out, `/healthz`, `/readyz` and `/metrics` still answer:
+/// an orchestrator does not restart a service for being busy (a restart would only drop the
+/// requests in flight and push them onto the others), and the metrics that show the overload
+/// can be read during it.
+///
+/// They stay on the same port rather than on a port of their own: a separate listener would be
+/// one more setting and one more port in every deployment (compose, Kubernetes, Swarm, the test
+/// stack) for no gain in isolation (both would share the same runtime), and a probe on the
+/// traffic's own listener also checks that this listener accepts and answers.
+pub fn finish<S: Readiness>(
+    routes: Router,
+    service: Arc<S>,
+    metrics: Arc<Metrics>,
+    limits: RequestLimits,
+) -> Router {
+    let json_405 = || async { ApiError::MethodNotAllowed };
     let routes = routes
+        .method_not_allowed_fallback(json_405)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) });
+    let probes = health_routes::<S>()
+        .with_state(service)
         .route(
             "/metrics",
             get(metrics_handler).with_state(Arc::clone(&metrics)),
         )
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .fallback(|| async { ApiError::NotFound("no such route".into()) });
+        .method_not_allowed_fallback(json_405);
     limits
         .apply(routes)
+        .merge(limits.apply_to_probes(probes))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             track_requests,
@@ -232,5 +257,53 @@ mod tests {
         let (status, body) = get(Down, "/healthz").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, json!({ "status": "ok" }));
+    }
+
+    /// With the traffic's only slot taken by a slow request, the traffic is shed but the probes
+    /// and /metrics answer.
+    #[tokio::test]
+    async fn probes_and_metrics_answer_while_the_traffic_is_shed() {
+        use crate::limits::RequestLimits;
+        use std::time::Duration;
+        let (entered_tx, mut entered_rx) = tokio::sync::mpsc::channel::<()>(1);
+        let release = Arc::new(tokio::sync::Notify::new());
+        let gate = Arc::clone(&release);
+        let routes = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(move || {
+                    let (entered, gate) = (entered_tx.clone(), Arc::clone(&gate));
+                    async move {
+                        let _ = entered.send(()).await;
+                        gate.notified().await;
+                        "done"
+                    }
+                }),
+            )
+            .route("/quick", axum::routing::get(|| async { "quick" }));
+        let limits = RequestLimits {
+            max_in_flight: 1,
+            timeout: Duration::from_secs(5),
+        };
+        let app = finish(routes, Arc::new(Up), Metrics::new(), limits);
+        let request = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+        let slow = tokio::spawn(app.clone().oneshot(request("/slow")));
+        entered_rx.recv().await.unwrap();
+
+        let status = |path: &'static str| {
+            let app = app.clone();
+            async move { app.oneshot(request(path)).await.unwrap().status() }
+        };
+        assert_eq!(status("/quick").await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            status("/no-such-route").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        for probe in ["/healthz", "/readyz", "/metrics"] {
+            assert_eq!(status(probe).await, StatusCode::OK, "{probe}");
+        }
+        release.notify_one();
+        assert_eq!(slow.await.unwrap().unwrap().status(), StatusCode::OK);
+        assert_eq!(status("/quick").await, StatusCode::OK);
     }
 }

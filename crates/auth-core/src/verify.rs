@@ -130,6 +130,11 @@ pub struct TokenRules {
 }
 
 impl TokenRules {
+    /// The issuer (`iss`) these rules demand.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// Rules for access tokens (RFC 9068): `typ` `at+jwt`, the configured audience, `nbf`
     /// required.
     pub fn access(issuer: &str, audience: &str, leeway_secs: u64) -> Self {

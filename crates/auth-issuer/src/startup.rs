@@ -106,9 +106,8 @@ pub fn router(state: IssuerState) -> anyhow::Result<Router> {
             "/.well-known/oauth-authorization-server",
             get(routes::discovery::metadata),
         )
-        .merge(service::health_routes::<Issuer>())
-        .with_state(state);
-    let router = service::finish(routes, registry, limits);
+        .with_state(Arc::clone(&state));
+    let router = service::finish(routes, state, registry, limits);
     service::identify(router, "x-issuer", &id)
         .map_err(|e| e.context("ISSUER_ID is not a valid header value"))
 }

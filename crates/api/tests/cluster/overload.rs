@@ -14,6 +14,11 @@
 //! issuer that is paused (SIGSTOP: it accepts connections and answers nothing), so that request
 //! holds the slot until the fetch gives up. Every other request to that replica is shed at once
 //! with 503, which is what a replica at its limit does.
+//!
+//! A replica at its limit still answers its probes and `/metrics` (they have their own slots, see
+//! auth-core's `service::finish`): an orchestrator must not restart a replica for being busy, and
+//! the metrics that show the overload must be readable during it. The limit itself is the
+//! replica's, not one route's: a request holding the slot on `/api/me` sheds `/api/ping` too.
 
 use crate::helpers::TestStack;
 use base64::Engine as _;
@@ -90,6 +95,56 @@ async fn with_every_replica_full_each_request_costs_one_attempt_and_gets_the_rep
         attempts, BURST as u64,
         "each client request reached exactly one replica; a 503 is not retried ({by_status:?})"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_replica_sheds_every_api_route_but_answers_its_probes_and_metrics() {
+    let env = [("MAX_CONCURRENT_REQUESTS", "1"), ("JWKS_REFETCH_SECS", "1")];
+    let mut t = TestStack::start_with(1, 0, &env).await;
+    let pair = t.login("bob", "builder").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    t.stack.pause("issuer").unwrap();
+    fill_every_replica(&t, &pair.access).await;
+    // Straight to the replica, not through nginx: this is about the replica's own answers.
+    let replica = t.stack.replica_urls(Mode::Jwt)[0].clone();
+    let get = |path: &str| t.client.http().get(format!("{replica}{path}")).send();
+
+    // A route other than the one whose request holds the slot: shed as well.
+    let ping = get("/api/ping").await.unwrap();
+    let ping_status = ping.status();
+    let ping_body: Value = ping.json().await.unwrap();
+    let mut probes = Vec::new();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let response = get(path).await.unwrap();
+        probes.push((path, response.status(), response.text().await.unwrap()));
+    }
+    // Still full after the probes, so they were answered while the replica was shedding.
+    let still_full = get("/api/ping").await.unwrap().status();
+    t.stack.resume("issuer").unwrap();
+
+    assert_eq!(
+        (ping_status, &ping_body["error"]),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!("service_unavailable")
+        ),
+        "{ping_body}"
+    );
+    for (path, status, body) in &probes {
+        assert_eq!(*status, StatusCode::OK, "{path} while full: {body}");
+    }
+    let metrics = &probes[2].2;
+    let shed = auth_core::telemetry::read_counter(
+        metrics,
+        "authscale_http_requests_total",
+        r#"route="/api/ping",status="503""#,
+    );
+    assert!(
+        shed >= 1,
+        "/metrics shows the shedding it answered during:\n{metrics}"
+    );
+    assert_eq!(still_full, StatusCode::SERVICE_UNAVAILABLE);
 }
 
 /// Takes the one slot of every token replica with a request that waits for the paused issuer,
