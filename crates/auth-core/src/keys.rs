@@ -8,17 +8,21 @@
 //!   `/.well-known/jwks.json`. The JWK type here has no field for a private member, so a private
 //!   key cannot be published by mistake.
 //!
+//! - Each RSA key also gives the issuers an HMAC key for refresh tokens, derived from its private
+//!   half (see [`crate::refresh_key`]); it never leaves the issuers.
+//!
 //! Division of labour between the two RSA libraries (see docs/SECURITY.md, "Crypto"): AWS-LC generates and
 //! signs (constant time; RUSTSEC-2023-0071 covers the `rsa` crate's private-key operations),
 //! while the `rsa` crate only reads and writes PEM and extracts the public numbers, which involves
 //! no secret-dependent timing an attacker can observe.
 
+use crate::refresh_key::RefreshKey;
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -67,6 +71,7 @@ pub struct SigningKey {
     pair: aws_lc_rs::rsa::KeyPair,
     pkcs8_der: Vec<u8>,
     public: Jwk,
+    refresh: RefreshKey,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -125,10 +130,20 @@ impl SigningKey {
             n,
             e,
         };
+        // Parsing the primes takes variable time, but only here, once per key file read: no
+        // request can time it.
+        let primes: Vec<Vec<u8>> = key
+            .primes()
+            .iter()
+            .map(|p| p.as_ref().to_be_bytes_trimmed_vartime().into_vec())
+            .collect();
+        let refresh = RefreshKey::derive(&public.kid, &primes)
+            .map_err(|_| anyhow::anyhow!("deriving the refresh-token key failed"))?;
         Ok(SigningKey {
             pair,
             pkcs8_der: der.to_vec(),
             public,
+            refresh,
         })
     }
 
@@ -180,6 +195,11 @@ impl SigningKey {
     /// The public half, as published in the JWKS.
     pub fn public_jwk(&self) -> &Jwk {
         &self.public
+    }
+
+    /// The HMAC key derived from this key, for refresh tokens (issuers only).
+    pub fn refresh_key(&self) -> &RefreshKey {
+        &self.refresh
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`: the RS256 signature (RFC 7518 3.3).
@@ -246,6 +266,29 @@ mod tests {
         std::fs::write(&path, "not a key").unwrap();
         assert!(SigningKey::load_or_generate(&path, KeyBits::B2048).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key");
+    }
+
+    /// The HMAC key follows from the RSA key alone: the same in PKCS#1 and PKCS#8, so issuers
+    /// reading one key in either form agree; different for another key.
+    #[test]
+    fn the_refresh_key_follows_from_the_rsa_key_not_its_encoding() {
+        use rsa::pkcs1::EncodeRsaPrivateKey as _;
+        let key = SigningKey::generate(KeyBits::B2048).unwrap();
+        let parsed = rsa::PrivateKey::from_pkcs8_der(&key.pkcs8_der).unwrap();
+        let pkcs1 = parsed.to_pkcs1_pem(LineEnding::LF).unwrap();
+        let again = SigningKey::from_pem(&pkcs1).unwrap();
+        assert_eq!(again.kid(), key.kid());
+        assert_eq!(again.refresh_key().kid(), format!("rt-{}", key.kid()));
+        assert_eq!(
+            again.refresh_key().to_base64(),
+            key.refresh_key().to_base64()
+        );
+        let other = SigningKey::generate(KeyBits::B2048).unwrap();
+        assert_ne!(
+            other.refresh_key().to_base64(),
+            key.refresh_key().to_base64()
+        );
+        assert!(!format!("{key:?}").contains(&key.refresh_key().to_base64()));
     }
 
     #[test]
