@@ -48,7 +48,14 @@ async fn login_returns_a_pair_with_every_rfc9068_claim() {
     assert_eq!(claims["roles"], json!(["user", "recruiter"]));
 
     let refresh = body["refresh_token"].as_str().unwrap();
-    assert_eq!(decode_segment(refresh, 0)["typ"], "rt+jwt");
+    // HS256 under the issuers' HMAC key of the same RSA key: never published, never RS256.
+    let refresh_header = decode_segment(refresh, 0);
+    assert_eq!(refresh_header["typ"], "rt+jwt");
+    assert_eq!(refresh_header["alg"], "HS256");
+    assert_eq!(
+        refresh_header["kid"],
+        format!("rt-{}", header["kid"].as_str().unwrap())
+    );
     let refresh_claims = decode_segment(refresh, 1);
     assert_eq!(
         refresh_claims["aud"], refresh_claims["iss"],
@@ -56,9 +63,11 @@ async fn login_returns_a_pair_with_every_rfc9068_claim() {
     );
     assert!(refresh_claims["fam"].is_string());
 
-    // The kid is one the JWKS publishes.
+    // The kid is one the JWKS publishes; the refresh token's is not.
     let jwks = t.jwks().await;
     assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
+    let published = jwks["keys"].as_array().unwrap();
+    assert!(published.iter().all(|k| k["kid"] != refresh_header["kid"]));
 }
 
 #[tokio::test]
