@@ -3,15 +3,18 @@
 //! not check behaviour); run it with:
 //!
 //! ```text
-//! cargo test -p auth-core --test refresh_cost -- --ignored --nocapture
+//! cargo test --release -p auth-core --test refresh_cost -- --ignored --nocapture
 //! ```
+//!
+//! (`REFRESH_COST_N` sets the number of runs per operation.)
 //!
 //! The unit is one bare RS256 signature (`SigningKey::sign_rs256`), so the figures read as "RSA
 //! signatures' worth of CPU" whatever the machine. A refresh verifies the old refresh token, signs
 //! an access token and signs a new refresh token; the rest of its work (Redis, JSON of the
 //! request) is the same either way and is not measured here. The dev profile builds AWS-LC with
-//! full optimisation (see the workspace's Cargo.toml), so the RSA and HMAC figures are release
-//! figures; the JSON and base64 around them are not, which only makes the HS256 side look worse.
+//! full optimisation (see the workspace's Cargo.toml), so without `--release` the RSA and HMAC
+//! figures are still release figures; the JSON and base64 around them are not, which only makes
+//! the HS256 side look worse.
 
 use auth_core::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP, RefreshClaims};
 use auth_core::keys::{Jwks, KeyBits, SigningKey};
