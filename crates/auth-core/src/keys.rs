@@ -8,17 +8,21 @@
 //!   `/.well-known/jwks.json`. The JWK type here has no field for a private member, so a private
 //!   key cannot be published by mistake.
 //!
+//! - Each RSA key also gives the issuers an HMAC key for refresh tokens, derived from its private
+//!   half (see [`crate::refresh_key`]); it never leaves the issuers.
+//!
 //! Division of labour between the two RSA libraries (see docs/SECURITY.md, "Crypto"): AWS-LC generates and
 //! signs (constant time; RUSTSEC-2023-0071 covers the `rsa` crate's private-key operations),
 //! while the `rsa` crate only reads and writes PEM and extracts the public numbers, which involves
 //! no secret-dependent timing an attacker can observe.
 
+use crate::refresh_key::RefreshKey;
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -70,29 +74,6 @@ impl Jwk {
             e,
         }
     }
-
-    /// The public JWK of a PEM file holding either an RSA public key (SPKI `PUBLIC KEY` or
-    /// PKCS#1 `RSA PUBLIC KEY`) or a private key (whose public half is taken). A key that only
-    /// verifies should be kept as a public key: nothing can sign with it then.
-    pub fn from_pem(pem: &str) -> anyhow::Result<Jwk> {
-        use rsa::pkcs1::DecodeRsaPublicKey;
-        use rsa::pkcs8::DecodePublicKey;
-        let public = rsa::PublicKey::from_public_key_pem(pem)
-            .or_else(|_| rsa::PublicKey::from_pkcs1_pem(pem));
-        match public {
-            Ok(key) => {
-                let bits = key.n().bit_width_vartime();
-                if bits < 2048 {
-                    bail!("RSA key of {bits} bits is too small: RS256 needs at least 2048");
-                }
-                Ok(Jwk::rs256(&key.n_bytes(), &key.e_bytes()))
-            }
-            Err(_) => Ok(SigningKey::from_pem(pem)
-                .context("neither an RSA public key nor an RSA private key in PEM")?
-                .public
-                .clone()),
-        }
-    }
 }
 
 /// A JWK Set: what `/.well-known/jwks.json` serves.
@@ -106,6 +87,7 @@ pub struct SigningKey {
     pair: aws_lc_rs::rsa::KeyPair,
     pkcs8_der: Vec<u8>,
     public: Jwk,
+    refresh: RefreshKey,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -155,10 +137,20 @@ impl SigningKey {
         let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
             .map_err(|e| anyhow::anyhow!("AWS-LC rejected the key: {e}"))?;
         let public = Jwk::rs256(&key.n_bytes(), &key.e_bytes());
+        // Parsing the primes takes variable time, but only here, once per key file read: no
+        // request can time it.
+        let primes: Vec<Vec<u8>> = key
+            .primes()
+            .iter()
+            .map(|p| p.as_ref().to_be_bytes_trimmed_vartime().into_vec())
+            .collect();
+        let refresh = RefreshKey::derive(&public.kid, &primes)
+            .map_err(|_| anyhow::anyhow!("deriving the refresh-token key failed"))?;
         Ok(SigningKey {
             pair,
             pkcs8_der: der.to_vec(),
             public,
+            refresh,
         })
     }
 
@@ -203,17 +195,6 @@ impl SigningKey {
         Ok(())
     }
 
-    /// The public half as SPKI PEM (what `openssl pkey -pubout` writes): what to keep of a key
-    /// that only verifies from now on, such as an orchestrator's `KEY_PREVIOUS_PATH` file.
-    pub fn public_pem(&self) -> anyhow::Result<String> {
-        use rsa::pkcs8::EncodePublicKey as _;
-        let key =
-            rsa::PrivateKey::from_pkcs8_der(&self.pkcs8_der).context("not a PKCS#8 RSA key")?;
-        key.to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .context("cannot encode the public key")
-    }
-
     pub fn kid(&self) -> &str {
         &self.public.kid
     }
@@ -221,6 +202,11 @@ impl SigningKey {
     /// The public half, as published in the JWKS.
     pub fn public_jwk(&self) -> &Jwk {
         &self.public
+    }
+
+    /// The HMAC key derived from this key, for refresh tokens (issuers only).
+    pub fn refresh_key(&self) -> &RefreshKey {
+        &self.refresh
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`: the RS256 signature (RFC 7518 3.3).
@@ -256,19 +242,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_public_pem_names_the_same_key_as_its_private_pem() {
-        let key = SigningKey::generate(KeyBits::B2048).unwrap();
-        let public = key.public_pem().unwrap();
-        assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
-        assert_eq!(&Jwk::from_pem(&public).unwrap(), key.public_jwk());
-        let dir = tempfile::tempdir().unwrap();
-        key.persist(&dir.path().join("key.pem")).unwrap();
-        let private = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
-        assert_eq!(&Jwk::from_pem(&private).unwrap(), key.public_jwk());
-        assert!(Jwk::from_pem("not a key").is_err());
-    }
-
-    #[test]
     fn rfc7638_example_thumbprint() {
         // The worked example of RFC 7638 section 3.1.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
@@ -300,6 +273,29 @@ mod tests {
         std::fs::write(&path, "not a key").unwrap();
         assert!(SigningKey::load_or_generate(&path, KeyBits::B2048).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "not a key");
+    }
+
+    /// The HMAC key follows from the RSA key alone: the same in PKCS#1 and PKCS#8, so issuers
+    /// reading one key in either form agree; different for another key.
+    #[test]
+    fn the_refresh_key_follows_from_the_rsa_key_not_its_encoding() {
+        use rsa::pkcs1::EncodeRsaPrivateKey as _;
+        let key = SigningKey::generate(KeyBits::B2048).unwrap();
+        let parsed = rsa::PrivateKey::from_pkcs8_der(&key.pkcs8_der).unwrap();
+        let pkcs1 = parsed.to_pkcs1_pem(LineEnding::LF).unwrap();
+        let again = SigningKey::from_pem(&pkcs1).unwrap();
+        assert_eq!(again.kid(), key.kid());
+        assert_eq!(again.refresh_key().kid(), format!("rt-{}", key.kid()));
+        assert_eq!(
+            again.refresh_key().to_base64(),
+            key.refresh_key().to_base64()
+        );
+        let other = SigningKey::generate(KeyBits::B2048).unwrap();
+        assert_ne!(
+            other.refresh_key().to_base64(),
+            key.refresh_key().to_base64()
+        );
+        assert!(!format!("{key:?}").contains(&key.refresh_key().to_base64()));
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //!
 //! - [`claims`]: what is inside an access token (RFC 9068) and a refresh token.
 //! - [`keys`]: RSA keys: loading, generating, the `kid` thumbprint (RFC 7638), the public JWKS.
-//! - [`sign`]: turning claims into a signed RS256 JWT.
-//! - [`verify`]: every check a token must pass (RFC 8725), in one place.
+//! - [`refresh_key`]: the issuers' HMAC key for refresh tokens (HS256), derived from the RSA key.
+//! - [`sign`]: turning claims into a signed JWT (RS256 access tokens, HS256 refresh tokens).
+//! - [`verify`]: every check a token must pass (RFC 8725), in one place, for both kinds.
 //! - [`error`]: the one error type; it knows its HTTP status, JSON body and `WWW-Authenticate`.
 //! - [`settings`]: reading settings from environment variables with clear errors, and the
 //!   settings both services share (one definition, one default each).
@@ -28,6 +29,7 @@ pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod probe;
+pub mod refresh_key;
 pub mod service;
 pub mod session;
 pub mod settings;

@@ -5,13 +5,15 @@
 //! that the checks must be complete, because nobody else will catch what they miss:
 //!
 //! 1. Size: at most 8 KiB, before any decoding work is done.
-//! 2. The header, parsed by us and strictly: `alg` exactly `RS256` (so `none`, `None`, HS256 with
-//!    the public key as an HMAC secret and every other algorithm confusion are refused before any
-//!    key is touched); `typ` the one expected for this kind of token (jsonwebtoken does not check
+//! 2. The header, parsed by us and strictly: for an access token `alg` exactly `RS256` (so `none`,
+//!    `None`, HS256 with the public key as an HMAC secret and every other algorithm confusion are
+//!    refused before any key is touched; for the issuer's refresh tokens see [`verify_refresh`]:
+//!    each `kid` names one key of one algorithm); `typ` the one expected for this kind of token (jsonwebtoken does not check
 //!    `typ`: a refresh token must never pass as an access token); no `crit` (we understand no
 //!    extensions, and RFC 7515 says to reject what we do not understand); no `jku`, `x5u`, `jwk` or
 //!    `x5c` (keys named by the token itself are never fetched nor trusted); a `kid` we know.
-//! 3. The signature, with the key that `kid` names: RSASSA-PKCS1-v1_5 with SHA-256, by AWS-LC.
+//! 3. The signature, with the key that `kid` names: RSASSA-PKCS1-v1_5 with SHA-256 (or, for a
+//!    refresh token on the issuer, HMAC-SHA256 compared in constant time), by AWS-LC.
 //! 4. The claims: `iss` and `aud` equal to the configured ones; `exp` and `nbf` within the leeway
 //!    (at most 30 s); and every claim the profile requires present with the right JSON type (a
 //!    string `exp` fails deserialization instead of being skipped).
@@ -26,6 +28,7 @@
 //! below pin them.
 
 use crate::keys::Jwks;
+use crate::refresh_key::{REFRESH_ALG, RefreshKeys};
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -46,7 +49,7 @@ pub enum Rejection {
     TooLarge,
     #[error("the token is not a well-formed JWS")]
     Malformed,
-    #[error("the token's algorithm is not RS256")]
+    #[error("the token's algorithm is not the one expected here")]
     Algorithm,
     #[error("the token's typ is not the one expected here")]
     Type,
@@ -262,17 +265,60 @@ fn present<'de, D: serde::Deserializer<'de>>(member: D) -> Result<bool, D::Error
     serde::de::IgnoredAny::deserialize(member).map(|_| true)
 }
 
-/// Verify `token` against `keys` and `rules`, returning its claims.
+/// The key a token's header selected, bound to the one algorithm it may be used with.
+enum KeyRef<'a> {
+    Rs256(&'a ParsedPublicKey),
+    Hs256(&'a aws_lc_rs::hmac::Key),
+}
+
+/// Verify an **access token** (or any token a replica checks) against the public `keys` and
+/// `rules`, returning its claims. `alg` must be exactly `RS256`: there is no symmetric path.
 pub fn verify<C: DeserializeOwned>(
     token: &str,
     keys: &TrustedKeys,
     rules: &TokenRules,
 ) -> Result<C, Rejection> {
+    verify_with(
+        token,
+        rules,
+        |alg| alg == "RS256",
+        |_, kid| keys.keys.get(kid).map(KeyRef::Rs256),
+    )
+}
+
+/// Verify a **refresh token** on the issuer: `HS256` with one of `keys`' HMAC keys, looked up by
+/// its `rt-` `kid` among HMAC keys only; or, for the tokens issued before HS256, `RS256` with an
+/// RSA key, looked up among RSA keys only. A `kid` never selects a key of the other algorithm.
+pub fn verify_refresh<C: DeserializeOwned>(
+    token: &str,
+    keys: &RefreshKeys,
+    rules: &TokenRules,
+) -> Result<C, Rejection> {
+    verify_with(
+        token,
+        rules,
+        |alg| alg == REFRESH_ALG || alg == "RS256",
+        |alg, kid| match alg {
+            REFRESH_ALG => keys.hmac.get(kid).map(KeyRef::Hs256),
+            "RS256" => keys.legacy_rs256.keys.get(kid).map(KeyRef::Rs256),
+            _ => None,
+        },
+    )
+}
+
+/// The checks of the module comment, in order; `accepts` says which `alg` values may pass, and
+/// `key` finds the key for an accepted `alg` and a `kid`.
+fn verify_with<'k, C: DeserializeOwned>(
+    token: &str,
+    rules: &TokenRules,
+    accepts: impl Fn(&str) -> bool,
+    key: impl FnOnce(&str, &str) -> Option<KeyRef<'k>>,
+) -> Result<C, Rejection> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Rejection::TooLarge);
     }
     let header = read_header(token)?;
-    if header.alg != "RS256" {
+    if !accepts(&header.alg) {
         return Err(Rejection::Algorithm);
     }
     // Media types compare case-insensitively (RFC 7515 section 4.1.9).
@@ -289,7 +335,7 @@ pub fn verify<C: DeserializeOwned>(
     let key = header
         .kid
         .as_deref()
-        .and_then(|kid| keys.keys.get(kid))
+        .and_then(|kid| key(&header.alg, kid))
         .ok_or(Rejection::UnknownKey)?;
 
     // The signature covers `header.payload`, the token up to its last dot.
@@ -297,8 +343,12 @@ pub fn verify<C: DeserializeOwned>(
     let signature = URL_SAFE_NO_PAD
         .decode(signature)
         .map_err(|_| Rejection::Malformed)?;
-    key.verify_sig(signed.as_bytes(), &signature)
-        .map_err(|_| Rejection::Signature)?;
+    match key {
+        KeyRef::Rs256(key) => key.verify_sig(signed.as_bytes(), &signature),
+        // Constant-time comparison of the tag, by AWS-LC.
+        KeyRef::Hs256(key) => aws_lc_rs::hmac::verify(key, signed.as_bytes(), &signature),
+    }
+    .map_err(|_| Rejection::Signature)?;
 
     let (_, payload) = signed.split_once('.').ok_or(Rejection::Malformed)?;
     let payload = URL_SAFE_NO_PAD
@@ -343,7 +393,7 @@ mod tests {
     use crate::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP, RefreshClaims};
     use crate::keys::{KeyBits, SigningKey};
     use crate::now_secs;
-    use crate::sign::sign_jwt;
+    use crate::sign::{sign_jwt, sign_refresh_jwt};
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use std::sync::OnceLock;
 
@@ -418,10 +468,9 @@ mod tests {
         assert!(check(&token).is_ok());
     }
 
-    #[test]
-    fn a_refresh_token_is_not_an_access_token() {
+    fn refresh_claims() -> RefreshClaims {
         let now = now_secs();
-        let refresh = RefreshClaims {
+        RefreshClaims {
             iss: ISS.into(),
             sub: "alice".into(),
             aud: ISS.into(),
@@ -429,17 +478,147 @@ mod tests {
             iat: now,
             jti: "r1".into(),
             fam: "f1".into(),
+        }
+    }
+
+    /// What the issuer trusts for refresh tokens: the HMAC key of `key()`, and `key()` itself
+    /// for legacy RS256 refresh tokens when `legacy`.
+    fn refresh_keys(legacy: bool) -> RefreshKeys {
+        let rsa = if legacy {
+            keys()
+        } else {
+            TrustedKeys::default()
         };
-        let token = sign_jwt(key(), REFRESH_TYP, &refresh).unwrap();
-        assert_eq!(check(&token), Err(Rejection::Type));
-        // ... and an access token is not a refresh token.
-        let access = sign_jwt(key(), ACCESS_TYP, &access_claims()).unwrap();
-        let refresh_rules = TokenRules::refresh(ISS, 5);
-        assert_eq!(
-            verify::<RefreshClaims>(&access, &keys(), &refresh_rules),
-            Err(Rejection::Type)
+        RefreshKeys::new([key().refresh_key().clone()], rsa)
+    }
+
+    fn check_refresh(token: &str, legacy: bool) -> Result<RefreshClaims, Rejection> {
+        verify_refresh::<RefreshClaims>(token, &refresh_keys(legacy), &TokenRules::refresh(ISS, 5))
+    }
+
+    /// An HS256 token over `header` and `claims` with the HMAC `secret`.
+    fn forge_hs256(
+        secret: &[u8],
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> String {
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
         );
-        assert!(verify::<RefreshClaims>(&token, &keys(), &refresh_rules).is_ok());
+        let tag = aws_lc_rs::hmac::sign(
+            &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret),
+            input.as_bytes(),
+        );
+        format!("{input}.{}", B64.encode(tag.as_ref()))
+    }
+
+    fn refresh_secret() -> Vec<u8> {
+        B64.decode(key().refresh_key().to_base64()).unwrap()
+    }
+
+    #[test]
+    fn a_refresh_token_is_hs256_with_its_own_kid_and_verifies_on_the_issuer() {
+        let token = sign_refresh_jwt(key().refresh_key(), &refresh_claims()).unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&B64.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+        assert_eq!(
+            header,
+            serde_json::json!({"alg": "HS256", "typ": "rt+jwt", "kid": format!("rt-{}", key().kid())})
+        );
+        assert_eq!(check_refresh(&token, false), Ok(refresh_claims()));
+        // Signed by the HMAC key of another RSA key under the real kid: refused.
+        let other = SigningKey::generate(KeyBits::B2048).unwrap();
+        let secret = B64.decode(other.refresh_key().to_base64()).unwrap();
+        let claims = serde_json::to_value(refresh_claims()).unwrap();
+        assert_eq!(
+            check_refresh(&forge_hs256(&secret, &header, &claims), false),
+            Err(Rejection::Signature)
+        );
+        // Once the key is no longer trusted (rotated out, revoked), its tokens are refused.
+        let none = RefreshKeys::new([], TrustedKeys::default());
+        assert_eq!(
+            verify_refresh::<RefreshClaims>(&token, &none, &TokenRules::refresh(ISS, 5)),
+            Err(Rejection::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn a_refresh_token_is_not_an_access_token() {
+        let token = sign_refresh_jwt(key().refresh_key(), &refresh_claims()).unwrap();
+        // The replicas' verifier stops at the algorithm: it has no symmetric path at all.
+        assert_eq!(check(&token), Err(Rejection::Algorithm));
+        // A legacy RS256 refresh token is refused there by its type.
+        let legacy = sign_jwt(key(), REFRESH_TYP, &refresh_claims()).unwrap();
+        assert_eq!(check(&legacy), Err(Rejection::Type));
+        // ... and an access token is not a refresh token, even where RS256 is accepted.
+        let access = sign_jwt(key(), ACCESS_TYP, &access_claims()).unwrap();
+        assert_eq!(check_refresh(&access, true), Err(Rejection::Type));
+    }
+
+    /// The classic algorithm confusion against the replicas: an HS256 token naming a published
+    /// RSA `kid`, whatever the secret (the public modulus, the PEM text, or even the issuer's real
+    /// refresh-token key), is refused before any key is touched.
+    #[test]
+    fn hs256_with_a_published_kid_is_refused_by_the_access_verifier() {
+        let claims = serde_json::to_value(access_claims()).unwrap();
+        let mut h = header(ACCESS_TYP);
+        h["alg"] = "HS256".into();
+        let n = key().public_jwk().n.clone();
+        for secret in [n.as_bytes().to_vec(), refresh_secret()] {
+            assert_eq!(
+                check(&forge_hs256(&secret, &h, &claims)),
+                Err(Rejection::Algorithm)
+            );
+        }
+        // Nor under the HMAC key's own kid.
+        h["kid"] = key().refresh_key().kid().into();
+        assert_eq!(
+            check(&forge_hs256(&refresh_secret(), &h, &claims)),
+            Err(Rejection::Algorithm)
+        );
+    }
+
+    /// On the issuer, where both algorithms exist, a `kid` selects a key of one algorithm only:
+    /// HS256 under an RSA kid (the public key as secret) and RS256 under an HMAC kid are unknown
+    /// keys, never a cross-algorithm check.
+    #[test]
+    fn the_refresh_verifier_binds_each_kid_to_one_algorithm() {
+        let claims = serde_json::to_value(refresh_claims()).unwrap();
+        let hs_rsa_kid = serde_json::json!({"alg": "HS256", "typ": "rt+jwt", "kid": key().kid()});
+        let n = key().public_jwk().n.clone();
+        for secret in [n.as_bytes().to_vec(), refresh_secret()] {
+            assert_eq!(
+                check_refresh(&forge_hs256(&secret, &hs_rsa_kid, &claims), true),
+                Err(Rejection::UnknownKey)
+            );
+        }
+        let rs_hmac_kid =
+            serde_json::json!({"alg": "RS256", "typ": "rt+jwt", "kid": key().refresh_key().kid()});
+        assert_eq!(
+            check_refresh(&forge(key(), &rs_hmac_kid, &claims), true),
+            Err(Rejection::UnknownKey)
+        );
+        for alg in ["none", "HS512", "HS384", "RS512", "PS256", "ES256"] {
+            let mut h = hs_rsa_kid.clone();
+            h["alg"] = alg.into();
+            h["kid"] = key().refresh_key().kid().into();
+            assert_eq!(
+                check_refresh(&forge_hs256(&refresh_secret(), &h, &claims), true),
+                Err(Rejection::Algorithm),
+                "{alg}"
+            );
+        }
+    }
+
+    /// Refresh tokens issued before HS256 were RS256 with the RSA kid: accepted while the RSA key
+    /// is trusted for them, refused when it is not.
+    #[test]
+    fn a_legacy_rs256_refresh_token_verifies_only_while_its_rsa_key_is_trusted() {
+        let legacy = sign_jwt(key(), REFRESH_TYP, &refresh_claims()).unwrap();
+        assert_eq!(check_refresh(&legacy, true), Ok(refresh_claims()));
+        assert_eq!(check_refresh(&legacy, false), Err(Rejection::UnknownKey));
     }
 
     #[test]

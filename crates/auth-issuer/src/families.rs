@@ -32,10 +32,10 @@
 //! *lease* and the handler marks the record `done` once the new pair is ready to send. A retry
 //! with `prev` by the same client address, within `REFRESH_RETRY_WINDOW_SECS`, while `done` is
 //! unset, gets the same successor again once the lease has run out (minted again byte for byte:
-//! RS256 signatures are deterministic), instead of revoking. A duplicate that arrives while the
-//! lease runs waits for it, so concurrent duplicates are still judged after the winner answered:
-//! by then they are reuse. Strict detection stays for a replay after the window, from another
-//! address, or of a rotation whose answer was produced. What is not covered: an answer that was
+//! RS256 and HS256 signatures are deterministic), instead of revoking. A duplicate that arrives
+//! while the lease runs waits for it, so concurrent duplicates are still judged after the winner
+//! answered: by then they are reuse. Strict detection stays for a replay after the window, from
+//! another address, or of a rotation whose answer was produced. What is not covered: an answer that was
 //! produced and then lost on the wire counts as delivered; its retry revokes the family.
 //!
 //! **Two tabs** (`REFRESH_REUSE_GRACE_MS`, off by default): within the grace window any duplicate

@@ -6,9 +6,21 @@
 //! ```text
 //! KEY_PATH                                    the signing key (private, 0600)
 //! KEY_PATH.pending/<activate_at>-<kid>.pem    published, signs from activate_at (private, 0600)
-//! KEY_PATH.retired/<retired_at>-<kid>.json    a former signing key, public half only
+//! KEY_PATH.retired/<retired_at>-<kid>.json    a former signing key: its public half, and the
+//!                                             HMAC key of its refresh tokens (secret, 0600)
 //! KEY_PATH.revoked/<kid>                      never to be trusted again (after a compromise)
 //! ```
+//!
+//! Each RSA key also gives an HMAC key, for refresh tokens (`auth_core::refresh_key`): derived from
+//! its private half, so it needs no file of its own while that half exists (`KEY_PATH`, pending
+//! keys, `KEY_NEXT_PATH`, `KEY_PREVIOUS_PATH`). A retired key keeps no private half, so its
+//! retired record keeps the derived HMAC key instead, and the record is a secret like the keys:
+//! 0600, in a 0700 directory, deleted once no refresh token of that key can be valid, deleted at
+//! once on revocation. It is the smaller secret to keep: it can forge refresh tokens for the
+//! issuers only (never an access token: no replica accepts HS256), and only while the issuers
+//! trust it, which is exactly the window its own refresh tokens need. Storing the HMAC key instead
+//! of keeping the retired RSA private key means an old RSA key is never on disk again, so no
+//! access token of it can ever be forged from a retired record.
 //!
 //! The directories are 0700. A key file appears whole or not at all: it is written under a
 //! scratch name and renamed into place (a rename is atomic within one file system), so an issuer
@@ -19,8 +31,9 @@
 //! half as retired (at the activation time), then renames the pending file onto `KEY_PATH`.
 //! Several issuers may promote at the same instant, and that is safe:
 //!
-//! - the retired record's name and content depend only on the old key and the activation time, so
-//!   issuers that write it at once write the same file;
+//! - the retired record's name and content depend only on the old key and the activation time
+//!   (the HMAC key in it is derived from the old key), so issuers that write it at once write the
+//!   same file;
 //! - the rename of one pending file succeeds for exactly one issuer; the others find it gone,
 //!   which means it was promoted, and carry on;
 //! - an issuer that reads `KEY_PATH` after that rename finds the pending key's own `kid` there
@@ -38,19 +51,19 @@
 //! (docs/PAST-ONE-MACHINE.md gives the commands):
 //!
 //! ```text
-//! KEY_NEXT_PATH       published and trusted for refresh tokens, signs nothing (step 1: wait
+//! KEY_NEXT_PATH       published, its HMAC key trusted for refresh tokens, signs nothing (step 1: wait
 //!                     for the replicas' JWKS refresh)
-//! KEY_PREVIOUS_PATH   the key that signed before KEY_PATH, best as its public half only
-//!                     (step 2: the new key at KEY_PATH, the old one here): treated as retired
+//! KEY_PREVIOUS_PATH   the key that signed before KEY_PATH (step 2: the new key at KEY_PATH,
+//!                     the old one here): treated as retired
 //!                     when this issuer first saw it there, so it leaves the JWKS after the
 //!                     access-token lifetime and is trusted for refresh tokens for the
 //!                     refresh-token lifetime, as a retired key is (step 3: unmount it)
 //! ```
 //!
-//! Both files may hold a public key (`openssl pkey -pubout`) or a private one; the next key is
-//! usually the private key that will sign, the previous one should be public. An issuer that
-//! restarts during step 2 counts the previous key's windows from its own start: later, never
-//! sooner, than the first issuer did.
+//! Both files hold the private key (the old secret itself for the previous one): refresh tokens
+//! are HMAC-signed with a key derived from it (`auth_core::refresh_key`), which its public half
+//! cannot give back. An issuer that restarts during step 2 counts the previous key's windows
+//! from its own start: later, never sooner, than the first issuer did.
 //!
 //! During each step's rolling update, old and new issuers publish the same two keys, so no
 //! replica meets an unknown `kid` and no refresh token is refused by the other generation.
@@ -58,6 +71,7 @@
 use crate::keyring::{Keyring, Lifetimes, Pending, Retired};
 use anyhow::Context;
 use auth_core::keys::{Jwk, KeyBits, KeyOrigin, SigningKey};
+use auth_core::refresh_key::RefreshKey;
 use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -136,10 +150,11 @@ impl KeyFiles {
         // Pending keys before the signing key, retired ones after: whenever another issuer
         // promotes in between, each key is still seen in one state or the other.
         let mut pending = self.pending(previous, &revoked)?;
-        if let Some(jwk) = mounted(self.next.as_deref(), &revoked)? {
+        if let Some((jwk, refresh)) = mounted(self.next.as_deref(), &revoked)? {
             pending.push(Pending {
                 activate_at: Pending::UNTIL_INSTALLED,
                 jwk,
+                refresh,
             });
         }
         let pem = std::fs::read_to_string(&self.path)
@@ -159,7 +174,7 @@ impl KeyFiles {
         );
         let mut retired = self.retired(life, now, &revoked)?;
         let mut previous_key = None;
-        if let Some(jwk) = mounted(self.previous.as_deref(), &revoked)? {
+        if let Some((jwk, refresh)) = mounted(self.previous.as_deref(), &revoked)? {
             // Retired when this issuer first saw it mounted (kept from reload to reload).
             let since = previous
                 .and_then(|p| p.mounted_previous.as_ref())
@@ -168,6 +183,7 @@ impl KeyFiles {
             let entry = Retired {
                 retired_at: since,
                 jwk,
+                refresh: Some(refresh),
             };
             retired.insert(0, entry.clone());
             previous_key = Some(entry);
@@ -274,7 +290,7 @@ impl KeyFiles {
             .with_context(|| format!("reading the signing key {}", self.path.display()))?;
         // Another issuer may have promoted this very key since we listed it.
         if current.kid() != entry.kid {
-            self.file_retired(current.public_jwk(), entry.time)?;
+            self.file_retired(current.public_jwk(), current.refresh_key(), entry.time)?;
         }
         match std::fs::rename(&entry.path, &self.path) {
             Ok(()) => Ok(()),
@@ -290,9 +306,10 @@ impl KeyFiles {
         }
     }
 
-    /// File a key's public half as retired at `retired_at`. The name and content depend only on
-    /// both, so concurrent writers produce the same file.
-    fn file_retired(&self, jwk: &Jwk, retired_at: u64) -> anyhow::Result<()> {
+    /// File a key's public half and its HMAC key as retired at `retired_at`. The name and content
+    /// depend only on the key and the time, so concurrent writers produce the same file. The file
+    /// holds a secret, so it is created 0600 from the start, like a private key.
+    fn file_retired(&self, jwk: &Jwk, refresh: &RefreshKey, retired_at: u64) -> anyhow::Result<()> {
         let dir = self.retired_dir();
         create_private_dir(&dir)?;
         let name = format!("{retired_at}-{}.json", jwk.kid);
@@ -300,11 +317,15 @@ impl KeyFiles {
         if file.exists() {
             return Ok(());
         }
-        let record = serde_json::json!({ "retired_at": retired_at, "jwk": jwk });
+        let record = serde_json::json!({
+            "retired_at": retired_at,
+            "jwk": jwk,
+            "refresh_hmac_key": refresh.to_base64(),
+        });
         // A scratch name of its own per writer: two issuers must not write into one file.
         let nonce = auth_core::random_id(8).map_err(|_| anyhow::anyhow!("CSPRNG failure"))?;
         let scratch = dir.join(format!(".{name}.{nonce}.tmp"));
-        std::fs::write(&scratch, serde_json::to_vec_pretty(&record)?)
+        write_private(&scratch, &serde_json::to_vec_pretty(&record)?)
             .with_context(|| format!("writing {}", scratch.display()))?;
         std::fs::rename(&scratch, &file).with_context(|| format!("writing {}", file.display()))
     }
@@ -325,15 +346,15 @@ impl KeyFiles {
                 .into_iter()
                 .flat_map(|p| &p.pending)
                 .find(|p| p.activate_at == entry.time && p.jwk.kid == entry.kid);
-            let jwk = match known {
-                Some(p) => p.jwk.clone(),
+            let (jwk, refresh) = match known {
+                Some(p) => (p.jwk.clone(), p.refresh.clone()),
                 None => {
                     let read = |path: &Path| {
                         SigningKey::from_pem(&std::fs::read_to_string(path)?)
-                            .map(|k| k.public_jwk().clone())
+                            .map(|k| (k.public_jwk().clone(), k.refresh_key().clone()))
                     };
                     match read(&entry.path) {
-                        Ok(jwk) if jwk.kid == entry.kid => jwk,
+                        Ok((jwk, refresh)) if jwk.kid == entry.kid => (jwk, refresh),
                         Ok(_) => anyhow::bail!(
                             "{} holds another key than its name says",
                             entry.path.display()
@@ -350,6 +371,7 @@ impl KeyFiles {
             keys.push(Pending {
                 activate_at: entry.time,
                 jwk,
+                refresh,
             });
         }
         Ok(keys)
@@ -420,9 +442,12 @@ fn list(dir: &Path, ext: &str) -> anyhow::Result<Vec<Entry>> {
     Ok(found)
 }
 
-/// The public half of the key in an optional read-only file (`KEY_NEXT_PATH`,
+/// The public half and the HMAC key of the key in an optional read-only file (`KEY_NEXT_PATH`,
 /// `KEY_PREVIOUS_PATH`): `None` when unset, not mounted (yet, or any more) or revoked.
-fn mounted(path: Option<&Path>, revoked: &HashSet<String>) -> anyhow::Result<Option<Jwk>> {
+fn mounted(
+    path: Option<&Path>,
+    revoked: &HashSet<String>,
+) -> anyhow::Result<Option<(Jwk, RefreshKey)>> {
     let Some(path) = path else {
         return Ok(None);
     };
@@ -431,21 +456,51 @@ fn mounted(path: Option<&Path>, revoked: &HashSet<String>) -> anyhow::Result<Opt
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let jwk = Jwk::from_pem(&pem).with_context(|| format!("reading the key {}", path.display()))?;
-    Ok((!revoked.contains(&jwk.kid)).then_some(jwk))
+    let key = SigningKey::from_pem(&pem)
+        .with_context(|| format!("reading the key {}", path.display()))?;
+    if revoked.contains(key.kid()) {
+        return Ok(None);
+    }
+    Ok(Some((key.public_jwk().clone(), key.refresh_key().clone())))
 }
 
+/// A retired record. A record without an HMAC key (written before refresh tokens were HS256)
+/// trusts none; one whose HMAC key is malformed trusts none either (fail closed: its refresh
+/// tokens are refused, its access tokens still verify).
 fn read_retired(path: &Path) -> Option<Retired> {
     #[derive(serde::Deserialize)]
     struct Record {
         retired_at: u64,
         jwk: Jwk,
+        refresh_hmac_key: Option<String>,
     }
     let record: Record = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let refresh = record.refresh_hmac_key.as_deref().and_then(|text| {
+        let key = RefreshKey::from_base64(&record.jwk.kid, text);
+        if key.is_none() {
+            tracing::warn!(file = %path.display(), "retired record with a malformed refresh-token key: its refresh tokens are refused");
+        }
+        key
+    });
     Some(Retired {
         retired_at: record.retired_at,
         jwk: record.jwk,
+        refresh,
     })
+}
+
+/// Create `path` readable by the owner only (0600 from the start, never chmod-ed afterwards) and
+/// write `bytes` to it.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn is_not_found(e: &anyhow::Error) -> bool {
@@ -521,7 +576,7 @@ mod tests {
             let ring = files.keyring(None, LIFE, now).unwrap();
             assert_eq!(ring.signing.kid(), old, "at {now}");
             assert_eq!(kids(&ring), [old.clone(), new.clone()]);
-            assert!(ring.refresh_keys.contains(&new));
+            assert!(ring.refresh_keys.trusts(&new));
         }
         assert_eq!(count(&files.retired_dir()), 0);
 
@@ -547,11 +602,11 @@ mod tests {
             .unwrap();
         assert_eq!(kids(&later), [new.as_str()]);
         // ...but still verifies refresh tokens until they expire too.
-        assert!(later.refresh_keys.contains(&old));
+        assert!(later.refresh_keys.trusts(&old));
         let much_later = files
             .keyring(None, LIFE, active + 3600 + MAX_LEEWAY_SECS)
             .unwrap();
-        assert!(!much_later.refresh_keys.contains(&old));
+        assert!(!much_later.refresh_keys.trusts(&old));
         assert_eq!(count(&files.retired_dir()), 0, "pruned");
     }
 
@@ -585,32 +640,32 @@ mod tests {
         let ring = files.keyring(None, LIFE, T0).unwrap();
         assert_eq!(ring.signing.kid(), old_kid);
         assert_eq!(kids(&ring), [old_kid.clone(), new_kid.clone()]);
-        assert!(ring.refresh_keys.contains(&new_kid));
+        assert!(ring.refresh_keys.trusts(&new_kid));
 
         // Step 2: the new key signs; the old one, as its public half, is retired from the
         // moment it is seen there: in the JWKS for the access-token lifetime, trusted for
         // refresh tokens for the refresh-token lifetime, however long it stays mounted.
         std::fs::remove_file(&current).unwrap();
         std::fs::rename(&next, &current).unwrap();
-        std::fs::write(&previous, old.public_pem().unwrap()).unwrap();
+        old.persist(&previous).unwrap();
         let seen = files.keyring(None, LIFE, T0).unwrap();
         assert_eq!(seen.signing.kid(), new_kid);
         assert_eq!(kids(&seen), [new_kid.clone(), old_kid.clone()]);
-        assert!(seen.refresh_keys.contains(&old_kid));
+        assert!(seen.refresh_keys.trusts(&old_kid));
         let seen = Arc::new(seen);
         let later = files
             .keyring(Some(&seen), LIFE, T0 + 300 + MAX_LEEWAY_SECS)
             .unwrap();
         assert_eq!(kids(&later), [new_kid.as_str()], "out of the JWKS");
         assert!(
-            later.refresh_keys.contains(&old_kid),
+            later.refresh_keys.trusts(&old_kid),
             "still trusted for refresh"
         );
         let much_later = files
             .keyring(Some(&Arc::new(later)), LIFE, T0 + 3600 + MAX_LEEWAY_SECS)
             .unwrap();
         assert!(
-            !much_later.refresh_keys.contains(&old_kid),
+            !much_later.refresh_keys.trusts(&old_kid),
             "mounted, but past its window"
         );
 
@@ -618,7 +673,7 @@ mod tests {
         std::fs::remove_file(&previous).unwrap();
         let ring = files.keyring(None, LIFE, T0).unwrap();
         assert_eq!(kids(&ring), [new_kid.as_str()]);
-        assert!(!ring.refresh_keys.contains(&old_kid));
+        assert!(!ring.refresh_keys.trusts(&old_kid));
         assert_eq!(
             count(dir.path()),
             1,
@@ -723,7 +778,7 @@ mod tests {
         assert_eq!(ring.signing.kid(), revocation.next);
         assert_eq!(kids(&ring), [revocation.next.as_str()]);
         for kid in &revocation.revoked {
-            assert!(!ring.refresh_keys.contains(kid), "{kid}");
+            assert!(!ring.refresh_keys.trusts(kid), "{kid}");
         }
         assert_eq!(
             count(&files.pending_dir()),
@@ -734,16 +789,145 @@ mod tests {
 
         // An issuer that was promoting when the revocation ran may still file the old key as
         // retired: the marker keeps it out all the same, and the stray file is cleaned up.
-        let stray = before
-            .jwks
-            .keys
-            .iter()
-            .find(|k| k.kid == pending.previous)
+        let stray = &before.signing;
+        assert_eq!(stray.kid(), pending.previous);
+        files
+            .file_retired(stray.public_jwk(), stray.refresh_key(), T0 + 2)
             .unwrap();
-        files.file_retired(stray, T0 + 2).unwrap();
         let ring = files.keyring(None, LIFE, T0 + 3).unwrap();
         assert_eq!(kids(&ring), [revocation.next.as_str()]);
         assert_eq!(count(&files.retired_dir()), 0);
+    }
+
+    /// A refresh token as the issuer signs it, with `key`'s HMAC key.
+    fn refresh_token(key: &SigningKey) -> String {
+        let claims = auth_core::claims::RefreshClaims {
+            iss: "iss".into(),
+            sub: "alice".into(),
+            aud: "iss".into(),
+            exp: auth_core::now_secs() + 600,
+            iat: auth_core::now_secs(),
+            jti: "j".into(),
+            fam: "f".into(),
+        };
+        auth_core::sign::sign_refresh_jwt(key.refresh_key(), &claims).unwrap()
+    }
+
+    fn refreshes(ring: &Keyring, token: &str) -> bool {
+        let rules = auth_core::verify::TokenRules::refresh("iss", MAX_LEEWAY_SECS);
+        auth_core::verify::verify_refresh::<auth_core::claims::RefreshClaims>(
+            token,
+            &ring.refresh_keys,
+            &rules,
+        )
+        .is_ok()
+    }
+
+    /// A planned rotation logs nobody out: a refresh token signed (HS256) before the rotation
+    /// still verifies after the old key is retired, on an issuer that never held the old key in
+    /// memory (it reads the retired record), until the refresh window closes.
+    #[test]
+    fn refresh_tokens_of_a_retired_key_verify_until_its_window_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let (first, _) = files.ensure().unwrap();
+        let before = refresh_token(&first);
+        let rotation = files.rotate(|| T0 + PUBLISH).unwrap();
+        // Pending: its HMAC key is trusted already (another issuer may have promoted it).
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        assert!(ring.refresh_keys.trusts(&rotation.next));
+        assert!(refreshes(&ring, &before));
+
+        let ring = files.keyring(None, LIFE, T0 + PUBLISH).unwrap();
+        assert_eq!(ring.signing.kid(), rotation.next);
+        let fresh_issuer = files.keyring(None, LIFE, T0 + PUBLISH + 1).unwrap();
+        assert!(
+            refreshes(&fresh_issuer, &before),
+            "logged out by a rotation"
+        );
+        assert!(refreshes(&fresh_issuer, &refresh_token(&ring.signing)));
+
+        let closed = files
+            .keyring(None, LIFE, T0 + PUBLISH + 3600 + MAX_LEEWAY_SECS)
+            .unwrap();
+        assert!(!refreshes(&closed, &before));
+    }
+
+    /// After a compromise, the HMAC keys go with their RSA keys: refresh tokens of every revoked
+    /// key (the signing one, a retired one) are refused, the new key's are accepted.
+    #[test]
+    fn revocation_refuses_the_refresh_tokens_of_every_revoked_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        let (first, _) = files.ensure().unwrap();
+        let of_first = refresh_token(&first);
+        files.rotate(|| T0).unwrap();
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        let of_second = refresh_token(&ring.signing);
+        assert!(refreshes(&ring, &of_first) && refreshes(&ring, &of_second));
+
+        files.revoke(T0 + 1).unwrap();
+        let ring = files.keyring(None, LIFE, T0 + 1).unwrap();
+        assert!(!refreshes(&ring, &of_first), "retired key's token");
+        assert!(!refreshes(&ring, &of_second), "signing key's token");
+        assert!(refreshes(&ring, &refresh_token(&ring.signing)));
+    }
+
+    /// Orchestrator secrets: the mounted next and previous keys bring their HMAC keys, and
+    /// unmounting the previous key ends its refresh tokens.
+    #[test]
+    fn mounted_next_and_previous_keys_trust_their_refresh_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (current, next, previous) = (
+            dir.path().join("signing_key"),
+            dir.path().join("signing_key_next"),
+            dir.path().join("signing_key_previous"),
+        );
+        let files = KeyFiles {
+            path: current.clone(),
+            bits: KeyBits::B2048,
+            next: Some(next.clone()),
+            previous: Some(previous.clone()),
+        };
+        let (old, new) = (
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+        );
+        old.persist(&current).unwrap();
+        new.persist(&next).unwrap();
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        assert!(refreshes(&ring, &refresh_token(&new)));
+
+        std::fs::remove_file(&current).unwrap();
+        std::fs::rename(&next, &current).unwrap();
+        old.persist(&previous).unwrap();
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        assert!(refreshes(&ring, &refresh_token(&old)));
+        std::fs::remove_file(&previous).unwrap();
+        let ring = files.keyring(None, LIFE, T0).unwrap();
+        assert!(!refreshes(&ring, &refresh_token(&old)));
+    }
+
+    /// A retired record written before refresh tokens were HS256 has no HMAC key: its public key
+    /// is still published, and it trusts no HS256 token.
+    #[test]
+    fn an_old_retired_record_without_an_hmac_key_still_publishes_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = files(dir.path());
+        files.ensure().unwrap();
+        let old = SigningKey::generate(KeyBits::B2048).unwrap();
+        create_private_dir(&files.retired_dir()).unwrap();
+        let record = serde_json::json!({ "retired_at": T0, "jwk": old.public_jwk() });
+        std::fs::write(
+            files.retired_dir().join(format!("{T0}-{}.json", old.kid())),
+            record.to_string(),
+        )
+        .unwrap();
+        let ring = files.keyring(None, LIFE, T0 + 1).unwrap();
+        assert!(kids(&ring).contains(&old.kid().to_owned()));
+        assert!(!ring.refresh_keys.trusts(old.kid()));
+        assert!(ring.refresh_keys.trusts_legacy(old.kid()));
+        assert!(!refreshes(&ring, &refresh_token(&old)));
     }
 
     #[test]
@@ -760,11 +944,15 @@ mod tests {
         files.keyring(None, LIFE, T0).unwrap();
         assert_eq!(mode(&files.retired_dir()), 0o700);
         for entry in std::fs::read_dir(files.retired_dir()).unwrap() {
-            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let path = entry.unwrap().path();
+            // No RSA private key, but the HMAC key of its refresh tokens: a secret, so 0600.
+            assert_eq!(mode(&path), 0o600);
+            let text = std::fs::read_to_string(&path).unwrap();
             assert!(
                 !text.contains("PRIVATE") && !text.contains("\"d\""),
                 "{text}"
             );
+            assert!(text.contains("refresh_hmac_key"), "{text}");
         }
         assert_eq!(mode(&files.path), 0o600);
         assert!(!files.scratch_path().exists());

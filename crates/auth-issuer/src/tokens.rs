@@ -1,17 +1,18 @@
 //! Minting a token pair: a short-lived access token and a long-lived refresh token.
 //!
-//! Both are RS256 JWTs signed with the issuer's key. The access token is what replicas check on
-//! every request, by themselves; the refresh token comes back only to this issuer, to be
-//! exchanged (once) for the next pair. A login starts a new refresh-token *family*; each refresh
+//! Both are JWTs. The access token is what replicas check on every request, by themselves, so it
+//! is RS256 with the issuer's RSA key (the replicas hold the public half). The refresh token comes
+//! back only to the issuers, to be exchanged (once) for the next pair, so it is HS256 with the HMAC
+//! key derived from that RSA key (`auth_core::refresh_key`): one RSA signature per pair, not two. A login starts a new refresh-token *family*; each refresh
 //! passes the family on to the successor, so a reused token can revoke the whole line.
 
 use crate::families::Successor;
 use crate::state::IssuerState;
 use crate::users::User;
-use auth_core::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP, RefreshClaims};
+use auth_core::claims::{ACCESS_TYP, AccessClaims, RefreshClaims};
 use auth_core::error::ApiError;
 use auth_core::random_id;
-use auth_core::sign::sign_jwt;
+use auth_core::sign::{sign_jwt, sign_refresh_jwt};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -47,7 +48,7 @@ pub fn no_store(response: &mut Response) {
 /// The pair for `user` whose refresh token is `successor` of `family`.
 ///
 /// Everything in it follows from its inputs, the access token's `jti` included (derived from the
-/// refresh token's), and RS256 signatures are deterministic: minting the same successor again
+/// refresh token's), and RS256 and HS256 signatures are deterministic: minting the same successor again
 /// with the same key gives the same bytes. That is how a retried refresh gets the pair it lost
 /// without the pair ever being stored (see families.rs).
 pub fn mint_pair(
@@ -87,7 +88,7 @@ pub fn mint_pair(
         access_token: sign_jwt(key, ACCESS_TYP, &access)?,
         token_type: "Bearer".into(),
         expires_in: settings.access_ttl,
-        refresh_token: sign_jwt(key, REFRESH_TYP, &refresh)?,
+        refresh_token: sign_refresh_jwt(key.refresh_key(), &refresh)?,
         refresh_expires_in: refresh_exp.saturating_sub(iat),
     };
     state.metrics.access_issued.inc();

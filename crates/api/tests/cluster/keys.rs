@@ -95,6 +95,11 @@ async fn revoke_previous_refuses_every_token_of_the_old_key_at_once() {
     let replicas = t.stack.replica_urls(Mode::Jwt);
     let old = t.login("bob", "builder").await;
     let old_kid = kid(&old.access);
+    assert_eq!(
+        kid(&old.refresh),
+        format!("rt-{old_kid}"),
+        "HS256 refresh token"
+    );
     for replica in &replicas {
         let response = me_at(&t, replica, &old.access).await;
         assert_eq!(response.status(), StatusCode::OK, "{replica}");
@@ -165,6 +170,10 @@ async fn a_planned_rotation_under_load_refuses_no_request() {
     let t = Arc::new(TestStack::start_with(2, 0, &env).await);
     let before = t.login("alice", "wonderland").await;
     let old_kid = kid(&before.access);
+    // Its refresh token is HS256 under the old key's HMAC key, which only the private half gives:
+    // after the rotation only the retired record holds it (key_files.rs).
+    assert_eq!(decode_segment(&before.refresh, 0)["alg"], "HS256");
+    assert_eq!(kid(&before.refresh), format!("rt-{old_kid}"));
     let stop = Arc::new(AtomicBool::new(false));
 
     // The minter: refreshes every 200 ms and hands the newest access token to the clients.
@@ -292,10 +301,16 @@ async fn a_planned_rotation_under_load_refuses_no_request() {
     );
 
     // Nothing was lost on the way: the old key is still published and its tokens still work.
-    assert_eq!(jwks_kids(&t).await, [new_kid, old_kid]);
+    assert_eq!(jwks_kids(&t).await, [new_kid.clone(), old_kid.clone()]);
     for replica in t.stack.replica_urls(Mode::Jwt) {
         let response = me_at(&t, &replica, &before.access).await;
         assert_eq!(response.status(), StatusCode::OK, "{replica}");
     }
-    assert_eq!(t.refresh(&before.refresh).await.status(), StatusCode::OK);
+    // A refresh token signed before the rotation still refreshes after it: nobody is logged out.
+    let response = t.refresh(&before.refresh).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let after: Value = response.json().await.unwrap();
+    let after = pair_of(&after);
+    assert_eq!(kid(&after.refresh), format!("rt-{new_kid}"));
+    assert_eq!(t.refresh(&after.refresh).await.status(), StatusCode::OK);
 }

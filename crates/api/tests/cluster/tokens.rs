@@ -1,7 +1,7 @@
 //! The token routes of the contract, end to end through nginx.
 
 use crate::helpers::{TestStack, decode_segment, error_of, pair_of};
-use auth_core::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP};
+use auth_core::claims::{ACCESS_TYP, AccessClaims, REFRESH_TYP, RefreshClaims};
 use auth_core::keys::{KeyBits, SigningKey};
 use auth_core::now_secs;
 use auth_core::sign::sign_jwt;
@@ -48,7 +48,14 @@ async fn login_returns_a_pair_with_every_rfc9068_claim() {
     assert_eq!(claims["roles"], json!(["user", "recruiter"]));
 
     let refresh = body["refresh_token"].as_str().unwrap();
-    assert_eq!(decode_segment(refresh, 0)["typ"], "rt+jwt");
+    // HS256 under the issuers' HMAC key of the same RSA key: never published, never RS256.
+    let refresh_header = decode_segment(refresh, 0);
+    assert_eq!(refresh_header["typ"], "rt+jwt");
+    assert_eq!(refresh_header["alg"], "HS256");
+    assert_eq!(
+        refresh_header["kid"],
+        format!("rt-{}", header["kid"].as_str().unwrap())
+    );
     let refresh_claims = decode_segment(refresh, 1);
     assert_eq!(
         refresh_claims["aud"], refresh_claims["iss"],
@@ -56,9 +63,11 @@ async fn login_returns_a_pair_with_every_rfc9068_claim() {
     );
     assert!(refresh_claims["fam"].is_string());
 
-    // The kid is one the JWKS publishes.
+    // The kid is one the JWKS publishes; the refresh token's is not.
     let jwks = t.jwks().await;
     assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
+    let published = jwks["keys"].as_array().unwrap();
+    assert!(published.iter().all(|k| k["kid"] != refresh_header["kid"]));
 }
 
 #[tokio::test]
@@ -219,6 +228,44 @@ async fn forged_misused_and_expired_tokens_are_refused() {
 
     // The real key, typed as a refresh token.
     assert_refused(&t, &sign_jwt(&real_key, REFRESH_TYP, &claims).unwrap()).await;
+
+    // Algorithm confusion with the issuers' real HMAC secret (the refresh-token key), under the
+    // published kid and under the HMAC key's own: the replica has no HS256 path at all.
+    for kid in [real_key.kid(), real_key.refresh_key().kid()] {
+        assert_refused(&t, &forge_hs256(&real_key, kid, &claims)).await;
+    }
+}
+
+/// An access token signed HS256 with the issuers' refresh-token HMAC key of `key`.
+fn forge_hs256(key: &SigningKey, kid: &str, claims: &AccessClaims) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = json!({"alg": "HS256", "typ": "at+jwt", "kid": kid});
+    let payload = serde_json::to_string(claims).unwrap();
+    let input = format!("{}.{}", b64.encode(header.to_string()), b64.encode(payload));
+    let tag = key.refresh_key().sign_hs256(input.as_bytes());
+    format!("{input}.{}", b64.encode(tag.as_ref()))
+}
+
+/// Upgrading logs nobody out: a refresh token as issued before HS256 (RS256, the RSA kid) still
+/// refreshes, and its successor is HS256.
+#[tokio::test]
+async fn a_refresh_token_from_before_hs256_still_refreshes() {
+    let t = TestStack::start_with(1, 0, &[]).await;
+    let pair = t.login("bob", "builder").await;
+    let claims: RefreshClaims = serde_json::from_value(decode_segment(&pair.refresh, 1)).unwrap();
+    let legacy = sign_jwt(&t.issuer_key(), REFRESH_TYP, &claims).unwrap();
+    assert_eq!(decode_segment(&legacy, 0)["alg"], "RS256");
+    let response = t.refresh(&legacy).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let next = pair_of(&response.json().await.unwrap());
+    assert_eq!(decode_segment(&next.refresh, 0)["alg"], "HS256");
+    // It was the same token (same jti), so the HS256 original is now spent.
+    let (status, error) = error_of(t.refresh(&pair.refresh).await).await;
+    assert_eq!(
+        (status, error.as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_grant")
+    );
 }
 
 async fn assert_refused(t: &TestStack, token: &str) {

@@ -6,7 +6,7 @@ use crate::state::IssuerState;
 use crate::tokens::{TokenPair, mint_pair, new_id};
 use auth_core::claims::RefreshClaims;
 use auth_core::error::ApiError;
-use auth_core::verify::verify;
+use auth_core::verify::verify_refresh;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -69,9 +69,10 @@ pub async fn refresh(
     Ok(pair)
 }
 
-/// Signature, `typ` `rt+jwt`, `iss`, `aud` (the issuer itself) and expiry; any failure is the
-/// contract's `invalid_grant`.
+/// Signature (HS256 with a trusted HMAC key, or RS256 for a token issued before HS256), `typ`
+/// `rt+jwt`, `iss`, `aud` (the issuer itself) and expiry; any failure is the contract's
+/// `invalid_grant`.
 pub fn verify_refresh_token(state: &IssuerState, token: &str) -> Result<RefreshClaims, ApiError> {
-    verify::<RefreshClaims>(token, &state.keyring().refresh_keys, &state.refresh_rules)
+    verify_refresh::<RefreshClaims>(token, &state.keyring().refresh_keys, &state.refresh_rules)
         .map_err(|rejection| ApiError::InvalidGrant(rejection.to_string().into()))
 }
