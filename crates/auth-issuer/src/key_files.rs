@@ -642,7 +642,7 @@ mod tests {
         assert_eq!(kids(&ring), [old_kid.clone(), new_kid.clone()]);
         assert!(ring.refresh_keys.trusts(&new_kid));
 
-        // Step 2: the new key signs; the old one, as its public half, is retired from the
+        // Step 2: the new key signs; the old one (the old secret itself) is retired from the
         // moment it is seen there: in the JWKS for the access-token lifetime, trusted for
         // refresh tokens for the refresh-token lifetime, however long it stays mounted.
         std::fs::remove_file(&current).unwrap();

@@ -187,7 +187,7 @@ impl Hosts {
     /// A killed host starts again: its engine comes back and rejoins the swarm by itself.
     pub fn restart(&self, host: usize) -> anyhow::Result<()> {
         docker(&["start", self.name(host)])?;
-        self.wait_for_engine(host, Duration::from_secs(60))
+        self.wait_for_engine(host, Duration::from_secs(180))
     }
 
     /// The host loses its network (it keeps running).
