@@ -333,7 +333,7 @@ mod tests {
                 has(block, "proxy_next_upstream error timeout http_502;"),
                 "{route}"
             );
-            assert!(has(block, "proxy_next_upstream_tries 2;"), "{route}");
+            assert!(has(block, "proxy_next_upstream_tries 3;"), "{route}");
             assert!(has(block, "proxy_next_upstream_timeout 3s;"), "{route}");
         }
         assert!(has(&text, "proxy_read_timeout 15s;"));
