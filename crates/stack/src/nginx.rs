@@ -285,7 +285,7 @@ mod tests {
     /// A per-address limit on the two password routes only, at most one retry and never of a
     /// replica's 503, and nginx's timeouts above the services' own 10 s.
     #[test]
-    fn limits_password_routes_and_retries_once() {
+    fn limits_password_routes_and_retries_at_most_twice() {
         let a: SocketAddr = "127.0.0.1:9001".parse().unwrap();
         let text = render(TEMPLATE, &config(a, a)).unwrap();
         let directives = |block: &str| -> Vec<String> {
