@@ -61,7 +61,11 @@ fn phases(
 ) -> anyhow::Result<()> {
     timings.phase("deploy the stack (secrets.sh, docker stack deploy)", || {
         deploy(hosts)?;
-        runtime.block_on(wait_ready(client, Duration::from_secs(180)))
+        runtime.block_on(wait_ready(client, Duration::from_secs(180)))?;
+        // Ready through nginx means one task of each kind; the phases below want them all.
+        wait::blocking_until("every task running", Duration::from_secs(120), || {
+            converged(hosts, "")
+        })
     })?;
     say(&format!("nginx on {}", client.base()));
     timings.phase("contract through nginx", || {
