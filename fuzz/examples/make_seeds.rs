@@ -12,7 +12,7 @@
 //! seeds' build; a seed missing the new claim is simply refused, which is a fine seed too.
 
 use auth_core::claims::{ACCESS_TYP, ACCESS_TYP_LONG, AccessClaims, REFRESH_TYP, RefreshClaims};
-use auth_core::verify::verify;
+use auth_core::verify::{verify, verify_refresh};
 use authscale_fuzz::input::{good_claims, good_header};
 use authscale_fuzz::keys::{FAR_FUTURE, Kind, fixture};
 use authscale_fuzz::{input, issuer};
@@ -234,7 +234,9 @@ fn check(seeds: &[(String, Vec<u8>)], kind: Kind) {
         let token = input::token(bytes, kind).expect("a seed is UTF-8");
         let accepted = match kind {
             Kind::Access => verify::<AccessClaims>(&token.text, &f.keys, &f.access).is_ok(),
-            Kind::Refresh => verify::<RefreshClaims>(&token.text, &f.keys, &f.refresh).is_ok(),
+            Kind::Refresh => {
+                verify_refresh::<RefreshClaims>(&token.text, &f.refresh_keys, &f.refresh).is_ok()
+            }
         };
         assert_eq!(accepted, name.starts_with("valid-"), "seed {name}");
     }

@@ -1,15 +1,16 @@
 //! Fuzz target: the refresh-token parser, as the issuer runs it on `/auth/refresh` and
 //! `/auth/logout`.
 //!
-//! `verify::<RefreshClaims>` with the refresh-token rules (`typ` `rt+jwt`, audience the issuer
-//! itself) and a key set of one fixed key. It must never panic, and whatever it accepts must be
-//! signed by that key and meet every rule (`authscale_fuzz::model`); an access token, however
-//! well signed, is never a refresh token.
+//! `verify_refresh::<RefreshClaims>` with the refresh-token rules (`typ` `rt+jwt`, audience the
+//! issuer itself) and the keys an issuer holds for one fixed key: the HS256 key derived from it,
+//! and the key itself for RS256 refresh tokens from before HS256. It must never panic, and
+//! whatever it accepts must be signed by that key and meet every rule (`authscale_fuzz::model`);
+//! an access token, however well signed, is never a refresh token.
 
 #![no_main]
 
 use auth_core::claims::RefreshClaims;
-use auth_core::verify::verify;
+use auth_core::verify::verify_refresh;
 use authscale_fuzz::keys::{self, Kind};
 use authscale_fuzz::{input, model};
 use libfuzzer_sys::fuzz_target;
@@ -20,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let before = auth_core::now_secs();
-    let verdict = verify::<RefreshClaims>(&token.text, &fixture.keys, &fixture.refresh);
+    let verdict =
+        verify_refresh::<RefreshClaims>(&token.text, &fixture.refresh_keys, &fixture.refresh);
     let after = auth_core::now_secs();
     if let Ok(claims) = verdict {
         model::assert_acceptable(&token, Kind::Refresh, before, after);

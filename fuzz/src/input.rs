@@ -23,6 +23,7 @@
 
 use crate::keys::{AUDIENCE, FAR_FUTURE, ISSUER, Kind, fixture};
 use auth_core::claims::{ACCESS_TYP, REFRESH_TYP};
+use auth_core::refresh_key::REFRESH_ALG;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
@@ -80,14 +81,35 @@ fn two_lines(bytes: &[u8]) -> (&[u8], &[u8]) {
     (first, parts.next().unwrap_or_default())
 }
 
-/// `header.payload.signature`, signed by the trusted key over exactly these bytes.
+/// `header.payload.signature`, signed by the trusted key over exactly these bytes: with its
+/// derived HMAC key when the header says `HS256` (a refresh token as the issuer signs it now),
+/// with the RSA key otherwise.
 pub fn sign(header: &[u8], payload: &[u8]) -> String {
     let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
-    let signature = fixture()
-        .key
-        .sign_rs256(input.as_bytes())
-        .expect("the fixed key signs");
+    let signature = signature_over(header_alg(header).as_deref(), input.as_bytes());
     format!("{input}.{}", B64.encode(signature))
+}
+
+/// What the trusted key signs over `input` for `alg`: the HS256 tag of its derived refresh key,
+/// or its RS256 signature for anything else. Both are deterministic, so the oracle (model.rs)
+/// tells a token the key signed by signing it again.
+pub fn signature_over(alg: Option<&str>, input: &[u8]) -> Vec<u8> {
+    let fixture = fixture();
+    match alg {
+        Some(REFRESH_ALG) => fixture
+            .key
+            .refresh_key()
+            .sign_hs256(input)
+            .as_ref()
+            .to_vec(),
+        _ => fixture.key.sign_rs256(input).expect("the fixed key signs"),
+    }
+}
+
+/// The `alg` of a header given as JSON bytes, if it has a string one.
+pub fn header_alg(header: &[u8]) -> Option<String> {
+    let header: Value = serde_json::from_slice(header).ok()?;
+    header.get("alg")?.as_str().map(str::to_owned)
 }
 
 fn patched(mut base: Value, patch: &[u8]) -> Value {
@@ -105,11 +127,13 @@ fn patched(mut base: Value, patch: &[u8]) -> Value {
 
 /// The header the issuer writes for a token of `kind`.
 pub fn good_header(kind: Kind) -> Value {
-    let typ = match kind {
-        Kind::Access => ACCESS_TYP,
-        Kind::Refresh => REFRESH_TYP,
-    };
-    json!({"alg": "RS256", "typ": typ, "kid": fixture().key.kid()})
+    let key = &fixture().key;
+    match kind {
+        Kind::Access => json!({"alg": "RS256", "typ": ACCESS_TYP, "kid": key.kid()}),
+        Kind::Refresh => json!({
+            "alg": REFRESH_ALG, "typ": REFRESH_TYP, "kid": key.refresh_key().kid()
+        }),
+    }
 }
 
 /// Claims that meet every rule for `kind`, valid until [`FAR_FUTURE`].

@@ -7,7 +7,8 @@
 
 use auth_core::claims::{ACCESS_TYP, ACCESS_TYP_LONG, REFRESH_TYP};
 use auth_core::keys::{Jwks, SigningKey};
-use auth_core::verify::{TrustedKeys, MAX_LEEWAY_SECS, TokenRules};
+use auth_core::refresh_key::RefreshKeys;
+use auth_core::verify::{MAX_LEEWAY_SECS, TokenRules, TrustedKeys};
 use std::sync::OnceLock;
 
 /// `iss` of every token the targets accept (and the issuer's `ISSUER_URL` in `issuer_bodies`).
@@ -47,10 +48,13 @@ impl Kind {
 /// The private key, in PKCS#8 PEM.
 pub const KEY_PEM: &str = include_str!("../fixtures/fuzz-only-key.pem");
 
-/// The key, the key set built from its public half, and both kinds of rules.
+/// The key, the key set built from its public half, the refresh-token keys the issuer would
+/// hold for it (its derived HS256 key, and the key itself for refresh tokens from before
+/// HS256), and both kinds of rules.
 pub struct Fixture {
     pub key: SigningKey,
     pub keys: TrustedKeys,
+    pub refresh_keys: RefreshKeys,
     pub access: TokenRules,
     pub refresh: TokenRules,
 }
@@ -64,9 +68,11 @@ pub fn fixture() -> &'static Fixture {
             keys: vec![key.public_jwk().clone()],
         });
         assert_eq!(keys.len(), 1, "the fixed key is trusted");
+        let refresh_keys = RefreshKeys::new([key.refresh_key().clone()], keys.clone());
         Fixture {
             key,
             keys,
+            refresh_keys,
             access: TokenRules::access(ISSUER, AUDIENCE, LEEWAY_SECS),
             refresh: TokenRules::refresh(ISSUER, LEEWAY_SECS),
         }

@@ -6,9 +6,10 @@
 //! it is signed by the trusted key and meets every rule of RFC 8725 the verifier promises. It
 //! shares no code with the verifier, so a bug there is not repeated here.
 //!
-//! The signature check needs no verifying code at all: RS256 (RSASSA-PKCS1-v1_5) is
+//! The signature check needs no verifying code at all: RS256 (RSASSA-PKCS1-v1_5) and HS256 are
 //! deterministic, so a token is signed by our key exactly when its signature equals the one our
-//! key makes over the same `header.payload` bytes. Forging one would mean breaking RSA; what the
+//! key (or, for HS256 refresh tokens, the HMAC key derived from it) makes over the same
+//! `header.payload` bytes. Forging one would mean breaking RSA; what the
 //! fuzzer can find is a verifier that accepts a token *without* such a signature. (A token the
 //! target signed itself, shapes `2` and `3` of [`crate::input`], is ours by construction; it is
 //! not signed a second time.)
@@ -22,8 +23,9 @@
 //! array of its fields in order (so a header may be an array). What the model checks is the
 //! values: the rules themselves.
 
-use crate::input::Token;
+use crate::input::{Token, signature_over};
 use crate::keys::{ISSUER, Kind, LEEWAY_SECS, fixture};
+use auth_core::refresh_key::REFRESH_ALG;
 use auth_core::verify::MAX_TOKEN_BYTES;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -51,22 +53,29 @@ pub fn assert_acceptable(token: &Token, kind: Kind, before: u64, after: u64) {
     let signature = B64
         .decode(signature)
         .expect("accepted bad base64 in the signature");
+    let input = format!("{header}.{payload}");
+    let header: HeaderView = json(header, "header");
+    let alg = text(&header.alg);
     if !signed_here {
-        let ours = fixture()
-            .key
-            .sign_rs256(format!("{header}.{payload}").as_bytes())
-            .expect("the fixed key signs");
+        let ours = signature_over(alg, input.as_bytes());
         assert!(signature == ours, "accepted a token our key did not sign");
     }
 
-    let header: HeaderView = json(header, "header");
-    assert_eq!(text(&header.alg), Some("RS256"), "accepted alg");
+    // Access tokens: RS256 under the RSA key's kid, only. Refresh tokens: HS256 under the
+    // derived key's kid, or (issued before HS256) RS256 under the RSA key's kid; never one
+    // algorithm under the other's kid.
+    let key = &fixture().key;
+    let expected_kid = match (kind, alg) {
+        (Kind::Access, Some("RS256")) | (Kind::Refresh, Some("RS256")) => key.kid(),
+        (Kind::Refresh, Some(REFRESH_ALG)) => key.refresh_key().kid(),
+        (_, other) => panic!("accepted alg {other:?} as {kind:?}"),
+    };
     let typ = text(&header.typ).expect("accepted a token without typ");
     assert!(
         kind.typs().iter().any(|t| t.eq_ignore_ascii_case(typ)),
         "accepted typ {typ:?} as {kind:?}"
     );
-    assert_eq!(text(&header.kid), Some(fixture().key.kid()), "accepted kid");
+    assert_eq!(text(&header.kid), Some(expected_kid), "accepted kid");
     for (name, value) in [
         ("crit", &header.crit),
         ("jku", &header.jku),
