@@ -12,7 +12,8 @@
 //! hold:
 //!
 //! - `access_token` and `refresh_token`: the verifier never panics, and whatever it accepts is
-//!   signed by the one key it trusts and meets every rule, checked again here by a separate,
+//!   signed by the one key it trusts (for a refresh token, HS256 under the key derived from it,
+//!   or RS256 from before) and meets every rule, checked again here by a separate,
 //!   simpler reading of the token ([`model`]).
 //! - `issuer_bodies`: the issuer's real router answers any body on the login, refresh and logout
 //!   routes with a 4xx or the 503 of its unreachable store, with a JSON error body ([`issuer`]).
