@@ -5,21 +5,47 @@
 //! in this project logs a request header or body, so a token, password, cookie or key cannot end
 //! up in a log line: handlers log user names, key ids and outcomes only.
 //!
-//! **Metrics** are served at `/metrics` in the Prometheus text format. The registry is small and
-//! written out here rather than pulled from a crate, so a reader can see exactly what a counter
-//! costs on the request path: a few atomic adds, after read-locked map look-ups for the
-//! per-route series, and no allocation once a route has been seen.
+//! **Metrics** are served at `/metrics` in the OpenMetrics text format (the format Prometheus
+//! scrapes, a stricter successor of its original text format) through
+//! [`prometheus-client`](https://docs.rs/prometheus-client), the Prometheus project's own Rust
+//! client. A crate rather than a registry written out here, because the format has rules that
+//! are easy to get subtly wrong by hand (escaping label values, cumulative histogram buckets,
+//! `+Inf`, the `_total` suffix, the `# EOF` terminator) and a client that Prometheus maintains
+//! follows the specification as it evolves. What it does for us:
+//!
+//! - a [`Registry`] holds every metric family with its name and help text and writes them all
+//!   out on a scrape (`encode`);
+//! - a `Family<Labels, Counter>` is one metric name with a series per label set (here the route
+//!   template and status of a request), created on first use;
+//! - a `Histogram` counts observations into fixed buckets and keeps their sum.
+//!
+//! This module keeps a small API of its own on top ([`Metrics::counter`], [`Counter`],
+//! [`Metrics::observe_request`], [`read_counter`]) so the services never name the crate. Two
+//! naming rules of the crate show on the page: a counter's family is named without `_total`
+//! (`# TYPE authscale_logins counter`) while its samples carry it (`authscale_logins_total{..}`),
+//! so [`Metrics::counter`] takes the sample name and strips the suffix; and the crate ends every
+//! help text with a full stop, so a trailing one is stripped too.
+//!
+//! On the request path a metric costs a few atomic adds: the per-route handles (shared pointers
+//! to the crate's counters and histogram) are cached in a read-locked map keyed by `&str`, so
+//! nothing is allocated once a route has been seen.
 
 use crate::settings::LogFormat;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter as PromCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
+
+/// The content type of the `/metrics` page: what `prometheus_client::encoding::text` writes.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Start logging. Call once, first thing in `main`.
 pub fn init_tracing(format: LogFormat) {
@@ -35,17 +61,18 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-/// A monotonically increasing count, cheap to clone and to bump from any task.
+/// A monotonically increasing count, cheap to clone and to bump from any task: a handle on one
+/// series of a `prometheus-client` counter family.
 #[derive(Clone, Default)]
-pub struct Counter(Arc<AtomicU64>);
+pub struct Counter(PromCounter);
 
 impl Counter {
     pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+        self.0.inc();
     }
 
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
@@ -54,35 +81,35 @@ const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    /// Count per bucket (not cumulative; the text format's cumulative counts are summed on
-    /// rendering, which is rare, instead of on every observation).
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_micros: AtomicU64,
+fn latency_histogram() -> Histogram {
+    Histogram::new(BUCKETS)
 }
 
-impl Histogram {
-    fn observe(&self, secs: f64) {
-        let i = BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(BUCKETS.len());
-        self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add((secs * 1e6) as u64, Ordering::Relaxed);
-    }
+/// The labels of `authscale_http_requests_total`, in the order they are written.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    status: u16,
 }
 
-/// The series of one route: requests by status, and the latency histogram.
-#[derive(Default)]
+/// The label of `authscale_http_request_duration_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// The label set of a counter registered through [`Metrics::counter`].
+type Labels = Vec<(String, String)>;
+
+/// Handles on the series of one route, cached so a request finds them by `&str`.
 struct RouteSeries {
+    route: String,
     statuses: RwLock<HashMap<u16, Counter>>,
     latency: Histogram,
 }
 
 impl RouteSeries {
-    fn status(&self, status: u16) -> Counter {
+    fn status(&self, requests: &Family<RequestLabels, PromCounter>, status: u16) -> Counter {
         let known = self
             .statuses
             .read()
@@ -90,7 +117,14 @@ impl RouteSeries {
             .and_then(|m| m.get(&status).cloned());
         known.unwrap_or_else(|| {
             let mut map = self.statuses.write().unwrap_or_else(|p| p.into_inner());
-            map.entry(status).or_default().clone()
+            map.entry(status)
+                .or_insert_with(|| {
+                    Counter(requests.get_or_create_owned(&RequestLabels {
+                        route: self.route.clone(),
+                        status,
+                    }))
+                })
+                .clone()
         })
     }
 
@@ -100,20 +134,43 @@ impl RouteSeries {
     }
 }
 
-struct NamedCounter {
-    name: &'static str,
-    help: &'static str,
-    labels: String,
-    counter: Counter,
-}
-
 /// The registry of one service.
-#[derive(Default)]
 pub struct Metrics {
-    counters: Mutex<Vec<NamedCounter>>,
+    registry: Mutex<Registry>,
+    /// The counter families registered through [`Metrics::counter`], by sample name, so a name
+    /// registered with several label sets is one family (one `# HELP`, one `# TYPE`).
+    counters: Mutex<HashMap<&'static str, Family<Labels, PromCounter>>>,
+    requests: Family<RequestLabels, PromCounter>,
+    latency: Family<RouteLabels, Histogram>,
     /// Per route template: looked up by `&str`, so recording a request allocates nothing once
     /// the route has been seen.
     routes: RwLock<HashMap<String, Arc<RouteSeries>>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let requests = Family::<RequestLabels, PromCounter>::default();
+        let latency: Family<RouteLabels, Histogram> =
+            Family::new_with_constructor(latency_histogram);
+        let mut registry = Registry::default();
+        registry.register(
+            "authscale_http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "authscale_http_request_duration_seconds",
+            "Time from request to response, by route",
+            latency.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            counters: Mutex::default(),
+            requests,
+            latency,
+            routes: RwLock::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -121,37 +178,56 @@ impl Metrics {
         Arc::new(Self::default())
     }
 
-    /// Register a counter (at start-up) and get the handle to bump it with.
+    /// Register a counter (at start-up) and get the handle to bump it with. `name` is the name
+    /// the samples carry, ending in `_total` (a name without it gets it appended on the page).
     pub fn counter(
         &self,
         name: &'static str,
         help: &'static str,
         labels: &[(&str, &str)],
     ) -> Counter {
-        let labels = labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
-            .collect::<Vec<_>>()
-            .join(",");
-        let counter = Counter::default();
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        counters.push(NamedCounter {
-            name,
-            help,
-            labels,
-            counter: counter.clone(),
+        let family = counters.entry(name).or_insert_with(|| {
+            let family = Family::<Labels, PromCounter>::default();
+            let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            registry.register(
+                name.strip_suffix("_total").unwrap_or(name),
+                help.strip_suffix('.').unwrap_or(help),
+                family.clone(),
+            );
+            family
         });
-        counter
+        let labels: Labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Counter(family.get_or_create_owned(&labels))
+    }
+
+    /// The cached handles of `route`, created on its first request.
+    fn route(&self, route: &str) -> Arc<RouteSeries> {
+        let series = self.routes.read().ok().and_then(|m| m.get(route).cloned());
+        series.unwrap_or_else(|| {
+            let mut map = self.routes.write().unwrap_or_else(|p| p.into_inner());
+            map.entry(route.to_owned())
+                .or_insert_with(|| {
+                    let latency = self.latency.get_or_create_owned(&RouteLabels {
+                        route: route.to_owned(),
+                    });
+                    Arc::new(RouteSeries {
+                        route: route.to_owned(),
+                        statuses: RwLock::default(),
+                        latency,
+                    })
+                })
+                .clone()
+        })
     }
 
     /// Record one finished request.
     pub fn observe_request(&self, route: &str, status: u16, secs: f64) {
-        let series = self.routes.read().ok().and_then(|m| m.get(route).cloned());
-        let series = series.unwrap_or_else(|| {
-            let mut map = self.routes.write().unwrap_or_else(|p| p.into_inner());
-            map.entry(route.to_owned()).or_default().clone()
-        });
-        series.status(status).inc();
+        let series = self.route(route);
+        series.status(&self.requests, status).inc();
         series.latency.observe(secs);
     }
 
@@ -161,87 +237,13 @@ impl Metrics {
         map.get(route).map_or(0, |series| series.total())
     }
 
-    /// The routes seen so far, in order, with their series.
-    fn sorted_routes(&self) -> Vec<(String, Arc<RouteSeries>)> {
-        let map = self.routes.read().unwrap_or_else(|p| p.into_inner());
-        let mut routes: Vec<_> = map
-            .iter()
-            .map(|(r, s)| (r.clone(), Arc::clone(s)))
-            .collect();
-        routes.sort_by(|a, b| a.0.cmp(&b.0));
-        routes
-    }
-
-    /// The Prometheus text exposition format (version 0.0.4).
+    /// The OpenMetrics text exposition format (version 1.0.0), ending in `# EOF`.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        self.render_counters(&mut out);
-        self.render_requests(&mut out);
-        self.render_latency(&mut out);
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         out
-    }
-
-    fn render_counters(&self, out: &mut String) {
-        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let mut seen: Vec<&str> = Vec::new();
-        for c in counters.iter() {
-            if !seen.contains(&c.name) {
-                seen.push(c.name);
-                let _ = writeln!(
-                    out,
-                    "# HELP {} {}\n# TYPE {} counter",
-                    c.name, c.help, c.name
-                );
-            }
-            let _ = match c.labels.is_empty() {
-                true => writeln!(out, "{} {}", c.name, c.counter.get()),
-                false => writeln!(out, "{}{{{}}} {}", c.name, c.labels, c.counter.get()),
-            };
-        }
-    }
-
-    fn render_requests(&self, out: &mut String) {
-        out.push_str("# HELP authscale_http_requests_total HTTP requests by route and status.\n");
-        out.push_str("# TYPE authscale_http_requests_total counter\n");
-        for (route, series) in self.sorted_routes() {
-            let statuses = series.statuses.read().unwrap_or_else(|p| p.into_inner());
-            let mut rows: Vec<_> = statuses.iter().map(|(s, c)| (*s, c.get())).collect();
-            rows.sort();
-            for (status, n) in rows {
-                let _ = writeln!(
-                    out,
-                    "authscale_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-    }
-
-    fn render_latency(&self, out: &mut String) {
-        const NAME: &str = "authscale_http_request_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {NAME} Time from request to response, by route."
-        );
-        let _ = writeln!(out, "# TYPE {NAME} histogram");
-        for (route, series) in self.sorted_routes() {
-            let h = &series.latency;
-            let mut cumulative = 0;
-            for (i, bound) in BUCKETS.iter().enumerate() {
-                cumulative += h.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "{NAME}_bucket{{route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            cumulative += h.buckets[BUCKETS.len()].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{NAME}_bucket{{route=\"{route}\",le=\"+Inf\"}} {cumulative}"
-            );
-            let sum = h.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{NAME}_sum{{route=\"{route}\"}} {sum}");
-            let _ = writeln!(out, "{NAME}_count{{route=\"{route}\"}} {cumulative}");
-        }
     }
 }
 
@@ -265,13 +267,7 @@ pub async fn track_requests(
 
 /// The `/metrics` handler.
 pub async fn metrics_handler(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render())
 }
 
 /// Read one counter (summed over its label sets, filtered by `labels`) out of a rendered
@@ -302,30 +298,77 @@ mod tests {
             "Tokens issued.",
             &[("kind", "access")],
         );
+        let refresh = m.counter(
+            "authscale_tokens_issued_total",
+            "Tokens issued.",
+            &[("kind", "refresh")],
+        );
+        let commands = m.counter("authscale_redis_commands_total", "Commands.", &[]);
         issued.inc();
         issued.inc();
+        refresh.inc();
+        commands.inc();
+        assert_eq!(issued.get(), 2);
         m.observe_request("/api/me", 200, 0.0007);
         m.observe_request("/api/me", 401, 3.0);
         let page = m.render();
-        assert!(page.contains("authscale_tokens_issued_total{kind=\"access\"} 2"));
-        assert!(page.contains("authscale_http_requests_total{route=\"/api/me\",status=\"200\"} 1"));
-        assert!(page.contains(
-            "authscale_http_request_duration_seconds_bucket{route=\"/api/me\",le=\"0.001\"} 1"
+        let lines: Vec<&str> = page.lines().collect();
+        // One family per name, however many label sets; the help text keeps one full stop.
+        let help = "# HELP authscale_tokens_issued Tokens issued.";
+        assert_eq!(lines.iter().filter(|l| **l == help).count(), 1, "{page}");
+        assert!(
+            lines.contains(&"# TYPE authscale_tokens_issued counter"),
+            "{page}"
+        );
+        assert!(
+            lines.contains(&"authscale_tokens_issued_total{kind=\"access\"} 2"),
+            "{page}"
+        );
+        assert!(
+            lines.contains(&"authscale_tokens_issued_total{kind=\"refresh\"} 1"),
+            "{page}"
+        );
+        assert!(
+            lines.contains(&"authscale_redis_commands_total 1"),
+            "{page}"
+        );
+        assert!(
+            lines.contains(&"authscale_http_requests_total{route=\"/api/me\",status=\"200\"} 1")
+        );
+        assert!(lines.contains(
+            &"# HELP authscale_http_request_duration_seconds Time from request to response, by route."
         ));
-        assert!(page.contains(
-            "authscale_http_request_duration_seconds_bucket{route=\"/api/me\",le=\"5\"} 2"
+        assert!(lines.contains(&"# TYPE authscale_http_request_duration_seconds histogram"));
+        assert!(
+            lines.contains(
+                &"authscale_http_request_duration_seconds_bucket{le=\"0.0005\",route=\"/api/me\"} 0"
+            ),
+            "{page}"
+        );
+        assert!(lines.contains(
+            &"authscale_http_request_duration_seconds_bucket{le=\"0.001\",route=\"/api/me\"} 1"
+        ));
+        assert!(lines.contains(
+            &"authscale_http_request_duration_seconds_bucket{le=\"5.0\",route=\"/api/me\"} 2"
+        ));
+        assert!(lines.contains(
+            &"authscale_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/api/me\"} 2"
         ));
         assert!(
-            page.contains("authscale_http_request_duration_seconds_count{route=\"/api/me\"} 2")
+            lines.contains(&"authscale_http_request_duration_seconds_count{route=\"/api/me\"} 2")
         );
+        assert_eq!(lines.last(), Some(&"# EOF"));
         assert_eq!(
             read_counter(&page, "authscale_tokens_issued_total", "kind=\"access\""),
             2
         );
+        assert_eq!(read_counter(&page, "authscale_tokens_issued_total", ""), 3);
+        assert_eq!(read_counter(&page, "authscale_redis_commands_total", ""), 1);
         assert_eq!(
             read_counter(&page, "authscale_http_requests_total", "route=\"/api/me\""),
             2
         );
         assert_eq!(m.requests_on("/api/me"), 2);
+        assert_eq!(m.requests_on("/api/other"), 0);
     }
 }
