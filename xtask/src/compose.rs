@@ -83,19 +83,7 @@ fn run(compose: Compose) -> anyhow::Result<()> {
     eprintln!("compose test: using `{}`", compose.name());
     timings.phase(
         "build the images offline (deploy/offline-images.sh)",
-        || {
-            let status = Command::new("bash")
-                .arg(root.join("deploy/offline-images.sh"))
-                .current_dir(&root)
-                .stdin(Stdio::null())
-                .status()
-                .context("cannot run deploy/offline-images.sh")?;
-            ensure!(
-                status.success(),
-                "deploy/offline-images.sh failed ({status})"
-            );
-            Ok(())
-        },
+        offline_images,
     )?;
 
     let port = match std::env::var(PORT_VAR) {
@@ -126,6 +114,23 @@ fn run(compose: Compose) -> anyhow::Result<()> {
     down?;
     timings.print();
     docker::print_image_sizes();
+    Ok(())
+}
+
+/// `deploy/offline-images.sh`: every image the compose file and the swarm stack name, built
+/// without a registry (quick when nothing changed).
+pub(crate) fn offline_images() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let status = Command::new("bash")
+        .arg(root.join("deploy/offline-images.sh"))
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .status()
+        .context("cannot run deploy/offline-images.sh")?;
+    ensure!(
+        status.success(),
+        "deploy/offline-images.sh failed ({status})"
+    );
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use anyhow::{Context, ensure};
 use reqwest::StatusCode;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
-use testkit::stream::{Settings, Stream};
+use testkit::stream::{Settings, Stream, StreamReport};
 use testkit::wait::{self, Poll};
 use testkit::{Auth, Client};
 
@@ -298,18 +298,7 @@ fn kill_under_stream(
         report.resent.len(),
         report.some_resent()
     );
-    ensure!(
-        report.failures.is_empty(),
-        "{} of {} requests failed while a replica was killed, e.g. {:?}",
-        report.failures.len(),
-        report.requests,
-        report.some_failures()
-    );
-    ensure!(
-        report.requests > 100,
-        "only {} requests in the stream",
-        report.requests
-    );
+    no_failures(&report, "while a replica was killed")?;
     // nginx has re-resolved the service and dropped the dead address by now (it polls every
     // second; the stream went on for seconds after the kill): the two others serve all.
     ensure!(
@@ -330,6 +319,23 @@ fn kill_under_stream(
         Ok(())
     })?;
     Ok(victim)
+}
+
+/// A stream that was busy (over 100 requests) and in which not one request failed.
+pub fn no_failures(report: &StreamReport, what: &str) -> anyhow::Result<()> {
+    ensure!(
+        report.failures.is_empty(),
+        "{} of {} requests failed {what}, e.g. {:?}",
+        report.failures.len(),
+        report.requests,
+        report.some_failures()
+    );
+    ensure!(
+        report.requests > 100,
+        "only {} requests in the stream",
+        report.requests
+    );
+    Ok(())
 }
 
 /// `up --scale api=4`: a new container comes up, and all four serve.

@@ -4,7 +4,7 @@
 
 use super::hosts::Hosts;
 use crate::compose::docker::{output_of, short};
-use crate::compose::scenario::{contract, replicas_until, session_sid, wait_ready};
+use crate::compose::scenario::{contract, no_failures, replicas_until, session_sid, wait_ready};
 use crate::timings::Timings;
 use anyhow::{Context, ensure};
 use reqwest::StatusCode;
@@ -389,22 +389,6 @@ fn stop_stream(runtime: &tokio::runtime::Runtime, stream: Stream, what: &str) ->
         report.slowest.as_millis()
     );
     report
-}
-
-fn no_failures(report: &StreamReport, what: &str) -> anyhow::Result<()> {
-    ensure!(
-        report.failures.is_empty(),
-        "{} of {} requests failed {what}, e.g. {:?}",
-        report.failures.len(),
-        report.requests,
-        report.some_failures()
-    );
-    ensure!(
-        report.requests > 100,
-        "only {} requests in the stream",
-        report.requests
-    );
-    Ok(())
 }
 
 /// Every service has all its replicas running, none on `dead`.
