@@ -111,17 +111,8 @@ fn run() -> anyhow::Result<()> {
 }
 
 fn build_images() -> anyhow::Result<()> {
+    crate::compose::offline_images()?;
     let root = workspace_root();
-    let status = Command::new("bash")
-        .arg(root.join("deploy/offline-images.sh"))
-        .current_dir(&root)
-        .stdin(Stdio::null())
-        .status()
-        .context("cannot run deploy/offline-images.sh")?;
-    ensure!(
-        status.success(),
-        "deploy/offline-images.sh failed ({status})"
-    );
     // The classic builder: it uses the local debian:bookworm-slim and asks no registry.
     let output = Command::new("docker")
         .args(["build", "-q", "-t", hosts::HOST_IMAGE, "-f"])
