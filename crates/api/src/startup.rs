@@ -34,7 +34,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
             store: Store::new(
                 &settings.redis.url,
                 settings.redis.pool_size,
-                redis_commands,
+                redis_commands.clone(),
             )?,
             idle_ttl: settings.session_idle_ttl,
         },
@@ -43,6 +43,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
         settings,
         auth,
         metrics,
+        store_commands: redis_commands,
     }))
 }
 
@@ -51,13 +52,12 @@ pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
     let replica = state.settings.replica_id.clone();
     let registry = Arc::clone(&state.metrics);
     let limits = state.settings.service.limits;
+    let [me, applicants] = routes::stats::authenticated_routes(prefix);
     let routes = Router::new()
-        .route(&format!("{prefix}/me"), get(routes::me::me))
-        .route(
-            &format!("{prefix}/jobs/{{id}}/applicants"),
-            get(routes::jobs::applicants),
-        )
+        .route(&me, get(routes::me::me))
+        .route(&applicants, get(routes::jobs::applicants))
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
+        .route(&format!("{prefix}/stats"), get(routes::stats::stats))
         .with_state(Arc::clone(&state));
     let router = service::finish(routes, state, registry, limits);
     service::identify(router, "x-replica", &replica)

@@ -3,7 +3,7 @@
 //! nginx's configuration lives in `deploy/nginx/nginx.conf.template`, shared with docker compose.
 //! It has `{{NAME}}` placeholders for what differs between runs (the listen address, the worker
 //! count, the upstream servers, the demo page's directory, the rate limit on the password
-//! routes); this module fills them in by plain text replacement, writes the
+//! routes, the read-only `/cluster` locations of [`cluster`]); this module fills them in by plain text replacement, writes the
 //! result to `<work_dir>/nginx/nginx.conf` and starts:
 //!
 //! ```text
@@ -16,6 +16,8 @@
 //! - `daemon off`: stay in the foreground as our child, so we can stop it.
 //!
 //! Ready means: `GET /nginx-health` answers 200.
+
+mod cluster;
 
 use crate::process::Process;
 use crate::readiness::{http_ok, probe_client, wait_until_ready};
@@ -70,6 +72,14 @@ pub fn render(template: &str, config: &NginxConfig) -> anyhow::Result<String> {
         ("{{WEB_ROOT}}", web_root(&config.web_root)?),
         ("{{LOGIN_RATE}}", login_rate(&config.login_rate)?),
         ("{{LOGIN_BURST}}", config.login_burst.to_string()),
+        (
+            "{{CLUSTER_ROUTES}}",
+            cluster::cluster_routes(
+                &config.issuer,
+                &config.jwt_replicas,
+                &config.session_replicas,
+            ),
+        ),
     ];
     let rendered = replacements
         .iter()

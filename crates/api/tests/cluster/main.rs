@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod attacks;
+mod cluster_view;
 mod discovering_replicas;
 mod discovery;
 mod faults;
