@@ -7,11 +7,15 @@
 seconds with no leeway, so a token expires while the test watches. The test walks the page as a
 person would (keyboard for the login forms, clicks for the rest) and checks what the page shows:
 
-  1. the page loads, asks whether there is a session, and logs the answer
+  1. the page loads, asks whether there is a session, and logs the answer; the diagram shows the
+     issuer, every running replica (learnt from nginx's /cluster routes) and Redis
   2. token login: the access token's three parts decoded, with the countdown
-  3. token calls: status and the token replica that answered, in the log and the strip
+  3. token calls: status and the token replica that answered, in the log and the strip; the
+     diagram draws the call through that replica and not to Redis; the comparison table's
+     store look-ups per call read 0.00
   4. session login and calls: the session replica; the sid cookie exists, is HttpOnly, and
-     document.cookie does not show it
+     document.cookie does not show it; the diagram draws the call on to Redis; the table reads
+     1.00
   5. the access token expires while /api/me is polled: 401, automatic refresh, the call retried
      (then screenshots at 1440 and 360 px wide; at 360 px nothing is wider than the screen)
   6. replaying the spent refresh token: 401, the family is revoked, so the next automatic
@@ -66,6 +70,7 @@ def main():
         driver.save_screenshot(str(failure))
         print(f"\nFAILED at step {page.step!r}. Screenshot: {failure}", file=sys.stderr)
         print("The page's request log:\n" + page.log_text(), file=sys.stderr)
+        print("The diagram's last calls:\n" + page.journeys_text(), file=sys.stderr)
         print("Browser console:\n" + json.dumps(page.console, indent=1), file=sys.stderr)
         print(f"browser: {page.passed} passed, 1 failed", file=sys.stderr)
         raise
@@ -122,7 +127,13 @@ class Page:
         return self.find(selector).text
 
     def click(self, selector):
-        self.find(selector).click()
+        self.click_element(self.find(selector))
+
+    def click_element(self, element):
+        """Scrolls `element` into view at once, then clicks it. The page scrolls smoothly for
+        people (scroll-behavior), and a click during that scroll would land elsewhere."""
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", element)
+        element.click()
 
     def wait_for(self, what, condition, timeout=WAIT_SECS):
         """Waits until condition() returns something truthy, and returns it."""
@@ -154,6 +165,36 @@ class Page:
             return None
 
         return self.wait_for(what, find)
+
+    def diagram_nodes(self, kind):
+        """The diagram's nodes of one kind (token, session, issuer, redis...), by data-node."""
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll('#diagram .node')]"
+            ".filter((n) => n.dataset.kind === arguments[0]).map((n) => n.dataset.node);",
+            kind,
+        )
+
+    def last_stops(self):
+        """The parts of the cluster the last drawn call went through, as the diagram marks them."""
+        return self.driver.execute_script(
+            "const svg = document.querySelector('#diagram svg'); return svg ? svg.dataset.lastStops ?? '' : '';"
+        )
+
+    def on_path(self, node):
+        return self.driver.execute_script(
+            "const n = [...document.querySelectorAll('#diagram .node')].find((n) => n.dataset.node === arguments[0]);"
+            "return n ? n.classList.contains('on-path') : null;",
+            node,
+        )
+
+    def journeys_text(self):
+        try:
+            return self.driver.execute_script(
+                "return document.querySelector('#journeys').innerText + '\\nlast stops: ' + "
+                "(document.querySelector('#diagram svg')?.dataset.lastStops ?? '(no svg)');"
+            )
+        except Exception as error:  # the page may be gone
+            return f"  (unavailable: {error})"
 
     def log_text(self):
         try:
@@ -202,9 +243,17 @@ def run(page, out_dir):
     page.wait_for_entry("the page-load probe", kind="session", step="probe", status="401", replica=SESSION_REPLICA)
     page.wait_for("the session status", lambda: page.text("#session-status").startswith("Logged out"))
 
+    page.check("the diagram shows the issuer, the 2 token and 2 session replicas that run, and Redis")
+    page.wait_for("the token replicas in the diagram", lambda: sorted(page.diagram_nodes("token")) == ["replica:jwt-1", "replica:jwt-2"])
+    assert sorted(page.diagram_nodes("session")) == ["replica:session-1", "replica:session-2"], page.diagram_nodes("session")
+    assert len(page.diagram_nodes("issuer")) == 1, page.diagram_nodes("issuer")
+    assert page.diagram_nodes("redis") == ["redis"], page.diagram_nodes("redis")
+    # The probe sent no cookie: its replica answered 401 without asking Redis, measured.
+    page.wait_for("the probe drawn", lambda: re.fullmatch(r"browser nginx replica:session-\d", page.last_stops()))
+
     page.check("token login by keyboard shows the decoded access token and its countdown")
     password = page.find("#token-login input[name=password]")
-    password.click()
+    page.click_element(password)
     password.send_keys(Keys.ENTER)  # the form submits on Enter, like any form
     page.wait_for_entry("the token login", kind="token", step="login", path="/auth/login", status="200")
     page.wait_for("the decoded token", lambda: page.find("#token-view").is_displayed())
@@ -221,7 +270,11 @@ def run(page, out_dir):
 
     page.check("token calls show their status and the token replica that answered")
     page.click("#token-me")
-    page.wait_for_entry("GET /api/me", kind="token", path="/api/me", status="200", replica=JWT_REPLICA)
+    _, me = page.wait_for_entry("GET /api/me", kind="token", path="/api/me", status="200", replica=JWT_REPLICA)
+    page.wait_for("the token call drawn", lambda: page.last_stops() == f"browser nginx replica:{me['replica']}")
+    assert page.on_path(f"replica:{me['replica']}") is True
+    assert page.on_path("redis") is False, "a token call lit Redis"
+    assert "Redis not touched" in page.text("#diagram-narration"), page.text("#diagram-narration")
     assert '"auth": "jwt"' in page.text("#token-answer"), page.text("#token-answer")
     page.click("#token-jobs")
     page.wait_for_entry("GET /api/jobs/3/applicants", path="/api/jobs/3/applicants", status="200", replica=JWT_REPLICA)
@@ -229,12 +282,19 @@ def run(page, out_dir):
     for box in page.driver.find_elements(By.CSS_SELECTOR, "#strip-token li"):
         assert JWT_REPLICA.fullmatch(box.get_attribute("data-replica")), box.get_attribute("data-replica")
     assert '"job_id": 3' in page.text("#token-answer"), page.text("#token-answer")
+    page.wait_for("the table's token look-ups", lambda: page.text("#lookups-browser-token") == "0.00")
+    assert page.text("#lookups-browser-token-detail").startswith("0 in 2 calls"), page.text("#lookups-browser-token-detail")
+    page.wait_for("the all-clients token figure", lambda: page.text("#lookups-all-token") == "0.00")
 
     page.check("session login and calls show the session replica; the cookie is HttpOnly")
     page.click("#session-login button[type=submit]")
     page.wait_for_entry("the session login", kind="session", step="login", status="204")
     page.click("#session-me")
-    page.wait_for_entry("GET /sapi/me", kind="session", step="call", path="/sapi/me", status="200", replica=SESSION_REPLICA)
+    _, me = page.wait_for_entry("GET /sapi/me", kind="session", step="call", path="/sapi/me", status="200", replica=SESSION_REPLICA)
+    page.wait_for("the session call drawn", lambda: page.last_stops() == f"browser nginx replica:{me['replica']} redis")
+    assert page.on_path("redis") is True
+    page.wait_for("the table's session look-ups", lambda: page.text("#lookups-browser-session") == "1.00")
+    page.wait_for("the all-clients session figure", lambda: float(page.text("#lookups-all-session").replace("–", "0")) > 0)
     assert page.text("#session-status") == "Logged in as bob.", page.text("#session-status")
     assert '"auth": "session"' in page.text("#session-answer"), page.text("#session-answer")
     sid = driver.get_cookie("sid")
