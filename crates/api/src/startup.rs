@@ -17,6 +17,11 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
     let metrics = Metrics::new();
     // Registered in both modes, so a jwt replica's /metrics shows its 0.
     let redis_commands = store::commands_counter(&metrics);
+    let credentials_checked = metrics.counter(
+        "authscale_credentials_checked_total",
+        "Requests whose credentials (a bearer token, or a sid cookie of the right shape) were checked.",
+        &[],
+    );
     let auth = match settings.mode {
         Mode::Jwt => {
             let tokens = &settings.tokens;
@@ -44,6 +49,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
         auth,
         metrics,
         store_commands: redis_commands,
+        credentials_checked,
     }))
 }
 
@@ -52,10 +58,12 @@ pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
     let replica = state.settings.replica_id.clone();
     let registry = Arc::clone(&state.metrics);
     let limits = state.settings.service.limits;
-    let [me, applicants] = routes::stats::authenticated_routes(prefix);
     let routes = Router::new()
-        .route(&me, get(routes::me::me))
-        .route(&applicants, get(routes::jobs::applicants))
+        .route(&format!("{prefix}/me"), get(routes::me::me))
+        .route(
+            &format!("{prefix}/jobs/{{id}}/applicants"),
+            get(routes::jobs::applicants),
+        )
         .route(&format!("{prefix}/ping"), get(routes::ping::ping))
         .route(&format!("{prefix}/stats"), get(routes::stats::stats))
         .with_state(Arc::clone(&state));

@@ -16,6 +16,9 @@ pub struct Replica {
     pub metrics: Arc<Metrics>,
     /// Redis commands sent while serving requests (always 0 in jwt mode), for `/stats`.
     pub store_commands: Counter,
+    /// Requests that came with credentials of the right shape, counted before they are checked:
+    /// what a store look-up per request is measured against (`/stats`).
+    pub credentials_checked: Counter,
 }
 
 /// The one thing that differs between the two modes. In jwt mode there is no Redis client at

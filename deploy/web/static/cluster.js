@@ -5,7 +5,7 @@
 //
 //   GET /cluster                 {"issuers":1,"token":2,"session":2}
 //   GET /cluster/token/<n>       the n-th token replica's /api/stats:
-//                                {"replica":"jwt-1","authenticated_requests":..,"store_commands":..}
+//                                {"replica":"jwt-1","checked_requests":..,"store_commands":..}
 //   GET /cluster/session/<n>     the same for session replicas (/sapi/stats)
 //   GET /cluster/issuer/<n>      the n-th issuer's discovery document; its id is in X-Issuer
 //
@@ -114,7 +114,7 @@ export class ClusterView {
     return node(kind, slot, {
       id: String(stats.replica),
       up: true,
-      requests: Number(stats.authenticated_requests) || 0,
+      requests: Number(stats.checked_requests) || 0,
       store: Number(stats.store_commands) || 0,
     });
   }

@@ -38,7 +38,9 @@ export function journeyOf(entry, measured) {
 /** 'yes', 'no', or 'expected' (the issuer, whose counters the page does not read). */
 function storeUse(entry, measured) {
   if (entry.replica) {
-    if (measured && measured.requests === 1) {
+    // requests: how many requests with credentials the replica checked meanwhile; 0 when this
+    // call carried none (then it cannot have looked anything up either).
+    if (measured && measured.requests <= 1) {
       return measured.store > 0 ? 'yes' : 'no';
     }
     // Not isolated (another client's request reached the same replica meanwhile): what the mode

@@ -10,17 +10,11 @@ const $ = (selector) => document.querySelector(selector);
 
 /** What one kind of call has cost, as measured by this page. */
 class Tally {
-  calls = 0; // calls that knew the user, whose look-ups were measured (the replica saw this call alone)
+  calls = 0; // calls with credentials whose look-ups were measured (the replica saw this call alone)
   lookups = 0; // store commands those calls cost
   unmeasured = 0; // calls another client's request overlapped, so not counted
 }
 
-/**
- * Answers after which the replica knew who called: the row is about what it costs to know the
- * user. A 401 (no credentials, or refused ones) is left out: no cookie sent means no look-up,
- * which says nothing about sessions.
- */
-const KNEW_THE_USER = new Set([200, 403, 404]);
 
 export class ComparisonTable {
   tallies = { token: new Tally(), session: new Tally() };
@@ -29,8 +23,8 @@ export class ComparisonTable {
   /** One of this page's calls to a replica, with its measured store use (or null). */
   addCall(entry, measured) {
     const tally = this.tallies[entry.kind];
-    if (!KNEW_THE_USER.has(entry.status)) {
-      return;
+    if (measured && measured.requests === 0) {
+      return; // no credentials sent (logged out): nothing to know the user by, nothing counted
     }
     if (measured && measured.requests === 1) {
       tally.calls += 1;
@@ -45,7 +39,7 @@ export class ComparisonTable {
   #drawBrowser(kind) {
     const tally = this.tallies[kind];
     $(`#lookups-browser-${kind}`).textContent = tally.calls === 0 ? '–' : perRequest(tally.lookups, tally.calls);
-    $(`#lookups-browser-${kind}-detail`).textContent = `${tally.lookups} in ${tally.calls} call${tally.calls === 1 ? '' : 's'} that knew the user`
+    $(`#lookups-browser-${kind}-detail`).textContent = `${tally.lookups} in ${tally.calls} call${tally.calls === 1 ? '' : 's'} with credentials`
       + (tally.unmeasured ? ` (${tally.unmeasured} not isolated, left out)` : '');
     if (this.sent[kind]) {
       $(`#sent-${kind}`).textContent = this.sent[kind];
@@ -57,7 +51,7 @@ export class ComparisonTable {
     for (const kind of ['token', 'session']) {
       const { requests, store } = cluster.totals(kind);
       $(`#lookups-all-${kind}`).textContent = requests === 0 ? '–' : perRequest(store, requests);
-      $(`#lookups-all-${kind}-detail`).textContent = `${store} store commands for ${requests} authenticated requests, all clients`;
+      $(`#lookups-all-${kind}-detail`).textContent = `${store} store commands for ${requests} requests with credentials, all clients`;
       const list = cluster[kind];
       const up = list.filter((n) => n.up).length;
       $(`#scale-${kind}`).textContent = kind === 'token'

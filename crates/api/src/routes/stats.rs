@@ -2,7 +2,8 @@
 //!
 //! The page draws the cluster and puts a live "store look-ups per request" figure beside the
 //! study note's comparison table. It needs, per replica, the id it sends in `X-Replica`, how many
-//! authenticated requests it served and how many Redis commands it sent. nginx publishes each
+//! requests came with credentials it checked (a bearer token, or a `sid` cookie of the right
+//! shape: the requests that need to know the user) and how many Redis commands it sent. nginx publishes each
 //! replica's answer at its own address (`/cluster/token/<n>`, `/cluster/session/<n>`), so the
 //! page can add them up over every replica, not only over the ones that happened to answer it.
 //!
@@ -17,25 +18,11 @@ use axum::Json;
 use axum::extract::State;
 use serde_json::{Value, json};
 
-/// The routes whose every request needs the caller authenticated: the ones a look-up per
-/// request is counted against.
-pub fn authenticated_routes(prefix: &str) -> [String; 2] {
-    [
-        format!("{prefix}/me"),
-        format!("{prefix}/jobs/{{id}}/applicants"),
-    ]
-}
-
 pub async fn stats(State(state): State<ReplicaState>) -> Json<Value> {
-    let prefix = state.mode().prefix();
-    let requests: u64 = authenticated_routes(prefix)
-        .iter()
-        .map(|route| state.metrics.requests_on(route))
-        .sum();
     Json(json!({
         "replica": state.settings.replica_id,
         "mode": state.mode().name(),
-        "authenticated_requests": requests,
+        "checked_requests": state.credentials_checked.get(),
         "store_commands": state.store_commands.get(),
     }))
 }

@@ -78,13 +78,10 @@ async fn the_cluster_lists_every_process_and_counts_store_lookups_per_request() 
     let after_token = stats_of(&t, "token", 2).await;
     let after_session = stats_of(&t, "session", 3).await;
     let delta = |after: &[Value], before: &[Value], field| sum(after, field) - sum(before, field);
-    assert_eq!(
-        delta(&after_token, &before_token, "authenticated_requests"),
-        6
-    );
+    assert_eq!(delta(&after_token, &before_token, "checked_requests"), 6);
     assert_eq!(sum(&after_token, "store_commands"), 0);
     assert_eq!(
-        delta(&after_session, &before_session, "authenticated_requests"),
+        delta(&after_session, &before_session, "checked_requests"),
         6
     );
     assert_eq!(delta(&after_session, &before_session, "store_commands"), 6);
