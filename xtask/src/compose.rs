@@ -205,6 +205,10 @@ mod tests {
         assert!(config.contains("server 127.0.0.1:8080 max_fails=1 fail_timeout=2s;"));
         // A name that does not resolve: a `down` server, as the launcher writes for none.
         assert!(config.contains("server 127.0.0.1:1 down;"));
+        // The demo page's /cluster routes, exactly as the launcher writes them.
+        let here = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
+        let cluster = stack::nginx::cluster::cluster_routes(&[here], &[here], &[]);
+        assert!(config.contains(&cluster), "{cluster}\nnot in\n{config}");
 
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("nginx.conf");

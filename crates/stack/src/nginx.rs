@@ -17,7 +17,7 @@
 //!
 //! Ready means: `GET /nginx-health` answers 200.
 
-mod cluster;
+pub mod cluster;
 
 use crate::process::Process;
 use crate::readiness::{http_ok, probe_client, wait_until_ready};
