@@ -21,7 +21,9 @@ person would (keyboard for the login forms, clicks for the rest) and checks what
   6. replaying the spent refresh token: 401, the family is revoked, so the next automatic
      refresh fails and the page logs itself out
   7. log in again and log out with the button; log out of the session
-  8. no JavaScript error and no Content-Security-Policy violation in the browser console
+  8. the scene "wrong passwords until 429": five failures, then the issuer's 429, drawn through
+     the issuer; with prefers-reduced-motion the path is marked at once, with no moving dot
+  9. no JavaScript error and no Content-Security-Policy violation in the browser console
 
 Only Debian's packages: /usr/bin/chromium, /usr/bin/chromedriver and python3-selenium. Both
 paths are given to Selenium, so it never tries to download a browser or a driver.
@@ -365,13 +367,26 @@ def run(page, out_dir):
     page.wait_for_entry("GET /sapi/me after logout", after=since, step="call", path="/sapi/me", status="401")
     assert driver.get_cookie("sid") is None, driver.get_cookie("sid")
 
+    page.check("the 429 scene: wrong passwords until the issuer refuses; reduced motion draws no dot")
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
+    since = len(page.entries())
+    page.click("#scene-429")
+    _, refused = page.wait_for_entry("the scene's 429", after=since, step="scene", path="/auth/login", status="429")
+    failures = [e for e in page.entries()[since:] if e["step"] == "scene" and e["status"] == "401"]
+    assert len(failures) == 5, failures
+    page.wait_for("the 429 drawn", lambda: re.fullmatch(r"browser nginx issuer:\S+ redis", page.last_stops()))
+    page.wait_for("the 429 said", lambda: page.text("#diagram-narration").endswith("→ 429."))
+    assert page.driver.find_elements(By.CSS_SELECTOR, "#diagram .packet") == [], "a dot moves despite reduced motion"
+    assert "429 after 5 failures" in page.text("#scene-status"), page.text("#scene-status")
+    assert not page.find("#scene-429").is_enabled()
+
     page.check("no JavaScript error and no Content-Security-Policy violation in the console")
     page.collect_console()
-    # The 401s and 403s the page provokes on purpose show up as failed resource loads.
+    # The 401s, 403s and 429s the page provokes on purpose show up as failed resource loads.
     problems = [
         entry
         for entry in page.console
-        if entry["level"] == "SEVERE" and not (entry["source"] == "network" and re.search(r"status of 40[13]", entry["message"]))
+        if entry["level"] == "SEVERE" and not (entry["source"] == "network" and re.search(r"status of (40[13]|429)", entry["message"]))
     ]
     assert problems == [], problems
     page.done()
