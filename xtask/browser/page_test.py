@@ -168,25 +168,25 @@ class Page:
 
         return self.wait_for(what, find)
 
-    def diagram_nodes(self, kind):
-        """The diagram's nodes of one kind (token, session, issuer, redis...), by data-node."""
+    def diagram(self):
+        """The diagram's nodes as drawn: {node, kind, on_path} each, node being its data-node."""
         return self.driver.execute_script(
-            "return [...document.querySelectorAll('#diagram .node')]"
-            ".filter((n) => n.dataset.kind === arguments[0]).map((n) => n.dataset.node);",
-            kind,
+            "return [...document.querySelectorAll('#diagram .node')].map((n) => "
+            "({node: n.dataset.node, kind: n.dataset.kind, on_path: n.classList.contains('on-path')}));"
         )
+
+    def diagram_nodes(self, kind):
+        """The diagram's nodes of one kind (token, session, issuer, redis...)."""
+        return [n["node"] for n in self.diagram() if n["kind"] == kind]
+
+    def on_path(self, node):
+        """Whether the last drawn call went through `node`; None if there is no such node."""
+        return next((n["on_path"] for n in self.diagram() if n["node"] == node), None)
 
     def last_stops(self):
         """The parts of the cluster the last drawn call went through, as the diagram marks them."""
         return self.driver.execute_script(
             "const svg = document.querySelector('#diagram svg'); return svg ? svg.dataset.lastStops ?? '' : '';"
-        )
-
-    def on_path(self, node):
-        return self.driver.execute_script(
-            "const n = [...document.querySelectorAll('#diagram .node')].find((n) => n.dataset.node === arguments[0]);"
-            "return n ? n.classList.contains('on-path') : null;",
-            node,
         )
 
     def journeys_text(self):

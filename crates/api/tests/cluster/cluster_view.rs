@@ -7,13 +7,17 @@ use serde_json::{Value, json};
 use stack::Mode;
 use std::collections::BTreeSet;
 
-async fn get_json(t: &TestStack, path: &str) -> Value {
-    let response = t
-        .client
+/// `GET path` through nginx, with no credentials: all the page sends to these routes.
+async fn get(t: &TestStack, path: &str) -> reqwest::Response {
+    t.client
         .get(path, testkit::Auth::None)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn get_json(t: &TestStack, path: &str) -> Value {
+    let response = get(t, path).await;
     assert_eq!(response.status(), StatusCode::OK, "{path}");
     response.json().await.unwrap()
 }
@@ -37,12 +41,7 @@ async fn the_cluster_lists_every_process_and_counts_store_lookups_per_request() 
     let counts = get_json(&t, "/cluster").await;
     assert_eq!(counts, json!({"issuers": 1, "token": 2, "session": 3}));
 
-    let issuer = t
-        .client
-        .get("/cluster/issuer/1", testkit::Auth::None)
-        .send()
-        .await
-        .unwrap();
+    let issuer = get(&t, "/cluster/issuer/1").await;
     assert_eq!(issuer.status(), StatusCode::OK);
     assert!(issuer.headers().contains_key("x-issuer"));
 
@@ -95,21 +94,11 @@ async fn the_cluster_lists_every_process_and_counts_store_lookups_per_request() 
         .unwrap();
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
     // No slot past the last replica.
-    let past = t
-        .client
-        .get("/cluster/token/3", testkit::Auth::None)
-        .send()
-        .await
-        .unwrap();
+    let past = get(&t, "/cluster/token/3").await;
     assert_eq!(past.status(), StatusCode::NOT_FOUND);
 
     // A replica that is down is shown down: nginx's 502, not another replica's answer.
     t.stack.kill_replica(Mode::Jwt, 0).await.unwrap();
-    let down = t
-        .client
-        .get("/cluster/token/1", testkit::Auth::None)
-        .send()
-        .await
-        .unwrap();
+    let down = get(&t, "/cluster/token/1").await;
     assert_eq!(down.status(), StatusCode::BAD_GATEWAY);
 }
