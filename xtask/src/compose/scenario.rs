@@ -338,7 +338,8 @@ pub fn no_failures(report: &StreamReport, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `up --scale api=4`: a new container comes up, and all four serve.
+/// `up --scale api=4`: a new container comes up, and all four serve; the demo page's view of
+/// the cluster (nginx's `/cluster` routes) lists the same four.
 fn scale_up(
     project: &Project,
     runtime: &tokio::runtime::Runtime,
@@ -380,8 +381,32 @@ fn scale_up(
         let token = client.login("bob", "builder").await?.access;
         let seen = replicas_until(client, "/api/me", Auth::Bearer(&token), &after).await?;
         eprintln!("compose test: /api/ served by {seen:?}");
+        let listed = cluster_view(client, "token").await?;
+        ensure!(
+            listed == seen,
+            "the page's /cluster lists {listed:?}, not the serving {seen:?}"
+        );
         Ok(())
     })
+}
+
+/// The replicas of `kind` (`token`, `session`) that nginx's `/cluster` routes list, by the host
+/// part of their ids: what the demo page draws.
+async fn cluster_view(client: &Client, kind: &str) -> anyhow::Result<BTreeSet<String>> {
+    let get = |path: String| async move {
+        let response = client.get(&path, Auth::None).send().await?;
+        let body: serde_json::Value = response.error_for_status()?.json().await?;
+        anyhow::Ok(body)
+    };
+    let counts = get("/cluster".to_owned()).await?;
+    let count = counts[kind].as_u64().context("no count in /cluster")?;
+    let mut hosts = BTreeSet::new();
+    for slot in 1..=count {
+        let stats = get(format!("/cluster/{kind}/{slot}")).await?;
+        let replica = stats["replica"].as_str().context("no replica id")?;
+        hosts.insert(host_of(replica).to_owned());
+    }
+    Ok(hosts)
 }
 
 /// Redis stopped: `/api/me` still 200 (tokens need no store), `/sapi/me` 503. The session and
