@@ -57,7 +57,7 @@ function storeText(entry, store, down) {
     return ' → Redis: down, so it answered 503';
   }
   if (store === 'no') {
-    return entry.replica && entry.kind === 'token' ? ' (verified the token alone; Redis not touched)' : ' (Redis not touched)';
+    return entry.replica && entry.kind === 'token' ? ' (checked the token alone; Redis not touched)' : ' (Redis not touched)';
   }
   return store === 'yes' ? ' → Redis (measured: its store commands went up)' : ' → Redis';
 }
