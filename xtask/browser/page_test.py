@@ -21,7 +21,8 @@ person would (keyboard for the login forms, clicks for the rest) and checks what
   6. replaying the spent refresh token: 401, the family is revoked, so the next automatic
      refresh fails and the page logs itself out
   7. log in again and log out with the button; log out of the session
-  8. the scene "wrong passwords until 429": five failures, then the issuer's 429, drawn through
+  8. the scenes: "a refresh after expiry" (401, refresh, retry), "a replayed refresh token" (the
+     family revoked, the owner logged out), "wrong passwords until 429": five failures, then the issuer's 429, drawn through
      the issuer; with prefers-reduced-motion the path is marked at once, with no moving dot; the
      scene "if Redis stops", an illustration said as one, after which Redis is drawn up again
   9. no JavaScript error and no Content-Security-Policy violation in the browser console
@@ -374,6 +375,23 @@ def run(page, out_dir):
     page.click("#session-me")
     page.wait_for_entry("GET /sapi/me after logout", after=since, step="call", path="/sapi/me", status="401")
     assert driver.get_cookie("sid") is None, driver.get_cookie("sid")
+
+    page.check("the expiry scene: logs in, waits for the 5 s token to expire, then 401, refresh, retry")
+    since = len(page.entries())
+    page.click("#scene-expiry")
+    page.wait_for_entry("the scene's login", after=since, step="login", path="/auth/login", status="200")
+    expired, _ = page.wait_for_entry("the expired call", after=since, step="call", path="/api/me", status="401")
+    refreshed, _ = page.wait_for_entry("the refresh", after=expired, step="auto-refresh", path="/auth/refresh", status="200")
+    page.wait_for_entry("the retried call", after=refreshed, step="retry", path="/api/me", status="200", replica=JWT_REPLICA)
+    page.wait_for("the scene's end", lambda: page.text("#scene-status").startswith("Done"))
+
+    page.check("the replay scene: refresh, the spent token again, the family revoked, logged out")
+    since = len(page.entries())
+    page.click("#scene-replay")
+    page.wait_for_entry("the replay", after=since, step="replay", path="/auth/refresh", status="401")
+    page.wait_for_entry("the owner's refused refresh", after=since, step="refresh", path="/auth/refresh", status="401")
+    page.wait_for("the scene's end", lambda: page.text("#scene-status").startswith("Done"))
+    assert page.text("#token-status").startswith("Logged out: the refresh was refused"), page.text("#token-status")
 
     page.check("the 429 scene: wrong passwords until the issuer refuses; reduced motion draws no dot")
     driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})

@@ -54,7 +54,10 @@ export class Scenes {
         + '`cargo xtask up --access-ttl 20` to watch it in seconds.');
       return;
     }
-    for (let wait = left; wait > 0; wait = access.payload.exp - Date.now() / 1000) {
+    // One second past `exp`: the replicas count whole seconds, so a token is refused only once
+    // the second after its `exp` has begun (and clocks may differ a little).
+    const until = access.payload.exp + 1;
+    for (let wait = left + 1; wait > 0; wait = until - Date.now() / 1000) {
       this.#say(`Waiting for the access token to expire: ${Math.ceil(wait)} s…`);
       await sleep(Math.min(1000, wait * 1000 + 50));
     }
