@@ -39,7 +39,7 @@ export class ComparisonTable {
   #drawBrowser(kind) {
     const tally = this.tallies[kind];
     $(`#lookups-browser-${kind}`).textContent = tally.calls === 0 ? '–' : perRequest(tally.lookups, tally.calls);
-    $(`#lookups-browser-${kind}-detail`).textContent = `${tally.lookups} in ${tally.calls} call${tally.calls === 1 ? '' : 's'} with credentials`
+    $(`#lookups-browser-${kind}-detail`).textContent = `${tally.lookups} in ${count(tally.calls, 'call')} with credentials`
       + (tally.unmeasured ? ` (${tally.unmeasured} not isolated, left out)` : '');
     if (this.sent[kind]) {
       $(`#sent-${kind}`).textContent = this.sent[kind];
@@ -51,12 +51,12 @@ export class ComparisonTable {
     for (const kind of ['token', 'session']) {
       const { requests, store } = cluster.totals(kind);
       $(`#lookups-all-${kind}`).textContent = requests === 0 ? '–' : perRequest(store, requests);
-      $(`#lookups-all-${kind}-detail`).textContent = `${store} store commands for ${requests} requests with credentials, all clients`;
+      $(`#lookups-all-${kind}-detail`).textContent = `${count(store, 'store command')} for ${count(requests, 'request')} with credentials, all clients`;
       const list = cluster[kind];
       const up = list.filter((n) => n.up).length;
       $(`#scale-${kind}`).textContent = kind === 'token'
         ? `${up} of ${list.length} replicas answering; each checks tokens alone, so another one adds capacity and shares nothing`
-        : `${up} of ${list.length} replicas answering, every one asking the same Redis: ${store} commands so far`;
+        : `${up} of ${list.length} replicas answering, every one asking the same Redis: ${count(store, 'command')} so far`;
     }
   }
 
@@ -69,6 +69,11 @@ export class ComparisonTable {
       ? 'no: document.cookie is "" here; the sid cookie is HttpOnly'
       : `document.cookie shows ${JSON.stringify(cookie)}, but not the HttpOnly sid`;
   }
+}
+
+/** "1 call", "2 calls". */
+function count(n, noun) {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 function perRequest(part, whole) {
