@@ -72,6 +72,41 @@ pub struct CpuPerRequest {
     pub cpus: BTreeMap<String, f64>,
 }
 
+/// The kind under which oha's own CPU is counted: the capacity model needs it, because on one
+/// machine the load generator competes with what it measures.
+pub const LOAD_GENERATOR: &str = "load generator";
+
+impl CpuPerRequest {
+    /// Count `used` (the load generator's CPU over a run that got `answered` answers in
+    /// `elapsed`) like a process kind of the stack.
+    fn add_load_generator(&mut self, used: Duration, answered: u64, elapsed: Duration) {
+        if answered > 0 {
+            let us = used.as_secs_f64() * 1e6 / answered as f64;
+            self.us.insert(LOAD_GENERATOR.to_owned(), us);
+        }
+        if !elapsed.is_zero() {
+            let cpus = used.as_secs_f64() / elapsed.as_secs_f64();
+            self.cpus.insert(LOAD_GENERATOR.to_owned(), cpus);
+        }
+    }
+}
+
+/// User and system CPU of this process's finished children, so far. Read just before and after
+/// one oha run, the difference is that run's: the stacks' processes are children too, but none
+/// finishes during a run.
+fn children_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_CHILDREN) {
+        Ok(usage) => {
+            let time = |t: nix::sys::time::TimeVal| {
+                Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+            };
+            time(usage.user_time()) + time(usage.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
 /// The process kind a stack member belongs to, for adding up CPU.
 pub fn kind_of(name: &str) -> String {
     match name.split_once('-') {
@@ -232,7 +267,13 @@ impl Bench {
         let oha = self.oha.clone();
         let owned = load.clone();
         let started = std::time::Instant::now();
-        let run = tokio::task::spawn_blocking(move || oha::run(&oha, &owned)).await??;
+        let (run, load_generator) = tokio::task::spawn_blocking(move || {
+            let before = children_cpu();
+            let run = oha::run(&oha, &owned);
+            (run, children_cpu().saturating_sub(before))
+        })
+        .await?;
+        let run = run?;
         let elapsed = started.elapsed();
         let profile_text = match recording {
             Some((name, replica, Ok(recording))) => {
@@ -252,10 +293,11 @@ impl Bench {
             None => None,
         };
         let after = target.stack.as_ref().map(Stack::cpu_stats);
-        let cpu = match (before, after) {
+        let mut cpu = match (before, after) {
             (Some(before), Some(after)) => cpu_per_request(&before, &after, run.ok(), elapsed),
             _ => CpuPerRequest::default(),
         };
+        cpu.add_load_generator(load_generator, run.ok(), elapsed);
         Ok((run, cpu, profile_text))
     }
 }

@@ -23,6 +23,7 @@ mod client;
 mod issuer;
 mod machine;
 mod markdown;
+mod model;
 mod oha;
 mod options;
 mod outage;

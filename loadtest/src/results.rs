@@ -149,6 +149,12 @@ impl Variant {
 }
 
 /// Whether nginx routes `route` to the session replicas (the others go to the token replicas).
+/// The variant key of scenario b's sessions with Redis under `quota` CPU (besides the first
+/// quota, whose key is plain `sessions`).
+pub fn sessions_key(quota: f64) -> String {
+    format!("sessions@{quota}")
+}
+
 pub fn on_session_replicas(route: &str) -> bool {
     route.starts_with("/sapi")
 }
@@ -197,6 +203,10 @@ impl Same {
 pub struct Scaling {
     pub replica_cpu: f64,
     pub redis_cpu: f64,
+    /// Further Redis quotas the sessions ran at, each under [`sessions_key`] (none in runs
+    /// older than the capacity model).
+    #[serde(default)]
+    pub more_redis_cpus: Vec<f64>,
     /// One entry per replica count, in order.
     pub points: Vec<ScalePoint>,
 }
@@ -221,10 +231,22 @@ impl Scaling {
 
     /// rps at the most replicas over rps at one replica.
     pub fn speedup(&self, key: &str) -> Option<f64> {
+        self.speedup_to(key, self.most_replicas())
+    }
+
+    /// rps at `n` replicas (or the most measured, if fewer) over rps at one replica.
+    pub fn speedup_to(&self, key: &str, n: usize) -> Option<f64> {
         let series = self.series(key);
         let first = series.first()?;
-        let last = series.last()?;
+        let last = series.iter().rev().find(|(replicas, _)| *replicas <= n)?;
         (first.0 == 1 && first.1 > 0.0 && last.0 > 1).then(|| last.1 / first.1)
+    }
+
+    /// Every Redis quota the sessions ran at, with its variant key: `redis_cpu` first.
+    pub fn session_quotas(&self) -> Vec<(f64, String)> {
+        std::iter::once((self.redis_cpu, "sessions".to_owned()))
+            .chain(self.more_redis_cpus.iter().map(|&q| (q, sessions_key(q))))
+            .collect()
     }
 
     /// The replica count of the last (largest) point; 0 for none.
@@ -429,9 +451,12 @@ mod tests {
         let scaling = Scaling {
             replica_cpu: 0.1,
             redis_cpu: 0.05,
+            more_redis_cpus: vec![],
             points: vec![point(1, 1000.0), point(2, 1900.0), point(4, 3600.0)],
         };
         assert!((scaling.speedup("tokens").unwrap() - 3.6).abs() < 1e-9);
+        // To 3 replicas: the last point at or below 3 is 2.
+        assert!((scaling.speedup_to("tokens", 3).unwrap() - 1.9).abs() < 1e-9);
         assert!(scaling.speedup("sessions").is_none());
     }
 

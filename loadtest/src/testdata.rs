@@ -76,6 +76,7 @@ pub fn scaling(points: &[(usize, f64)]) -> Results {
         scaling: Some(Scaling {
             replica_cpu: 0.1,
             redis_cpu: 0.05,
+            more_redis_cpus: vec![],
             points,
         }),
         ..Results::default()
