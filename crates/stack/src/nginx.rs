@@ -3,7 +3,7 @@
 //! nginx's configuration lives in `deploy/nginx/nginx.conf.template`, shared with docker compose.
 //! It has `{{NAME}}` placeholders for what differs between runs (the listen address, the worker
 //! count, the upstream servers, the demo page's directory, the rate limit on the password
-//! routes); this module fills them in by plain text replacement, writes the
+//! routes, the address of the stub_status server); this module fills them in by plain text replacement, writes the
 //! result to `<work_dir>/nginx/nginx.conf` and starts:
 //!
 //! ```text
@@ -46,6 +46,9 @@ pub struct NginxConfig {
     /// Requests above the rate let through at once before nginx answers 429
     /// ([`NginxConfig::DEFAULT_LOGIN_BURST`]).
     pub login_burst: u32,
+    /// Where nginx serves its own counters (`GET /stub_status`): not the public address, so no
+    /// client reaches them through [`NginxConfig::listen`].
+    pub status_listen: SocketAddr,
 }
 
 impl NginxConfig {
@@ -70,6 +73,7 @@ pub fn render(template: &str, config: &NginxConfig) -> anyhow::Result<String> {
         ("{{WEB_ROOT}}", web_root(&config.web_root)?),
         ("{{LOGIN_RATE}}", login_rate(&config.login_rate)?),
         ("{{LOGIN_BURST}}", config.login_burst.to_string()),
+        ("{{STATUS_LISTEN}}", config.status_listen.to_string()),
     ];
     let rendered = replacements
         .iter()
@@ -229,6 +233,7 @@ mod tests {
             web_root: PathBuf::from("/srv/web"),
             login_rate: NginxConfig::DEFAULT_LOGIN_RATE.to_owned(),
             login_burst: NginxConfig::DEFAULT_LOGIN_BURST,
+            status_listen: "127.0.0.1:8081".parse().unwrap(),
         }
     }
 
