@@ -233,7 +233,7 @@ mod tests {
             web_root: PathBuf::from("/srv/web"),
             login_rate: NginxConfig::DEFAULT_LOGIN_RATE.to_owned(),
             login_burst: NginxConfig::DEFAULT_LOGIN_BURST,
-            status_listen: "127.0.0.1:8081".parse().unwrap(),
+            status_listen: ports::free_addr().unwrap(),
         }
     }
 
@@ -385,6 +385,15 @@ mod tests {
         expect(client.get(format!("{base}/api/me")), 502, "bad_gateway").await;
         expect(client.get(format!("{base}/sapi/me")), 502, "bad_gateway").await;
         expect(client.get(format!("{base}/elsewhere")), 404, "not_found").await;
+        // nginx's counters are on the status address only, never on the public one.
+        expect(client.get(format!("{base}/stub_status")), 404, "not_found").await;
+        let status_page = format!("http://{}/stub_status", config.status_listen);
+        let counters = client.get(status_page).send().await.unwrap();
+        assert_eq!(counters.status(), 200);
+        let counters = counters.text().await.unwrap();
+        assert!(counters.starts_with("Active connections:"), "{counters}");
+        let elsewhere = format!("http://{}/api/me", config.status_listen);
+        expect(client.get(elsewhere), 404, "not_found").await;
         expect(client.get(format!("{base}/_errors/502")), 404, "not_found").await;
         let big_body = vec![b'x'; 64 * 1024 + 1];
         let post = client.post(format!("{base}/auth/login")).body(big_body);
