@@ -58,6 +58,20 @@ impl Prometheus {
         &self.base
     }
 
+    /// The graph page, where the README's queries are pasted, answers with Prometheus's UI
+    /// (Debian's build serves the classic one; `/graph` redirects to `/graph/`).
+    pub async fn graph_page(&self) -> anyhow::Result<()> {
+        let response = self.http.get(format!("{}/graph", self.base)).send().await?;
+        let status = response.status();
+        let page = response.text().await?;
+        ensure!(
+            status.is_success() && page.contains("<title>Prometheus"),
+            "GET /graph answered {status}: {}",
+            page.chars().take(200).collect::<String>()
+        );
+        Ok(())
+    }
+
     /// The `data` of a successful API answer; an error names the path and what came back.
     async fn api(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
         let url = reqwest::Url::parse_with_params(&format!("{}{path}", self.base), query)?;
@@ -196,11 +210,14 @@ async fn healthy_rules(prometheus: &Prometheus) -> anyhow::Result<Poll<Vec<Strin
     })
 }
 
-/// The commands-per-request rule, by variant.
+/// Requests per second per variant.
+const REQUESTS_PER_VARIANT: &str = "variant:authscale_http_requests:rate1m";
+/// Redis commands per request per variant.
 const COMMANDS_PER_REQUEST: &str = "variant:authscale_redis_commands_per_request:ratio_rate1m";
 
 /// Sends traffic to both variants, then waits until every recording rule is healthy and has a
-/// result, and the Redis commands per request are 0 for tokens and above 0 for sessions.
+/// result, Prometheus has seen requests on both variants, and the Redis commands per request
+/// are 0 for tokens and above 0 for sessions.
 /// Returns each rule's series, for the log.
 pub async fn rules_evaluate(
     prometheus: &Prometheus,
@@ -230,15 +247,28 @@ pub async fn rules_evaluate(
                     format!("{name}{{{}}} = {value:.4}", label_pairs(labels))
                 }));
             }
-            let per_request = commands_per_request(prometheus).await?;
-            Ok::<_, anyhow::Error>(match per_request {
-                Some((jwt, session)) if jwt == 0.0 && session > 0.0 => Poll::Ready(lines),
-                Some((jwt, session)) if jwt != 0.0 && jwt.is_finite() => {
-                    bail!(
-                        "token replicas sent Redis {jwt} commands per request (session: {session})"
-                    )
+            // Until a scrape has seen this traffic, a variant can show no requests, and then a
+            // ratio of 0 / 0 or x / 0. (A series is born at its first request with that count
+            // already in it, and rate() cannot see a jump it has no sample before.)
+            let rps = per_variant(prometheus, REQUESTS_PER_VARIANT).await?;
+            let per_request = per_variant(prometheus, COMMANDS_PER_REQUEST).await?;
+            Ok::<_, anyhow::Error>(match (rps, per_request) {
+                (Some((jwt_rps, session_rps)), Some((jwt, session)))
+                    if jwt_rps > 0.0 && session_rps > 0.0 =>
+                {
+                    ensure!(
+                        jwt == 0.0,
+                        "token replicas sent Redis {jwt} commands per request"
+                    );
+                    ensure!(
+                        session.is_finite() && session > 0.0,
+                        "session replicas sent Redis {session} commands per request"
+                    );
+                    Poll::Ready(lines)
                 }
-                other => Poll::Pending(format!("commands per request (jwt, session): {other:?}")),
+                other => Poll::Pending(format!(
+                    "(requests per second, commands per request) as (jwt, session): {other:?}"
+                )),
             })
         },
     )
@@ -257,9 +287,9 @@ fn label_pairs(labels: &Value) -> String {
         .join(", ")
 }
 
-/// (jwt, session) values of [`COMMANDS_PER_REQUEST`], once both exist.
-async fn commands_per_request(prometheus: &Prometheus) -> anyhow::Result<Option<(f64, f64)>> {
-    let series = prometheus.query(COMMANDS_PER_REQUEST).await?;
+/// The (jwt, session) values of a rule recorded per variant, once both exist.
+async fn per_variant(prometheus: &Prometheus, rule: &str) -> anyhow::Result<Option<(f64, f64)>> {
+    let series = prometheus.query(rule).await?;
     let of = |variant: &str| {
         series
             .iter()

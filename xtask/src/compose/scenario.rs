@@ -70,11 +70,14 @@ pub fn drive(
         })
     })?;
 
-    timings.phase("prometheus: every container a target, each one up", || {
-        let targets = runtime.block_on(prometheus::every_target_up(project, &prometheus))?;
-        eprintln!("compose test: Prometheus scrapes {targets} targets, all up");
-        Ok(())
-    })?;
+    timings.phase(
+        "prometheus: every container a target, each one up; its graph page",
+        || {
+            let targets = runtime.block_on(prometheus::every_target_up(project, &prometheus))?;
+            eprintln!("compose test: Prometheus scrapes {targets} targets, all up");
+            runtime.block_on(prometheus.graph_page())
+        },
+    )?;
 
     let killed = timings.phase(
         "kill a token replica under a steady stream of GET /api/me",
