@@ -38,6 +38,9 @@ API_HOST=${API_HOST:-api}
 SESSION_API_HOST=${SESSION_API_HOST:-session-api}
 UPSTREAM_PORT=${UPSTREAM_PORT:-8080}
 LISTEN_PORT=${LISTEN_PORT:-8080}
+# nginx's stub_status (for Prometheus's nginx exporter), on a port docker-compose.yml does not
+# publish: only containers on the project's network reach it.
+STATUS_PORT=${STATUS_PORT:-8081}
 WORKER_PROCESSES=${WORKER_PROCESSES:-auto}
 WEB_ROOT=${WEB_ROOT:-/usr/share/authscale/web}
 POLL_SECS=${POLL_SECS:-1}
@@ -119,6 +122,7 @@ render() {
     TPL_LOGIN_RATE="$LOGIN_RATE" \
     TPL_LOGIN_BURST="$LOGIN_BURST" \
     TPL_CLUSTER_ROUTES=$(cluster_routes) \
+    TPL_STATUS_LISTEN="0.0.0.0:$STATUS_PORT" \
     awk '
         {
             line = $0

@@ -3,7 +3,8 @@
 //! nginx's configuration lives in `deploy/nginx/nginx.conf.template`, shared with docker compose.
 //! It has `{{NAME}}` placeholders for what differs between runs (the listen address, the worker
 //! count, the upstream servers, the demo page's directory, the rate limit on the password
-//! routes, the read-only `/cluster` locations of [`cluster`]); this module fills them in by plain text replacement, writes the
+//! routes, the read-only `/cluster` locations of [`cluster`], the address of the stub_status
+//! server); this module fills them in by plain text replacement, writes the
 //! result to `<work_dir>/nginx/nginx.conf` and starts:
 //!
 //! ```text
@@ -48,6 +49,9 @@ pub struct NginxConfig {
     /// Requests above the rate let through at once before nginx answers 429
     /// ([`NginxConfig::DEFAULT_LOGIN_BURST`]).
     pub login_burst: u32,
+    /// Where nginx serves its own counters (`GET /stub_status`): not the public address, so no
+    /// client reaches them through [`NginxConfig::listen`].
+    pub status_listen: SocketAddr,
 }
 
 impl NginxConfig {
@@ -80,6 +84,7 @@ pub fn render(template: &str, config: &NginxConfig) -> anyhow::Result<String> {
                 &config.session_replicas,
             ),
         ),
+        ("{{STATUS_LISTEN}}", config.status_listen.to_string()),
     ];
     let rendered = replacements
         .iter()
@@ -239,6 +244,7 @@ mod tests {
             web_root: PathBuf::from("/srv/web"),
             login_rate: NginxConfig::DEFAULT_LOGIN_RATE.to_owned(),
             login_burst: NginxConfig::DEFAULT_LOGIN_BURST,
+            status_listen: ports::free_addr().unwrap(),
         }
     }
 
@@ -390,6 +396,15 @@ mod tests {
         expect(client.get(format!("{base}/api/me")), 502, "bad_gateway").await;
         expect(client.get(format!("{base}/sapi/me")), 502, "bad_gateway").await;
         expect(client.get(format!("{base}/elsewhere")), 404, "not_found").await;
+        // nginx's counters are on the status address only, never on the public one.
+        expect(client.get(format!("{base}/stub_status")), 404, "not_found").await;
+        let status_page = format!("http://{}/stub_status", config.status_listen);
+        let counters = client.get(status_page).send().await.unwrap();
+        assert_eq!(counters.status(), 200);
+        let counters = counters.text().await.unwrap();
+        assert!(counters.starts_with("Active connections:"), "{counters}");
+        let elsewhere = format!("http://{}/api/me", config.status_listen);
+        expect(client.get(elsewhere), 404, "not_found").await;
         expect(client.get(format!("{base}/_errors/502")), 404, "not_found").await;
         let big_body = vec![b'x'; 64 * 1024 + 1];
         let post = client.post(format!("{base}/auth/login")).body(big_body);

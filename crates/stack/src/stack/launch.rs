@@ -241,6 +241,9 @@ impl Stack {
             login_burst: config
                 .login_burst
                 .unwrap_or(NginxConfig::DEFAULT_LOGIN_BURST),
+            // Loopback only, on a port of its own: nothing reads it locally yet, but the
+            // template (shared with docker compose) has the server.
+            status_listen: ports::free_addr()?,
         };
         let prefix = self.work_dir.join("nginx");
         let binary = programs::nginx()?;
