@@ -19,7 +19,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 /// The contract's token pair body.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub token_type: String,

@@ -13,9 +13,12 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+/// A username and password (both login routes).
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
+    /// At most 128 bytes.
     username: String,
+    /// At most 1 KiB.
     password: String,
 }
 
@@ -33,6 +36,31 @@ impl std::fmt::Debug for Credentials {
 const MAX_USERNAME: usize = 128;
 const MAX_PASSWORD: usize = 1024;
 
+auth_core::errors!(
+    /// How both password logins fail (see docs/API.md, "Login limits").
+    LoginErrors:
+    ApiError::InvalidRequest("the body must be a JSON object with the route's string fields".into()),
+    ApiError::InvalidCredentials,
+    ApiError::PayloadTooLarge,
+    ApiError::TooManyAttempts { retry_after_secs: 42 },
+    ApiError::Overloaded,
+    ApiError::StoreUnavailable,
+);
+
+/// A password login: a new token pair, the first of a new refresh-token family.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "A token pair.", body = TokenPair, headers(
+            ("Cache-Control" = String, description = "`no-store`: the answer carries a credential."),
+            ("Pragma" = String, description = "`no-cache`."),
+        )),
+        LoginErrors,
+    ),
+)]
 pub async fn login(
     State(state): State<IssuerState>,
     ClientAddr(addr): ClientAddr,
