@@ -8,10 +8,10 @@ use auth_core::store::{self, Store};
 use auth_core::telemetry::Metrics;
 use auth_core::verify::TokenRules;
 use axum::Router;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
     let metrics = Metrics::new();

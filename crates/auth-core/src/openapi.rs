@@ -15,9 +15,9 @@ use crate::error::{ApiError, ErrorBody};
 use std::collections::BTreeMap;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::response::{Response, ResponseBuilder};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::path::Operation;
 use utoipa::openapi::{Components, ObjectBuilder, OpenApi, RefOr, Type};
 use utoipa::{PartialSchema as _, ToSchema};
 
@@ -59,7 +59,10 @@ pub fn add_shared_components(components: &mut Components) {
 pub fn error_responses(errors: &[ApiError]) -> BTreeMap<String, RefOr<Response>> {
     let mut by_status: BTreeMap<u16, Vec<&ApiError>> = BTreeMap::new();
     for error in errors {
-        by_status.entry(error.status().as_u16()).or_default().push(error);
+        by_status
+            .entry(error.status().as_u16())
+            .or_default()
+            .push(error);
     }
     by_status
         .into_iter()
@@ -103,7 +106,11 @@ fn response_for(errors: &[&ApiError]) -> ResponseBuilder {
         response = response.header(
             "Retry-After",
             HeaderBuilder::new()
-                .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )
                 .description(Some("Seconds to wait before trying again."))
                 .build(),
         );
@@ -127,7 +134,11 @@ fn response_for(errors: &[&ApiError]) -> ResponseBuilder {
 /// failures, listed on its handler, stay as they are).
 pub fn add_errors(operation: &mut Operation, errors: &[ApiError]) {
     for (status, response) in error_responses(errors) {
-        operation.responses.responses.entry(status).or_insert(response);
+        operation
+            .responses
+            .responses
+            .entry(status)
+            .or_insert(response);
     }
 }
 

@@ -47,9 +47,9 @@ pub fn document() -> OpenApi {
 
 /// The document as served: built once, on first use.
 static SERVED: LazyLock<String> = LazyLock::new(|| {
-    document()
-        .to_pretty_json()
-        .unwrap_or_else(|e| format!("{{\"error\":\"internal_error\",\"error_description\":\"{e}\"}}"))
+    document().to_pretty_json().unwrap_or_else(|e| {
+        format!("{{\"error\":\"internal_error\",\"error_description\":\"{e}\"}}")
+    })
 });
 
 /// This document (OpenAPI 3.1).
@@ -142,19 +142,27 @@ mod tests {
         assert!(!found.is_empty());
         for target in found {
             let pointer = target.strip_prefix('#').expect("a local reference");
-            assert!(document.pointer(pointer).is_some(), "{target} resolves to nothing");
+            assert!(
+                document.pointer(pointer).is_some(),
+                "{target} resolves to nothing"
+            );
         }
     }
 
     #[test]
     fn every_operation_is_unique_answers_and_names_a_known_security_scheme() {
         let document = json();
-        let schemes = document["components"]["securitySchemes"].as_object().unwrap();
+        let schemes = document["components"]["securitySchemes"]
+            .as_object()
+            .unwrap();
         let mut ids = std::collections::HashSet::new();
         for (path, item) in document["paths"].as_object().unwrap() {
             for (method, operation) in item.as_object().unwrap() {
                 let id = operation["operationId"].as_str().unwrap();
-                assert!(ids.insert(id.to_owned()), "{method} {path}: operationId {id} twice");
+                assert!(
+                    ids.insert(id.to_owned()),
+                    "{method} {path}: operationId {id} twice"
+                );
                 let responses = operation["responses"].as_object().unwrap();
                 assert!(
                     responses.keys().any(|status| status.starts_with('2')),
@@ -164,7 +172,10 @@ mod tests {
                 assert!(responses.contains_key("503"), "{method} {path}: no 503");
                 for requirement in operation["security"].as_array().into_iter().flatten() {
                     for name in requirement.as_object().unwrap().keys() {
-                        assert!(schemes.contains_key(name), "{method} {path}: scheme {name}?");
+                        assert!(
+                            schemes.contains_key(name),
+                            "{method} {path}: scheme {name}?"
+                        );
                     }
                 }
             }
@@ -191,7 +202,10 @@ mod tests {
         let unauthorized = &document["paths"]["/api/me"]["get"]["responses"]["401"];
         assert!(unauthorized["headers"]["WWW-Authenticate"].is_object());
         let session = &document["paths"]["/sapi/me"]["get"]["responses"]["401"];
-        assert_eq!(session["content"]["application/json"]["examples"]["invalid_session"]["value"]["error"], "invalid_session");
+        assert_eq!(
+            session["content"]["application/json"]["examples"]["invalid_session"]["value"]["error"],
+            "invalid_session"
+        );
     }
 
     #[test]

@@ -8,10 +8,10 @@ use auth_core::service;
 use auth_core::store::Store;
 use auth_core::verify::{MAX_LEEWAY_SECS, TokenRules};
 use axum::Router;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything the issuer needs, loaded and checked before it listens.
 pub fn build_state(settings: Settings) -> anyhow::Result<IssuerState> {

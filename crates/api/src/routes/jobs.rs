@@ -49,7 +49,8 @@ auth_core::errors!(
     get,
     path = "/jobs/{id}/applicants",
     operation_id = "applicants",
-    params(("id" = String, Path, description = "The job: 1 to 10; anything else is 404 `not_found`.")),
+    params(("id" = u8, Path, minimum = 1, maximum = 10, example = 1,
+        description = "The job: 1 to 10 exist; any other id, number or not, is 404 `not_found`.")),
     security(("caller" = [])),
     responses((status = 200, description = "The job's applicants.", body = Applicants), JobErrors),
 )]
