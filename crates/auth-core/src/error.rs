@@ -89,6 +89,13 @@ impl ApiError {
         ApiError::Internal(detail.into())
     }
 
+    /// A body that is not the JSON object the route expects.
+    pub fn bad_body() -> Self {
+        ApiError::InvalidRequest(
+            "the body must be a JSON object with the route's string fields".into(),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
@@ -215,9 +222,7 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             MissingJsonContentType(_) => ApiError::InvalidRequest(
                 "the body must be JSON (Content-Type: application/json)".into(),
             ),
-            _ => ApiError::InvalidRequest(
-                "the body must be a JSON object with the route's string fields".into(),
-            ),
+            _ => ApiError::bad_body(),
         }
     }
 }

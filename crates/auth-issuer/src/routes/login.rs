@@ -39,7 +39,7 @@ const MAX_PASSWORD: usize = 1024;
 auth_core::errors!(
     /// How both password logins fail (see docs/API.md, "Login limits").
     LoginErrors:
-    ApiError::InvalidRequest("the body must be a JSON object with the route's string fields".into()),
+    ApiError::bad_body(),
     ApiError::InvalidCredentials,
     ApiError::PayloadTooLarge,
     ApiError::TooManyAttempts { retry_after_secs: 42 },
@@ -54,10 +54,7 @@ auth_core::errors!(
     operation_id = "login",
     request_body = Credentials,
     responses(
-        (status = 200, description = "A token pair.", body = TokenPair, headers(
-            ("Cache-Control" = String, description = "`no-store`: the answer carries a credential."),
-            ("Pragma" = String, description = "`no-cache`."),
-        )),
+        (status = 200, response = inline(TokenPair)),
         LoginErrors,
     ),
 )]

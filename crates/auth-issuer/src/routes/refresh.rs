@@ -21,7 +21,7 @@ pub struct RefreshRequest {
 auth_core::errors!(
     /// How refresh and logout fail.
     GrantErrors:
-    ApiError::InvalidRequest("the body must be a JSON object with the route's string fields".into()),
+    ApiError::bad_body(),
     ApiError::InvalidGrant("refresh token already used; every token of this login is now revoked".into()),
     ApiError::PayloadTooLarge,
     ApiError::StoreUnavailable,
@@ -34,10 +34,7 @@ auth_core::errors!(
     operation_id = "refresh",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "The next token pair.", body = TokenPair, headers(
-            ("Cache-Control" = String, description = "`no-store`: the answer carries a credential."),
-            ("Pragma" = String, description = "`no-cache`."),
-        )),
+        (status = 200, response = inline(TokenPair)),
         GrantErrors,
     ),
 )]
