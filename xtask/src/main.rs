@@ -9,7 +9,7 @@
 //! - `cargo xtask test` runs `cargo test --workspace` with its arguments, after making sure nginx
 //!   and redis-server (which the integration tests start) are installed ([`packages`]), then a
 //!   bounded run of every fuzz target, then the Kubernetes manifests' offline check, then the
-//!   browser test when Chromium is installed.
+//!   browser test when Chromium is installed, then the OpenAPI check when Schemathesis is.
 //! - `cargo xtask fuzz` ([`fuzz`]) builds the cargo-fuzz targets in `fuzz/` and runs them, for
 //!   a bounded number of runs or as long as asked.
 //! - `cargo xtask bench` ([`bench`]) runs the load test (`loadtest/`) in release mode; `cargo
@@ -61,7 +61,9 @@ commands:
           target (skipped, saying why, when cargo-fuzz is not installed, except in
           CI), then the Kubernetes manifests' check (k8s-check; skipped, saying why,
           without kubectl, or without kubernetes-validate except in CI), then the
-          browser test (skipped, with the reason, when Chromium is not installed)
+          browser test (skipped, with the reason, when Chromium is not installed),
+          then the OpenAPI check (schemathesis; skipped, saying why, without `st`
+          except in CI)
   fuzz [--runs N | --seconds S] [TARGET...]
           build the fuzz targets (fuzz/, cargo-fuzz and libFuzzer) and run each
           TARGET (default: all of access_token, refresh_token, issuer_bodies), N
