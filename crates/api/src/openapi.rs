@@ -12,8 +12,9 @@ use crate::startup;
 use auth_core::error::ApiError;
 use auth_core::limits::limit_errors;
 use auth_core::openapi::{BEARER, COOKIE, add_errors, operations_mut};
-use utoipa::openapi::OpenApi;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::SecurityRequirement;
+use utoipa::openapi::{OpenApi, RefOr};
 
 /// The security requirement a handler names when it needs a caller; replaced per mode.
 pub const CALLER: &str = "caller";
@@ -34,8 +35,21 @@ pub fn document(mode: Mode) -> OpenApi {
             add_errors(operation, &authentication_errors(mode));
         }
         add_errors(operation, &limit_errors());
+        if mode == Mode::Session {
+            without_bearer_challenges(operation);
+        }
     }
     document
+}
+
+/// A session caller gets no Bearer challenge (a 403 included, see `jobs.rs`): the session
+/// mode's copy of a route documents no `WWW-Authenticate`.
+fn without_bearer_challenges(operation: &mut Operation) {
+    for response in operation.responses.responses.values_mut() {
+        if let RefOr::T(response) = response {
+            response.headers.remove("WWW-Authenticate");
+        }
+    }
 }
 
 /// How authenticating a caller fails in `mode` (see `caller.rs`).

@@ -201,6 +201,14 @@ mod tests {
         assert_eq!(security("/api/ping"), Value::Null);
         let unauthorized = &document["paths"]["/api/me"]["get"]["responses"]["401"];
         assert!(unauthorized["headers"]["WWW-Authenticate"].is_object());
+        let forbidden = |path: &str| document["paths"][path]["get"]["responses"]["403"].clone();
+        let jobs = |prefix: &str| format!("{prefix}/jobs/{{id}}/applicants");
+        assert!(forbidden(&jobs("/api"))["headers"]["WWW-Authenticate"].is_object());
+        assert!(
+            forbidden(&jobs("/sapi"))["headers"]
+                .get("WWW-Authenticate")
+                .is_none()
+        );
         let session = &document["paths"]["/sapi/me"]["get"]["responses"]["401"];
         assert_eq!(
             session["content"]["application/json"]["examples"]["invalid_session"]["value"]["error"],
