@@ -9,7 +9,7 @@
 //! - `cargo xtask test` runs `cargo test --workspace` with its arguments, after making sure nginx
 //!   and redis-server (which the integration tests start) are installed ([`packages`]), then a
 //!   bounded run of every fuzz target, then the Kubernetes manifests' offline check, then the
-//!   browser test when Chromium is installed.
+//!   browser test when Chromium is installed, then the OpenAPI check when Schemathesis is.
 //! - `cargo xtask fuzz` ([`fuzz`]) builds the cargo-fuzz targets in `fuzz/` and runs them, for
 //!   a bounded number of runs or as long as asked.
 //! - `cargo xtask bench` ([`bench`]) runs the load test (`loadtest/`) in release mode; `cargo
@@ -19,6 +19,9 @@
 //! - `cargo xtask compose-test` ([`compose`]) builds the images without a registry and drives
 //!   docker-compose.yml end to end; `cargo xtask test` runs it after the cargo tests when a
 //!   Docker engine answers.
+//! - `cargo xtask schemathesis` ([`schemathesis`]) checks a stack of its own against its OpenAPI
+//!   document (`/openapi.json`) with Schemathesis; `cargo xtask test` runs it after the browser
+//!   test.
 //! - `cargo xtask k8s-check` ([`k8s`]) renders the Kubernetes manifests (deploy/k8s) and
 //!   validates them offline; `cargo xtask test` runs it after the fuzz run.
 //!
@@ -35,6 +38,7 @@ mod k8s;
 #[cfg(test)]
 mod links;
 mod packages;
+mod schemathesis;
 mod swarm;
 mod timings;
 mod up;
@@ -57,7 +61,9 @@ commands:
           target (skipped, saying why, when cargo-fuzz is not installed, except in
           CI), then the Kubernetes manifests' check (k8s-check; skipped, saying why,
           without kubectl, or without kubernetes-validate except in CI), then the
-          browser test (skipped, with the reason, when Chromium is not installed)
+          browser test (skipped, with the reason, when Chromium is not installed),
+          then the OpenAPI check (schemathesis; skipped, saying why, without `st`
+          except in CI)
   fuzz [--runs N | --seconds S] [TARGET...]
           build the fuzz targets (fuzz/, cargo-fuzz and libFuzzer) and run each
           TARGET (default: all of access_token, refresh_token, issuer_bodies), N
@@ -72,6 +78,12 @@ commands:
           only the browser test: the demo page in headless Chromium against a stack of
           its own, screenshots in target/browser-test/; needs `apt-get install
           chromium chromium-driver python3-selenium`
+  schemathesis
+          only the OpenAPI check: a stack of its own on free ports, then Schemathesis
+          (`pip install schemathesis==4.32.5`) runs every check it has against every
+          operation of /openapi.json, with a bearer token and a session cookie, 25
+          cases per operation; any finding fails it. `cargo xtask test` runs it after
+          the browser test (skipped, saying why, without `st`, except in CI)
   compose-test
           docker-compose.yml end to end: builds every image without a registry
           (deploy/offline-images.sh), 3 + 3 replicas behind nginx, the contract, a
@@ -126,6 +138,7 @@ enum Task {
     /// Arguments for `cargo test --workspace`.
     Test(Vec<String>),
     BrowserTest,
+    Schemathesis,
     ComposeTest,
     SwarmTest,
     K8sCheck,
@@ -144,6 +157,7 @@ fn main() -> ExitCode {
         Ok(Task::Up(options)) => up::up(options),
         Ok(Task::Test(args)) => test(&args),
         Ok(Task::BrowserTest) => browser::browser_test(),
+        Ok(Task::Schemathesis) => schemathesis::schemathesis_test(),
         Ok(Task::ComposeTest) => compose::compose_test(),
         Ok(Task::SwarmTest) => swarm::swarm_test(),
         Ok(Task::K8sCheck) => k8s::k8s_check(),
@@ -176,6 +190,8 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "fuzz" => Ok(fuzz::parse(rest)?.map_or(Task::Help, Task::Fuzz)),
         "browser-test" if rest.is_empty() => Ok(Task::BrowserTest),
         "browser-test" => bail!("`browser-test` takes no options"),
+        "schemathesis" if rest.is_empty() => Ok(Task::Schemathesis),
+        "schemathesis" => bail!("`schemathesis` takes no options"),
         "compose-test" if rest.is_empty() => Ok(Task::ComposeTest),
         "compose-test" => bail!("`compose-test` takes no options"),
         "swarm-test" if rest.is_empty() => Ok(Task::SwarmTest),
@@ -267,6 +283,8 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     // The Kubernetes manifests, rendered and validated offline (no cluster is needed).
     k8s::run_if_available()?;
     browser::run_if_available()?;
+    // The running stack against its own OpenAPI document (schemathesis, every check).
+    schemathesis::run_if_available()?;
     // The load test, short: every scenario must run with non-zero throughput and no errors.
     bench::ensure_oha()?;
     bench::bench(&["--quick".to_owned(), "--check".to_owned()])?;
@@ -353,6 +371,7 @@ mod tests {
         assert_eq!(options.login_rate.as_deref(), Some("600r/m"));
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
         assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
+        assert_eq!(parse(&args("schemathesis")).unwrap(), Task::Schemathesis);
         assert_eq!(parse(&args("swarm-test")).unwrap(), Task::SwarmTest);
         assert_eq!(parse(&args("k8s-check")).unwrap(), Task::K8sCheck);
         let Task::Fuzz(options) = parse(&args("fuzz --seconds 60 access_token")).unwrap() else {
@@ -384,6 +403,7 @@ mod tests {
         );
         assert!(error("browser-test --headed").contains("takes no options"));
         assert!(error("compose-test --keep").contains("takes no options"));
+        assert!(error("schemathesis --fast").contains("takes no options"));
         assert!(error("k8s-check --cluster").contains("takes no options"));
         assert!(error("fuzz --forever").contains("unknown option \"--forever\" for `fuzz`"));
     }

@@ -193,6 +193,7 @@ fn try_it(stack: &Stack) -> String {
     };
     format!(
         r#"{persist}open {base}/ in a browser: the demo page shows the flows of both kinds of login.
+every route, request, answer and error: {base}/openapi.json (OpenAPI 3.1)
 
 try it:
   # a token pair for alice, then the token API with the access token

@@ -7,15 +7,7 @@
 //!
 //! `api healthcheck` exits 0 when the replica configured by the same environment is ready.
 
-mod caller;
-mod discovery;
-mod replica_keys;
-mod routes;
-mod settings;
-mod startup;
-mod state;
-mod token_cache;
-
+use api::{settings, startup};
 use auth_core::service::{self, Service};
 
 const SERVICE: Service = Service {

@@ -1,7 +1,6 @@
 //! Building a replica: state from its settings, the router, and serving until shutdown.
 
 use crate::replica_keys::{Intervals, ReplicaKeys};
-use crate::routes;
 use crate::settings::{Mode, Settings};
 use crate::state::{Authenticator, Replica, ReplicaState};
 use auth_core::service;
@@ -9,9 +8,10 @@ use auth_core::store::{self, Store};
 use auth_core::telemetry::Metrics;
 use auth_core::verify::TokenRules;
 use axum::Router;
-use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
     let metrics = Metrics::new();
@@ -53,20 +53,23 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
     }))
 }
 
+/// The routes of a replica in `mode`, each with its part of the OpenAPI document: the router
+/// and the document come from this one list, so no route is served undocumented.
+pub fn documented_routes(mode: Mode) -> OpenApiRouter<ReplicaState> {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(crate::routes::me::me))
+        .routes(routes!(crate::routes::jobs::applicants))
+        .routes(routes!(crate::routes::ping::ping))
+        .routes(routes!(crate::routes::stats::stats));
+    OpenApiRouter::new().nest(mode.prefix(), routes)
+}
+
 pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
-    let prefix = state.mode().prefix();
     let replica = state.settings.replica_id.clone();
     let registry = Arc::clone(&state.metrics);
     let limits = state.settings.service.limits;
-    let routes = Router::new()
-        .route(&format!("{prefix}/me"), get(routes::me::me))
-        .route(
-            &format!("{prefix}/jobs/{{id}}/applicants"),
-            get(routes::jobs::applicants),
-        )
-        .route(&format!("{prefix}/ping"), get(routes::ping::ping))
-        .route(&format!("{prefix}/stats"), get(routes::stats::stats))
-        .with_state(Arc::clone(&state));
+    let (routes, _) = documented_routes(state.mode()).split_for_parts();
+    let routes = routes.with_state(Arc::clone(&state));
     let router = service::finish(routes, state, registry, limits);
     service::identify(router, "x-replica", &replica)
         .map_err(|e| e.context("REPLICA_ID is not a valid header value"))

@@ -89,11 +89,21 @@ fn wrap(router: Router, slots: usize, timeout: Duration) -> Router {
         )
 }
 
+/// What any route of a service may answer while it sheds load or times a request out; the
+/// OpenAPI document lists them on every route.
+pub fn limit_errors() -> [ApiError; 2] {
+    [
+        ApiError::Unavailable("the service is overloaded; retry shortly".into()),
+        ApiError::Unavailable("the request took too long".into()),
+    ]
+}
+
 fn to_api_error(err: &BoxError) -> ApiError {
+    let [overloaded, too_long] = limit_errors();
     if err.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::Unavailable("the service is overloaded; retry shortly".into())
+        overloaded
     } else if err.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Unavailable("the request took too long".into())
+        too_long
     } else {
         ApiError::internal(format!("middleware error: {err}"))
     }

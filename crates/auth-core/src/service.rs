@@ -259,6 +259,29 @@ mod tests {
         assert_eq!(body, json!({ "status": "ok" }));
     }
 
+    /// A wrong method gets the contract's JSON body, and still the `Allow` header RFC 9110
+    /// (15.5.6) requires, which axum adds after the fallback: on the traffic and the probes.
+    #[tokio::test]
+    async fn a_wrong_method_gets_json_and_the_allowed_methods() {
+        let routes = Router::new().route("/thing", axum::routing::post(|| async { "posted" }));
+        let limits = crate::limits::RequestLimits {
+            max_in_flight: 4,
+            timeout: std::time::Duration::from_secs(5),
+        };
+        let app = finish(routes, Arc::new(Up), Metrics::new(), limits);
+        for (path, allowed) in [("/thing", "POST"), ("/healthz", "GET,HEAD")] {
+            let request = Request::delete(path).body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+            assert_eq!(response.headers()["allow"], allowed, "{path}");
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "method_not_allowed", "{path}");
+        }
+    }
+
     /// With the traffic's only slot taken by a slow request, the traffic is shed but the probes
     /// and /metrics answer.
     #[tokio::test]

@@ -414,6 +414,23 @@ mod tests {
             .get(format!("{base}/api/me"))
             .bearer_auth(huge_header);
         expect(request, 431, "request_header_fields_too_large").await;
+        // nginx refuses TRACE itself: a 405 that names the methods the path takes (RFC 9110).
+        for (path, allowed) in [("/auth/login", "POST"), ("/api/me", "GET,HEAD")] {
+            let trace = reqwest::Method::TRACE;
+            let response = client
+                .request(trace.clone(), format!("{base}{path}"))
+                .send()
+                .await;
+            let response = response.unwrap();
+            assert_eq!(response.status(), 405, "{path}");
+            assert_eq!(response.headers()["allow"], allowed, "{path}");
+            expect(
+                client.request(trace, format!("{base}{path}")),
+                405,
+                "method_not_allowed",
+            )
+            .await;
+        }
         // An 8 KiB token passes nginx (and reaches the replica, here: fails to, hence 502).
         let token = "a".repeat(8 * 1024);
         let request = client.get(format!("{base}/api/me")).bearer_auth(token);

@@ -16,13 +16,34 @@
 use crate::state::ReplicaState;
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-pub async fn stats(State(state): State<ReplicaState>) -> Json<Value> {
-    Json(json!({
-        "replica": state.settings.replica_id,
-        "mode": state.mode().name(),
-        "checked_requests": state.credentials_checked.get(),
-        "store_commands": state.store_commands.get(),
-    }))
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    /// The replica that answered; equal to its `X-Replica` header.
+    pub replica: String,
+    /// `jwt` or `session`.
+    pub mode: String,
+    /// Requests that came with credentials this replica checked (a bearer token, or a `sid`
+    /// cookie of the right shape), since it started.
+    pub checked_requests: u64,
+    /// Commands this replica sent to Redis while serving requests, since it started (always 0
+    /// on a token replica).
+    pub store_commands: u64,
+}
+
+/// What this one replica has done: read-only counters for the demo page's diagram and table.
+#[utoipa::path(
+    get,
+    path = "/stats",
+    operation_id = "stats",
+    responses((status = 200, description = "This replica's counters.", body = Stats)),
+)]
+pub async fn stats(State(state): State<ReplicaState>) -> Json<Stats> {
+    Json(Stats {
+        replica: state.settings.replica_id.clone(),
+        mode: state.mode().name().to_owned(),
+        checked_requests: state.credentials_checked.get(),
+        store_commands: state.store_commands.get(),
+    })
 }
