@@ -150,7 +150,7 @@ impl RefreshKey {
 #[derive(Clone, Default)]
 pub struct RefreshKeys {
     /// HS256 keys by their `rt-` `kid`: what every refresh token is signed with now.
-    pub(crate) hmac: HashMap<String, jsonwebtoken::DecodingKey>,
+    pub(crate) hmac: HashMap<String, hmac::Key>,
     /// RS256 keys by RSA `kid`, for the refresh tokens issued before HS256 (they were signed with
     /// the RSA key itself). Only the same keys as before are in here, and a refresh turns such a
     /// token into an HS256 one, so this path empties by itself within one refresh lifetime.
@@ -160,15 +160,7 @@ pub struct RefreshKeys {
 impl RefreshKeys {
     pub fn new(hmac_keys: impl IntoIterator<Item = RefreshKey>, legacy_rs256: TrustedKeys) -> Self {
         RefreshKeys {
-            // A key jsonwebtoken will not take is left out: its tokens are refused, never
-            // accepted with something else.
-            hmac: hmac_keys
-                .into_iter()
-                .filter_map(|k| {
-                    let key = jsonwebtoken::DecodingKey::from_secret(&k.secret).ok()?;
-                    Some((k.kid, key))
-                })
-                .collect(),
+            hmac: hmac_keys.into_iter().map(|k| (k.kid, k.key)).collect(),
             legacy_rs256,
         }
     }

@@ -8,29 +8,30 @@
 //! 2. The header, parsed by us and strictly: for an access token `alg` exactly `RS256` (so `none`,
 //!    `None`, HS256 with the public key as an HMAC secret and every other algorithm confusion are
 //!    refused before any key is touched; for the issuer's refresh tokens see [`verify_refresh`]:
-//!    each `kid` names one key of one algorithm); `typ` the one expected for this kind of token
-//!    (jsonwebtoken does not check `typ`: a refresh token must never pass as an access token); no
-//!    `crit` (we understand no extensions, and RFC 7515 says to reject what we do not understand);
-//!    no `jku`, `x5u`, `jwk` or `x5c` (keys named by the token itself are never fetched nor
-//!    trusted), not even as `null`, which jsonwebtoken would read as absent; a `kid` we know.
-//! 3. The signature, with the key that `kid` names, and 4. the claims, by `jsonwebtoken::decode`
-//!    with a [`Validation`] made once per kind of token: the one algorithm the `kid` is bound to,
-//!    `iss` and `aud` equal to the configured ones, `exp` and `nbf` within the leeway (at most
-//!    30 s), every claim the profile requires present, each with its JSON type (a string `exp`
-//!    is refused, never skipped). jsonwebtoken's crypto backend is AWS-LC here, as for signing.
+//!    each `kid` names one key of one algorithm); `typ` the one expected for this kind of token (jsonwebtoken does not check
+//!    `typ`: a refresh token must never pass as an access token); no `crit` (we understand no
+//!    extensions, and RFC 7515 says to reject what we do not understand); no `jku`, `x5u`, `jwk` or
+//!    `x5c` (keys named by the token itself are never fetched nor trusted); a `kid` we know.
+//! 3. The signature, with the key that `kid` names: RSASSA-PKCS1-v1_5 with SHA-256 (or, for a
+//!    refresh token on the issuer, HMAC-SHA256 compared in constant time), by AWS-LC.
+//! 4. The claims: `iss` and `aud` equal to the configured ones; `exp` and `nbf` within the leeway
+//!    (at most 30 s); and every claim the profile requires present with the right JSON type (a
+//!    string `exp` fails deserialization instead of being skipped).
 //!
-//! Steps 3 and 4 were once hand-written, after a micro-benchmark (the function called in a loop)
-//! found `jsonwebtoken::decode` slower. Measured where it runs, in a server at a fixed request
-//! rate, the difference is within the noise of the runs (`verify-cost`, loadtest/README.md), so
-//! the well-kept crate does them and this module keeps only the checks jsonwebtoken does not make.
+//! Steps 3 and 4 used to be `jsonwebtoken::decode`. The load test's profile of a token replica
+//! showed what that costs on every request beyond the RSA operation itself: the public key
+//! rebuilt from its modulus and exponent, the header decoded again, the claims deserialized twice
+//! from freshly decoded copies. Here the key is parsed once, when the JWKS is loaded (an AWS-LC
+//! `ParsedPublicKey`), and the claims are base64-decoded once and parsed from that one copy twice
+//! (into the registered claims the rules check, and into the caller's type). The rules are the
+//! same as jsonwebtoken's (its `exp < now - leeway` and `nbf > now + leeway`), and the tests
+//! below pin them.
 
 use crate::keys::Jwks;
 use crate::refresh_key::{REFRESH_ALG, RefreshKeys};
 use aws_lc_rs::signature::{ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -70,30 +71,10 @@ pub enum Rejection {
     Claims,
 }
 
-impl From<jsonwebtoken::errors::Error> for Rejection {
-    /// jsonwebtoken's reasons, in the contract's words. Anything it refuses that has no reason of
-    /// its own here (a key or algorithm it will not use, say) is a malformed token.
-    fn from(error: jsonwebtoken::errors::Error) -> Self {
-        match error.kind() {
-            ErrorKind::InvalidSignature => Rejection::Signature,
-            ErrorKind::ExpiredSignature => Rejection::Expired,
-            ErrorKind::ImmatureSignature => Rejection::NotYetValid,
-            ErrorKind::InvalidIssuer => Rejection::Issuer,
-            ErrorKind::InvalidAudience => Rejection::Audience,
-            ErrorKind::InvalidAlgorithm => Rejection::Algorithm,
-            ErrorKind::MissingRequiredClaim(_)
-            | ErrorKind::InvalidClaimFormat(_)
-            | ErrorKind::InvalidSubject
-            | ErrorKind::Json(_) => Rejection::Claims,
-            _ => Rejection::Malformed,
-        }
-    }
-}
-
-/// The public keys a verifier trusts, by `kid`, read once.
+/// The public keys a verifier trusts, by `kid`, parsed once.
 #[derive(Clone, Default)]
 pub struct TrustedKeys {
-    keys: HashMap<String, DecodingKey>,
+    keys: HashMap<String, ParsedPublicKey>,
 }
 
 impl TrustedKeys {
@@ -105,13 +86,7 @@ impl TrustedKeys {
             .keys
             .iter()
             .filter(|k| k.kty == "RSA" && k.alg == "RS256" && k.use_ == "sig")
-            .filter(|k| is_rs256_key(&k.n, &k.e))
-            .filter_map(|k| {
-                Some((
-                    k.kid.clone(),
-                    DecodingKey::from_rsa_components(&k.n, &k.e).ok()?,
-                ))
-            })
+            .filter_map(|k| Some((k.kid.clone(), parse_rsa_public_key(&k.n, &k.e)?)))
             .collect();
         TrustedKeys { keys }
     }
@@ -133,31 +108,28 @@ impl TrustedKeys {
     }
 }
 
-/// Whether a JWK's base64url `n` and `e` make an RSA public key AWS-LC verifies RS256 with (2048
-/// to 8192 bits): a key it would refuse at every verification is not trusted in the first place.
-fn is_rs256_key(n: &str, e: &str) -> bool {
+/// An RSA public key from a JWK's base64url `n` and `e`, parsed for RS256 verification.
+fn parse_rsa_public_key(n: &str, e: &str) -> Option<ParsedPublicKey> {
     use rsa::pkcs1::EncodeRsaPublicKey as _;
-    let (Ok(n), Ok(e)) = (URL_SAFE_NO_PAD.decode(n), URL_SAFE_NO_PAD.decode(e)) else {
-        return false;
-    };
-    let Ok(key) = rsa::PublicKey::new(
+    let n = URL_SAFE_NO_PAD.decode(n).ok()?;
+    let e = URL_SAFE_NO_PAD.decode(e).ok()?;
+    let key = rsa::PublicKey::new(
         rsa::BoxedUint::from_be_slice_vartime(&n),
         rsa::BoxedUint::from_be_slice_vartime(&e),
-    ) else {
-        return false;
-    };
-    key.to_pkcs1_der()
-        .is_ok_and(|der| ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der.as_bytes()).is_ok())
+    )
+    .ok()?;
+    let der = key.to_pkcs1_der().ok()?;
+    ParsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der.as_bytes()).ok()
 }
 
-/// What a token of one kind must look like: its `typ`, and the [`Validation`] of its claims
-/// (issuer, audience, leeway, required claims) for each algorithm it may be signed with.
+/// What a token of one kind must look like: its `typ`, issuer, audience and required claims.
 #[derive(Clone)]
 pub struct TokenRules {
     typ: &'static [&'static str],
     issuer: String,
-    rs256: Validation,
-    hs256: Validation,
+    audience: String,
+    leeway: u64,
+    required: &'static [&'static str],
 }
 
 impl TokenRules {
@@ -195,32 +167,77 @@ impl TokenRules {
         issuer: &str,
         audience: &str,
         leeway_secs: u64,
-        required: &[&str],
+        required: &'static [&'static str],
     ) -> Self {
-        let validation = |algorithm| {
-            let mut v = Validation::new(algorithm);
-            v.set_issuer(&[issuer]);
-            v.set_audience(&[audience]);
-            v.leeway = leeway_secs.min(MAX_LEEWAY_SECS);
-            v.validate_nbf = true;
-            v.set_required_spec_claims(required);
-            v
-        };
         TokenRules {
             typ,
             issuer: issuer.to_owned(),
-            rs256: validation(Algorithm::RS256),
-            hs256: validation(Algorithm::HS256),
+            audience: audience.to_owned(),
+            leeway: leeway_secs.min(MAX_LEEWAY_SECS),
+            required,
         }
     }
 
-    /// The validation for a token signed with `key`: its one algorithm, these rules' claims.
-    fn validation(&self, key: &KeyRef<'_>) -> &Validation {
-        match key {
-            KeyRef::Rs256(_) => &self.rs256,
-            KeyRef::Hs256(_) => &self.hs256,
+    /// The registered claims against the rules at `now` (seconds since the epoch), in
+    /// jsonwebtoken's order: presence, `exp`, `nbf`, `iss`, `aud`.
+    fn check(&self, claims: &Registered, now: u64) -> Result<(), Rejection> {
+        let present = |name: &str| match name {
+            "exp" => claims.exp.is_some(),
+            "nbf" => claims.nbf.is_some(),
+            "iss" => claims.iss.is_some(),
+            "aud" => claims.aud.is_some(),
+            "sub" => claims.sub.is_some(),
+            _ => true,
+        };
+        if !self.required.iter().all(|name| present(name)) {
+            return Err(Rejection::Claims);
         }
+        if claims
+            .exp
+            .is_some_and(|exp| exp < now.saturating_sub(self.leeway))
+        {
+            return Err(Rejection::Expired);
+        }
+        if claims
+            .nbf
+            .is_some_and(|nbf| nbf > now.saturating_add(self.leeway))
+        {
+            return Err(Rejection::NotYetValid);
+        }
+        match &claims.iss {
+            Some(iss) if *iss == self.issuer => {}
+            Some(_) => return Err(Rejection::Issuer),
+            None => return Err(Rejection::Claims),
+        }
+        let audience_ok = match &claims.aud {
+            Some(Audience::One(aud)) => *aud == self.audience,
+            Some(Audience::Many(auds)) => auds.contains(&self.audience),
+            None => return Err(Rejection::Claims),
+        };
+        if !audience_ok {
+            return Err(Rejection::Audience);
+        }
+        Ok(())
     }
+}
+
+/// The registered claims the rules look at (RFC 7519 section 4.1), read with their JSON types:
+/// a string `exp`, say, fails to deserialize and the token is refused, never skipped.
+#[derive(Deserialize)]
+struct Registered {
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    iss: Option<String>,
+    aud: Option<Audience>,
+    sub: Option<String>,
+}
+
+/// `aud` is one string or an array of strings (RFC 7519 section 4.1.3).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// The members of a JOSE header this verifier looks at. Unknown members are ignored (RFC 7515),
@@ -250,8 +267,8 @@ fn present<'de, D: serde::Deserializer<'de>>(member: D) -> Result<bool, D::Error
 
 /// The key a token's header selected, bound to the one algorithm it may be used with.
 enum KeyRef<'a> {
-    Rs256(&'a DecodingKey),
-    Hs256(&'a DecodingKey),
+    Rs256(&'a ParsedPublicKey),
+    Hs256(&'a aws_lc_rs::hmac::Key),
 }
 
 /// Verify an **access token** (or any token a replica checks) against the public `keys` and
@@ -320,9 +337,27 @@ fn verify_with<'k, C: DeserializeOwned>(
         .as_deref()
         .and_then(|kid| key(&header.alg, kid))
         .ok_or(Rejection::UnknownKey)?;
-    let (KeyRef::Rs256(decoding) | KeyRef::Hs256(decoding)) = key;
-    let data = jsonwebtoken::decode::<C>(token, decoding, rules.validation(&key))?;
-    Ok(data.claims)
+
+    // The signature covers `header.payload`, the token up to its last dot.
+    let (signed, signature) = token.rsplit_once('.').ok_or(Rejection::Malformed)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(signature)
+        .map_err(|_| Rejection::Malformed)?;
+    match key {
+        KeyRef::Rs256(key) => key.verify_sig(signed.as_bytes(), &signature),
+        // Constant-time comparison of the tag, by AWS-LC.
+        KeyRef::Hs256(key) => aws_lc_rs::hmac::verify(key, signed.as_bytes(), &signature),
+    }
+    .map_err(|_| Rejection::Signature)?;
+
+    let (_, payload) = signed.split_once('.').ok_or(Rejection::Malformed)?;
+    let payload = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| Rejection::Malformed)?;
+    let claims: C = serde_json::from_slice(&payload).map_err(|_| Rejection::Claims)?;
+    let registered: Registered = serde_json::from_slice(&payload).map_err(|_| Rejection::Claims)?;
+    rules.check(&registered, crate::now_secs())?;
+    Ok(claims)
 }
 
 /// The `kid` a token names, if its header can be read at all. Used to decide whether an unknown
