@@ -22,6 +22,9 @@
 //! - `cargo xtask schemathesis` ([`schemathesis`]) checks a stack of its own against its OpenAPI
 //!   document (`/openapi.json`) with Schemathesis; `cargo xtask test` runs it after the browser
 //!   test.
+//! - `cargo xtask settings-doc` rewrites docs/CONFIGURATION.md's tables of environment variables
+//!   from the services' declarations (`auth_core::settings_doc`), by running the unit tests that
+//!   otherwise check them, in their writing mode.
 //! - `cargo xtask k8s-check` ([`k8s`]) renders the Kubernetes manifests (deploy/k8s) and
 //!   validates them offline; `cargo xtask test` runs it after the fuzz run.
 //!
@@ -97,6 +100,10 @@ commands:
           store's host cut off, scale to 6; everything removed at the end. `cargo
           xtask test` runs it after the compose test when `docker info` answers
           (AUTHSCALE_SKIP_SWARM_TEST=1 skips it there)
+  settings-doc
+          rewrite docs/CONFIGURATION.md's three tables of the services' environment
+          variables from their declarations in the code (the `docs_table_matches`
+          unit tests fail, naming this command, when the docs and the code differ)
   k8s-check
           the Kubernetes manifests (deploy/k8s), offline: renders each kustomization
           with `kubectl kustomize`, validates every object with `kubernetes-validate
@@ -142,6 +149,7 @@ enum Task {
     ComposeTest,
     SwarmTest,
     K8sCheck,
+    SettingsDoc,
     /// Arguments for the load test.
     Bench(Vec<String>),
     Fuzz(FuzzOptions),
@@ -161,6 +169,7 @@ fn main() -> ExitCode {
         Ok(Task::ComposeTest) => compose::compose_test(),
         Ok(Task::SwarmTest) => swarm::swarm_test(),
         Ok(Task::K8sCheck) => k8s::k8s_check(),
+        Ok(Task::SettingsDoc) => settings_doc(),
         Ok(Task::Bench(args)) => bench::bench(&args),
         Ok(Task::Fuzz(options)) => fuzz::fuzz(&options),
         Err(e) => {
@@ -198,6 +207,8 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "swarm-test" => bail!("`swarm-test` takes no options"),
         "k8s-check" if rest.is_empty() => Ok(Task::K8sCheck),
         "k8s-check" => bail!("`k8s-check` takes no options"),
+        "settings-doc" if rest.is_empty() => Ok(Task::SettingsDoc),
+        "settings-doc" => bail!("`settings-doc` takes no options"),
         other => bail!("unknown command {other:?}"),
     }
 }
@@ -293,6 +304,25 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     compose::run_if_available()?;
     // The same images on a swarm of three Docker hosts, when an engine answers.
     swarm::run_if_available()
+}
+
+/// `cargo xtask settings-doc`: the crates' `docs_table_matches` tests, which rewrite their
+/// tables in docs/CONFIGURATION.md when `AUTHSCALE_WRITE_SETTINGS_DOC` is set. The tables are
+/// written by the crates that declare them, so xtask needs none of them as a dependency.
+fn settings_doc() -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .env("AUTHSCALE_WRITE_SETTINGS_DOC", "1")
+        .args(["test", "-p", "auth-core", "-p", "auth-issuer", "-p", "api"])
+        .args(["--lib", "--bins", "docs_table_matches"])
+        .status()
+        .context("cannot run cargo test")?;
+    if !status.success() {
+        bail!("writing the settings tables failed ({status})");
+    }
+    println!("docs/CONFIGURATION.md: the settings tables are written from the code");
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use auth_core::service::{self, Service};
 
 const SERVICE: Service = Service {
     name: "api",
-    default_listen: settings::DEFAULT_LISTEN,
+    listen: settings::LISTEN_ADDR,
     usage: "usage: api [healthcheck]\n\n\
         With no argument, serve; configured by environment variables (see docs/CONFIGURATION.md).\n\
         healthcheck     exit 0 if the replica at LISTEN_ADDR is ready (for container health checks)",

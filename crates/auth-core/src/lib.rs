@@ -35,6 +35,7 @@ pub mod refresh_key;
 pub mod service;
 pub mod session;
 pub mod settings;
+pub mod settings_doc;
 pub mod shutdown;
 pub mod sign;
 pub mod store;

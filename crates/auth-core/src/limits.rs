@@ -44,8 +44,8 @@ pub struct RequestLimits {
 
 impl RequestLimits {
     pub fn from_env() -> anyhow::Result<Self> {
-        let max_in_flight = settings::parse("MAX_CONCURRENT_REQUESTS", 1024usize)?;
-        let timeout_secs = settings::parse("REQUEST_TIMEOUT_SECS", 10u64)?;
+        let max_in_flight: usize = settings::MAX_CONCURRENT_REQUESTS.parse()?;
+        let timeout_secs: u64 = settings::REQUEST_TIMEOUT_SECS.parse()?;
         anyhow::ensure!(
             max_in_flight >= 1,
             "MAX_CONCURRENT_REQUESTS must be at least 1"

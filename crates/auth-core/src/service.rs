@@ -19,7 +19,7 @@
 
 use crate::error::ApiError;
 use crate::limits::RequestLimits;
-use crate::settings::{self, LogFormat};
+use crate::settings::{LogFormat, Setting};
 use crate::telemetry::{Metrics, metrics_handler, track_requests};
 use axum::Router;
 use axum::extract::State;
@@ -35,8 +35,8 @@ use std::sync::Arc;
 pub struct Service {
     /// The binary's name: the prefix of its error messages.
     pub name: &'static str,
-    /// Where it listens when `LISTEN_ADDR` is unset; `healthcheck` probes the same address.
-    pub default_listen: SocketAddr,
+    /// Its `LISTEN_ADDR` declaration, with its own default; `healthcheck` probes the same address.
+    pub listen: Setting,
     /// `--help`'s text.
     pub usage: &'static str,
 }
@@ -78,7 +78,7 @@ impl Service {
     /// `<binary> healthcheck`: fine when the service at `LISTEN_ADDR` answers `/readyz` with
     /// 200. Only `LISTEN_ADDR` is read: the probe must not fail over a setting it does not use.
     fn healthcheck(&self) -> anyhow::Result<()> {
-        let listen = settings::listen_addr(self.default_listen)?;
+        let listen: SocketAddr = self.listen.parse()?;
         anyhow::ensure!(crate::probe::ready(listen), "not ready at {listen}");
         Ok(())
     }

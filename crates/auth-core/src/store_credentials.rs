@@ -6,12 +6,8 @@
 //! So the password may come from a file instead (`REDIS_PASSWORD_FILE`, as Docker and Kubernetes
 //! secrets are mounted), with the user name beside it (`REDIS_USERNAME`, a Redis ACL user):
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | where Redis is |
-//! | `REDIS_USERNAME` | (unset: the `default` user) | the ACL user to log in as |
-//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding the password (one trailing newline is ignored) |
-//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
+//! `REDIS_URL`, `REDIS_USERNAME`, `REDIS_PASSWORD_FILE` and `REDIS_PASSWORD` are declared, with
+//! their defaults, in [`crate::settings::SHARED`].
 //!
 //! [`redis_url_from_env`] puts them into the URL the store connects with (the redis crate reads
 //! them back from it into its connection info and sends `AUTH` on every new connection). That URL
@@ -21,17 +17,16 @@ use anyhow::{Context, bail};
 use deadpool_redis::redis;
 use std::path::Path;
 
-/// Without any setting: the Redis of `cargo xtask up` and the tests.
-const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
-
 /// The URL to connect to Redis with: `REDIS_URL` with the credentials of `REDIS_USERNAME` and
 /// `REDIS_PASSWORD_FILE` (or `REDIS_PASSWORD`) in it. Unchanged when none of those is set.
 pub fn redis_url_from_env() -> anyhow::Result<String> {
-    let url = crate::settings::string("REDIS_URL", DEFAULT_URL);
-    let username = crate::settings::optional("REDIS_USERNAME");
+    use crate::settings::{REDIS_PASSWORD, REDIS_PASSWORD_FILE, REDIS_URL, REDIS_USERNAME};
+    let url = REDIS_URL.string();
+    let username = REDIS_USERNAME.optional();
     let password = match (
-        crate::settings::optional("REDIS_PASSWORD_FILE"),
-        std::env::var("REDIS_PASSWORD")
+        REDIS_PASSWORD_FILE.optional(),
+        // Not trimmed, unlike the other settings: spaces may be part of a password.
+        std::env::var(REDIS_PASSWORD.name)
             .ok()
             .filter(|p| !p.is_empty()),
     ) {
