@@ -140,7 +140,10 @@ mod tests {
     fn unexpected_k6_answers_fail_the_check() {
         assert!(check(&crate::testdata::network_and_k6(0)).is_empty());
         let problems = check(&crate::testdata::network_and_k6(2));
-        assert_eq!(problems, vec!["g: k6 realistic.js got 2 unexpected answers"]);
+        assert_eq!(
+            problems,
+            vec!["g: k6 realistic.js got 2 unexpected answers"]
+        );
     }
 
     #[test]

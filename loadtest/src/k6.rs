@@ -76,7 +76,11 @@ struct Run {
 const OHA_ROUTES: [(&str, &str, Credentials); 3] = [
     ("oha, tokens", "/api/me", Credentials::Bearer),
     ("oha, sessions", "/sapi/me", Credentials::Cookie),
-    ("oha, applicants", "/api/jobs/1/applicants", Credentials::Bearer),
+    (
+        "oha, applicants",
+        "/api/jobs/1/applicants",
+        Credentials::Bearer,
+    ),
 ];
 
 pub async fn run(bench: &mut Bench, k6: &Path) -> anyhow::Result<K6> {
@@ -166,16 +170,14 @@ pub async fn run(bench: &mut Bench, k6: &Path) -> anyhow::Result<K6> {
 }
 
 /// Runs one script to its end and reads its summary.
-async fn run_script(
-    k6: &Path,
-    work_dir: &Path,
-    base: &str,
-    run: Run,
-) -> anyhow::Result<K6Script> {
+async fn run_script(k6: &Path, work_dir: &Path, base: &str, run: Run) -> anyhow::Result<K6Script> {
     let name = run.script.trim_end_matches(".js");
     let summary = work_dir.join(format!("k6-{name}.json"));
     let log = work_dir.join(format!("k6-{name}.log"));
-    let script = workspace_root().join("loadtest").join("k6").join(run.script);
+    let script = workspace_root()
+        .join("loadtest")
+        .join("k6")
+        .join(run.script);
     let secs = run.duration.as_secs_f64();
     let mut env = vec![
         ("BASE_URL", base.to_owned()),
@@ -197,9 +199,13 @@ async fn run_script(
         args.push(format!("{key}={value}"));
     }
     args.push(script.display().to_string());
-    let command = format!("k6 {} loadtest/k6/{}", shown(&args[..args.len() - 1]), run.script);
-    let output = std::fs::File::create(&log)
-        .with_context(|| format!("cannot create {}", log.display()))?;
+    let command = format!(
+        "k6 {} loadtest/k6/{}",
+        shown(&args[..args.len() - 1]),
+        run.script
+    );
+    let output =
+        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
     let errors = output.try_clone()?;
     let mut child = Command::new(k6);
     child
@@ -333,7 +339,10 @@ mod tests {
         assert_eq!(script.requests, 1200);
         assert_eq!(script.failed, 140);
         assert_eq!(script.refreshes, 16);
-        assert_eq!(script.relogins, 0, "k6 leaves out a counter that never moved");
+        assert_eq!(
+            script.relogins, 0,
+            "k6 leaves out a counter that never moved"
+        );
         assert_eq!(script.unexpected, 0);
         assert_eq!(
             script.routes,

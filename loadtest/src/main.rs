@@ -227,7 +227,10 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
                 'f',
                 "f (store across a network): it puts a delay proxy in front of Redis",
             ),
-            ('g', "g (k6): it starts a stack with short-lived access tokens"),
+            (
+                'g',
+                "g (k6): it starts a stack with short-lived access tokens",
+            ),
         ] {
             if options.wants(letter) {
                 results

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 #[tokio::test]
 async fn through_the_delay_proxy_every_flow_works_and_a_session_request_waits_a_round_trip() {
     let one_way = Duration::from_millis(25);
-    let t = TestStack::start_configured(1, 1, &[], |config| config.store_delay = Some(one_way))
-        .await;
+    let t =
+        TestStack::start_configured(1, 1, &[], |config| config.store_delay = Some(one_way)).await;
     assert_ne!(
         t.stack.store_url(),
         t.stack.redis_url(),
