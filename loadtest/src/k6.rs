@@ -47,13 +47,7 @@ pub fn find() -> anyhow::Result<Option<PathBuf>> {
 
 /// `k6 version`, for the report.
 pub fn version(k6: &Path) -> String {
-    Command::new(k6)
-        .arg("version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "k6 (version unknown)".to_owned())
+    crate::machine::version_of(k6, "version", "k6 (version unknown)")
 }
 
 /// The access-token lifetime of the k6 stack (s): short enough that the realistic clients
@@ -152,17 +146,9 @@ pub async fn run(bench: &mut Bench, k6: &Path) -> anyhow::Result<K6> {
             .load(&mut target, route, credentials, options.duration)
             .await?;
         let (result, cpu, _) = bench.measure(&target, &load, None).await?;
-        eprintln!(
-            "[g] {label:<16} {:>7.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  {} failed",
-            result.rps,
-            result.p50_ms,
-            result.p99_ms,
-            result.failures()
-        );
         let mut variant = Variant::new(route, label, route, replicas);
-        variant.command = load.display();
-        variant.runs.push(result);
-        variant.cpu.push(cpu);
+        let line = variant.record(&load, result, cpu);
+        eprintln!("[g] {label:<16} {line}");
         results.oha.push(variant);
     }
     target.stop().await?;

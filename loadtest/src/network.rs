@@ -83,17 +83,9 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Network> {
                     .await?;
                 load.concurrency = CONCURRENCY;
                 let (result, cpu, _) = bench.measure(&target, &load, None).await?;
-                eprintln!(
-                    "[f +{} ms {round}/{rounds}] {label:<9} {:>7.0} rps  p50 {:>6.2} ms  p99 {:>6.2} ms  {} failed",
-                    point.added_rtt_ms,
-                    result.rps,
-                    result.p50_ms,
-                    result.p99_ms,
-                    result.failures()
-                );
-                variant.command = load.display();
-                variant.runs.push(result);
-                variant.cpu.push(cpu);
+                let line = variant.record(&load, result, cpu);
+                let rtt = point.added_rtt_ms;
+                eprintln!("[f +{rtt} ms {round}/{rounds}] {label:<9} {line}");
             }
         }
     }

@@ -2,7 +2,7 @@
 //! and the CI check.
 
 use crate::bench::CpuPerRequest;
-use crate::oha::RunResult;
+use crate::oha::{Load, RunResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -82,6 +82,21 @@ impl Variant {
             cpu: Vec::new(),
             command: String::new(),
         }
+    }
+
+    /// Adds one measured run of `load`, and returns a line saying how it went, for the log.
+    pub fn record(&mut self, load: &Load, result: RunResult, cpu: CpuPerRequest) -> String {
+        let line = format!(
+            "{:>8.0} rps  p50 {:>6.2} ms  p99 {:>7.2} ms  {} failed",
+            result.rps,
+            result.p50_ms,
+            result.p99_ms,
+            result.failures()
+        );
+        self.command = load.display();
+        self.runs.push(result);
+        self.cpu.push(cpu);
+        line
     }
 
     pub fn rps(&self) -> f64 {
