@@ -94,15 +94,8 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                     ),
                     _ => String::new(),
                 };
-                eprintln!(
-                    "[b {n} replica(s) {round}/{rounds}] {label:<18} {:>8.0} rps  p99 {:>7.2} ms  {} failed{redis}",
-                    result.rps,
-                    result.p99_ms,
-                    result.failures()
-                );
-                variant.command = load.display();
-                variant.runs.push(result);
-                variant.cpu.push(cpu);
+                let line = variant.record(&load, result, cpu);
+                eprintln!("[b {n} replica(s) {round}/{rounds}] {label:<18} {line}{redis}");
             }
         }
         plain.stop().await?;
