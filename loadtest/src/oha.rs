@@ -13,7 +13,7 @@
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ pub fn find() -> anyhow::Result<PathBuf> {
 }
 
 /// `oha --version`, for the report.
-pub fn version(oha: &PathBuf) -> String {
+pub fn version(oha: &Path) -> String {
     crate::machine::version_of(oha, "--version", "oha (version unknown)")
 }
 
