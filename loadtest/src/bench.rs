@@ -33,13 +33,18 @@ pub struct Bench {
 }
 
 /// A stack to start for a scenario.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Spec {
     pub jwt: usize,
     pub session: usize,
     pub replica_cpu: Option<f64>,
     pub redis_cpu: Option<f64>,
     pub token_cache: bool,
+    /// The services reach Redis through the launcher's delay proxy, with this delay each way
+    /// (`StackConfig::store_delay`).
+    pub store_delay: Option<Duration>,
+    /// More environment for every service, after the bench's own (e.g. a short token lifetime).
+    pub env: Vec<(String, String)>,
 }
 
 /// A running target: a stack we started, or a base URL of one already running.
@@ -153,6 +158,7 @@ impl Bench {
         config.replica_cpu = spec.replica_cpu;
         config.redis_cpu = spec.redis_cpu;
         config.cpu_accounting = true;
+        config.store_delay = spec.store_delay;
         // nginx limits the password routes per client address; every client here is 127.0.0.1,
         // and scenario e measures how many logins the issuer does, not nginx's limit.
         config.login_rate = Some(UNTHROTTLED_LOGIN_RATE.to_owned());
@@ -163,6 +169,7 @@ impl Bench {
                 if spec.token_cache { "on" } else { "off" }.into(),
             ),
         ];
+        config.env.extend(spec.env.iter().cloned());
         let stack = Stack::start(config)
             .await
             .with_context(|| format!("starting the {name} stack"))?;

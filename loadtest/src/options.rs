@@ -17,6 +17,10 @@ Scenarios:
   c  store look-ups per request, read from the replicas' /metrics
   d  store outage: Redis stopped mid-run; error rate and time to recover
   e  the issuer: logins/s (Argon2id) and refreshes/s; RS256 signing cost
+  f  the store across a network: tokens and sessions at 8 connections while every round
+     trip to Redis takes 0, 0.5 or 2 ms longer (the launcher's delay proxy)
+  g  k6: loadtest/k6's realistic client (refreshes, re-logins) and its steady scripts,
+     beside oha on the same routes (skipped when k6 is not installed, except in CI)
 
 options:
   --quick               every scenario, short (under 2 minutes of load): for CI
@@ -134,8 +138,10 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
                 options.only = value()?
                     .split(',')
                     .map(|s| match s.trim() {
-                        s @ ("a" | "b" | "c" | "d" | "e") => Ok(s.chars().next().unwrap_or('a')),
-                        other => bail!("--only takes scenario letters a to e, not {other:?}"),
+                        s @ ("a" | "b" | "c" | "d" | "e" | "f" | "g") => {
+                            Ok(s.chars().next().unwrap_or('a'))
+                        }
+                        other => bail!("--only takes scenario letters a to g, not {other:?}"),
                     })
                     .collect::<anyhow::Result<_>>()?
             }

@@ -2,7 +2,7 @@
 //! and the CI check.
 
 use crate::bench::CpuPerRequest;
-use crate::oha::RunResult;
+use crate::oha::{Load, RunResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,6 +22,12 @@ pub struct Results {
     pub outage: Option<Outage>,
     /// e: the issuer.
     pub issuer: Option<Issuer>,
+    /// f: the store across a network (added round trips to Redis).
+    #[serde(default)]
+    pub network: Option<Network>,
+    /// g: k6's scripts, beside oha on the same routes.
+    #[serde(default)]
+    pub k6: Option<K6>,
     /// Scenarios not run, and why.
     pub skipped: Vec<String>,
     /// perf profiles (top symbols), when recorded.
@@ -76,6 +82,21 @@ impl Variant {
             cpu: Vec::new(),
             command: String::new(),
         }
+    }
+
+    /// Adds one measured run of `load`, and returns a line saying how it went, for the log.
+    pub fn record(&mut self, load: &Load, result: RunResult, cpu: CpuPerRequest) -> String {
+        let line = format!(
+            "{:>8.0} rps  p50 {:>6.2} ms  p99 {:>7.2} ms  {} failed",
+            result.rps,
+            result.p50_ms,
+            result.p99_ms,
+            result.failures()
+        );
+        self.command = load.display();
+        self.runs.push(result);
+        self.cpu.push(cpu);
+        line
     }
 
     pub fn rps(&self) -> f64 {
@@ -408,6 +429,77 @@ impl MicroBench {
     pub fn failed(&self) -> bool {
         self.label.contains("FAILED") || self.iterations == 0
     }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Network {
+    /// oha's connections in every run of this scenario.
+    pub concurrency: usize,
+    pub replicas: usize,
+    /// One entry per added round trip, smallest first.
+    pub points: Vec<NetworkPoint>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NetworkPoint {
+    /// The round trip the proxy adds to every exchange with Redis: 2 × its one-way delay.
+    pub added_rtt_ms: f64,
+    /// Round trips of `PING` through the proxy, measured before each round's runs (ms).
+    pub ping_ms: Vec<f64>,
+    /// Tokens and sessions, in that order.
+    pub variants: Vec<Variant>,
+}
+
+impl NetworkPoint {
+    pub fn get(&self, key: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.key == key)
+    }
+}
+
+impl Network {
+    /// How much the median p50 of `key` rose from the first point (no added delay) to `point`.
+    pub fn p50_rise(&self, key: &str, point: &NetworkPoint) -> Option<f64> {
+        let first = self.points.first()?.get(key)?;
+        Some(point.get(key)?.p50() - first.p50())
+    }
+}
+
+/// g: what k6 measured, beside oha's figures on the same stack.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct K6 {
+    /// `k6 version`.
+    pub version: String,
+    /// The access-token lifetime of the stack the scripts ran against (s).
+    pub access_ttl_secs: u64,
+    pub scripts: Vec<K6Script>,
+    /// oha on the routes the scripts load, on the same stack right after them.
+    pub oha: Vec<Variant>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct K6Script {
+    /// `realistic.js`, `tokens.js`, ...
+    pub script: String,
+    /// The command line, as a person would type it.
+    pub command: String,
+    pub vus: usize,
+    pub duration_secs: f64,
+    /// k6's exit code (99: a threshold was crossed).
+    pub exit_code: Option<i32>,
+    pub requests: u64,
+    pub rps: f64,
+    /// Requests that failed by k6's definition (`http_req_failed`: no answer, or 4xx/5xx).
+    pub failed: u64,
+    /// The realistic client's counters (0 when k6 left them out, i.e. they never moved).
+    pub refreshes: u64,
+    pub relogins: u64,
+    /// Answers the script's flow does not explain (`unexpected`), or, for the scripts without
+    /// that counter, failed `/me` requests.
+    pub unexpected: u64,
+    /// (request name, p50 ms, p99 ms), per route the script tags.
+    pub routes: Vec<(String, f64, f64)>,
+    /// Thresholds k6 reported as crossed.
+    pub crossed: Vec<String>,
 }
 
 #[cfg(test)]

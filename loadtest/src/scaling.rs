@@ -61,16 +61,8 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                     ),
                     _ => String::new(),
                 };
-                eprintln!(
-                    "[b {n} replica(s) {round}/{rounds}] {:<26} {:>8.0} rps  p99 {:>7.2} ms  {} failed{redis}",
-                    plan.label,
-                    result.rps,
-                    result.p99_ms,
-                    result.failures()
-                );
-                variant.command = load.display();
-                variant.runs.push(result);
-                variant.cpu.push(cpu);
+                let line = variant.record(&load, result, cpu);
+                eprintln!("[b {n} replica(s) {round}/{rounds}] {:<26} {line}{redis}", plan.label);
             }
         }
         for stack in stacks {
@@ -103,6 +95,7 @@ async fn start_round(bench: &mut Bench, n: usize) -> anyhow::Result<(Vec<Target>
                     replica_cpu,
                     redis_cpu: Some(options.redis_cpu),
                     token_cache: false,
+                    ..Spec::default()
                 },
             )
             .await?,
@@ -115,6 +108,7 @@ async fn start_round(bench: &mut Bench, n: usize) -> anyhow::Result<(Vec<Target>
                     replica_cpu,
                     redis_cpu: None,
                     token_cache: true,
+                    ..Spec::default()
                 },
             )
             .await?,
@@ -156,6 +150,7 @@ async fn start_round(bench: &mut Bench, n: usize) -> anyhow::Result<(Vec<Target>
                         replica_cpu,
                         redis_cpu: Some(quota),
                         token_cache: false,
+                        ..Spec::default()
                     },
                 )
                 .await?,

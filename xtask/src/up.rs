@@ -37,6 +37,9 @@ pub struct UpOptions {
     pub persist: bool,
     /// `--login-rate`: nginx's per-address limit on the password routes (`10r/s` by default).
     pub login_rate: Option<String>,
+    /// `--store-delay-ms`: the delay the launcher's proxy adds each way between the services and
+    /// Redis (`None`: no proxy).
+    pub store_delay: Option<Duration>,
 }
 
 /// The environment for access tokens that live `secs` seconds and are refused the moment they
@@ -76,6 +79,7 @@ pub fn up(options: UpOptions) -> anyhow::Result<()> {
     }
     config.redis_aof = options.persist;
     config.login_rate = options.login_rate;
+    config.store_delay = options.store_delay;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(run(config))

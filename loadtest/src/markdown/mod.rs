@@ -113,6 +113,12 @@ pub fn markdown(results: &Results) -> String {
     if let Some(issuer) = &results.issuer {
         scenarios::section_issuer(&mut md, issuer);
     }
+    if let Some(network) = &results.network {
+        scenarios::section_network(&mut md, network);
+    }
+    if let Some(k6) = &results.k6 {
+        scenarios::section_k6(&mut md, k6);
+    }
     notes::section_notes(&mut md, results, &findings);
     if !results.profiles.is_empty() {
         md.push_str(

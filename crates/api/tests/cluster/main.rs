@@ -19,5 +19,6 @@ mod overload;
 mod pyjwt;
 mod refresh_families;
 mod sessions;
+mod store_delay;
 mod store_outage;
 mod tokens;

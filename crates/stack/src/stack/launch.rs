@@ -7,6 +7,7 @@
 use super::{Member, Stack, in_group};
 use crate::binaries::{Binaries, workspace_root};
 use crate::cgroup::{CpuGroups, CpuQuota};
+use crate::delay_proxy::DelayProxy;
 use crate::nginx::{self, NginxConfig};
 use crate::redis::Persistence;
 use crate::services::{self, Mode, Shared};
@@ -61,6 +62,10 @@ pub struct StackConfig {
     /// The burst allowed above `login_rate` (requests). Default `None`:
     /// [`NginxConfig::DEFAULT_LOGIN_BURST`].
     pub login_burst: Option<u32>,
+    /// Put redis one network hop away: the issuer and the replicas reach it through a
+    /// [`DelayProxy`] that adds this delay in each direction, so every round trip to the store
+    /// takes 2 × this much longer. Default `None`: they connect to redis directly.
+    pub store_delay: Option<Duration>,
 }
 
 impl StackConfig {
@@ -84,6 +89,7 @@ impl StackConfig {
             redis_aof: false,
             login_rate: None,
             login_burst: None,
+            store_delay: None,
         }
     }
 }
@@ -94,6 +100,7 @@ impl Stack {
     pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         let mut stack = Stack::plan(&config)?;
         stack.start_redis().await?;
+        stack.start_store_proxy(&config)?;
         stack.start_issuer(&config).await?;
         stack.start_replicas(&config).await?;
         stack.start_nginx(&config).await?;
@@ -142,6 +149,7 @@ impl Stack {
             nginx: Member::new("nginx", nginx_addr, "http", &work_dir),
             work_dir,
             cgroups: None,
+            store_proxy: None,
         };
         stack.cgroups = stack.plan_cpu_groups(config)?;
         Ok(stack)
@@ -179,8 +187,19 @@ impl Stack {
         Ok(Some(groups))
     }
 
+    /// The delay proxy in front of redis, when the config asks for one. It runs inside this
+    /// process (a thread of its own), so it lives exactly as long as the [`Stack`].
+    fn start_store_proxy(&mut self, config: &StackConfig) -> anyhow::Result<()> {
+        if let Some(one_way) = config.store_delay {
+            let proxy = DelayProxy::start(self.redis.addr, one_way)
+                .context("starting the delay proxy in front of redis")?;
+            self.store_proxy = Some(proxy);
+        }
+        Ok(())
+    }
+
     async fn start_issuer(&mut self, config: &StackConfig) -> anyhow::Result<()> {
-        let (issuer_url, redis_url) = (self.base_url(), self.redis_url());
+        let (issuer_url, redis_url) = (self.base_url(), self.store_url());
         let shared = shared(&issuer_url, &redis_url, config);
         let key_path = self.work_dir.join("issuer-key.pem");
         let binary = &config.binaries.issuer;
@@ -194,7 +213,7 @@ impl Stack {
     }
 
     async fn start_replicas(&mut self, config: &StackConfig) -> anyhow::Result<()> {
-        let (issuer_url, redis_url) = (self.base_url(), self.redis_url());
+        let (issuer_url, redis_url) = (self.base_url(), self.store_url());
         let shared = shared(&issuer_url, &redis_url, config);
         let jwks_url = format!("{}/.well-known/jwks.json", self.issuer_url());
         let work_dir = self.work_dir.clone();
