@@ -78,7 +78,13 @@ pub fn predict(
     store_cpu: Option<f64>,
     cores: f64,
 ) -> Prediction {
-    let per_second = |cpu: f64, us: f64| if us > 0.0 { cpu * 1e6 / us } else { f64::INFINITY };
+    let per_second = |cpu: f64, us: f64| {
+        if us > 0.0 {
+            cpu * 1e6 / us
+        } else {
+            f64::INFINITY
+        }
+    };
     let mut best = Prediction {
         rps: per_second(n as f64 * replica_cpu, costs.replica),
         limit: Limit::Replicas,
@@ -308,7 +314,10 @@ mod tests {
     fn the_knee_is_where_replicas_meet_the_store() {
         // (0.05 / 0.1) · (40 / 10) = 2 replicas.
         assert!((knee(&SESSION, 0.1, 0.05).unwrap() - 2.0).abs() < 1e-9);
-        let tokens = Costs { store: 0.0, ..SESSION };
+        let tokens = Costs {
+            store: 0.0,
+            ..SESSION
+        };
         assert!(knee(&tokens, 0.1, 0.05).is_none());
         // At the knee both terms agree.
         let at = predict(&SESSION, 2, 0.1, Some(0.05), 100.0);

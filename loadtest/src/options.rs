@@ -204,7 +204,10 @@ mod tests {
         assert_eq!(custom.runs, 5);
         assert_eq!(custom.replica_cpu, 0.25);
         assert_eq!(full.more_redis_cpus, vec![0.1, 0.2]);
-        assert_eq!(run("--more-redis-cpus 0.3,0.4").more_redis_cpus, vec![0.3, 0.4]);
+        assert_eq!(
+            run("--more-redis-cpus 0.3,0.4").more_redis_cpus,
+            vec![0.3, 0.4]
+        );
         assert!(run("--more-redis-cpus none").more_redis_cpus.is_empty());
     }
 

@@ -53,7 +53,11 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                     .load(target, plan.route, plan.credentials, options.duration)
                     .await?;
                 let (result, cpu, _) = bench.measure(target, &load, None).await?;
-                let redis = match (plan.redis_cpu, cpu.cpus.get("redis"), cpu.throttled.get("redis")) {
+                let redis = match (
+                    plan.redis_cpu,
+                    cpu.cpus.get("redis"),
+                    cpu.throttled.get("redis"),
+                ) {
                     (Some(quota), Some(used), Some(throttled)) => format!(
                         "  Redis {:.0}% of its quota, throttled in {:.0}% of periods",
                         used / quota * 100.0,
@@ -62,7 +66,10 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                     _ => String::new(),
                 };
                 let line = variant.record(&load, result, cpu);
-                eprintln!("[b {n} replica(s) {round}/{rounds}] {:<26} {line}{redis}", plan.label);
+                eprintln!(
+                    "[b {n} replica(s) {round}/{rounds}] {:<26} {line}{redis}",
+                    plan.label
+                );
             }
         }
         for stack in stacks {
