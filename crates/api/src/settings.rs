@@ -19,10 +19,10 @@
 //! | `JWKS_REFRESH_SECS` | `60` | the JWKS is re-read this often anyway: a key revoked or retired by the issuer is dropped within it |
 //! | `LEEWAY_SECS` | `30` | clock skew allowed on `exp`/`nbf` (at most 30) |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the session store (session mode) |
+//! | `REDIS_CLUSTER_NODES` | (unset) | instead of `REDIS_URL`: a Redis Cluster, as a comma-separated list of some of its nodes' URLs |
 //! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
 //! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
 //! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
-//! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most (session mode) |
 //! | `SESSION_IDLE_TTL_SECS` | `1800` | a session's idle timeout, renewed on each use |
 //! | `WORKER_THREADS` | number of CPUs | tokio worker threads (1 for CPU-quota experiments) |
 //! | `TOKEN_CACHE` | `off` | `on`: remember verified access tokens until they expire (see `token_cache.rs`) |

@@ -31,11 +31,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
             Authenticator::Jwt(Arc::new(keys))
         }
         Mode::Session => Authenticator::Session {
-            store: Store::new(
-                &settings.redis.url,
-                settings.redis.pool_size,
-                redis_commands,
-            )?,
+            store: Store::new(&settings.redis.target, redis_commands)?,
             idle_ttl: settings.session_idle_ttl,
         },
     };

@@ -139,31 +139,19 @@ impl TokenParties {
 }
 
 /// The Redis connection: the issuer's store, and a session replica's. Its `Debug` leaves the
-/// URL out: the URL carries the password, and a settings struct is the kind of thing someone
-/// prints with `{:?}` while debugging.
-#[derive(Clone)]
+/// URLs out: they carry the password, and a settings struct is the kind of thing someone prints
+/// with `{:?}` while debugging.
+#[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `REDIS_URL`, with `REDIS_USERNAME` and the password filled in
-    /// ([`crate::store_credentials`]).
-    pub url: String,
-    /// `REDIS_POOL_SIZE`: connections at most (default 16).
-    pub pool_size: usize,
-}
-
-impl std::fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSettings")
-            .field("url", &"(not shown: it carries the password)")
-            .field("pool_size", &self.pool_size)
-            .finish()
-    }
+    /// `REDIS_URL`, or the nodes of `REDIS_CLUSTER_NODES`, with `REDIS_USERNAME` and the
+    /// password filled in ([`crate::store_credentials`]).
+    pub target: crate::store::Target,
 }
 
 impl RedisSettings {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(RedisSettings {
-            url: crate::store_credentials::redis_url_from_env()?,
-            pool_size: parse("REDIS_POOL_SIZE", 16)?,
+            target: crate::store_credentials::redis_target_from_env()?,
         })
     }
 }
@@ -192,13 +180,15 @@ mod tests {
 
     #[test]
     fn the_redis_password_never_shows_in_debug_output() {
-        let settings = RedisSettings {
-            url: "redis://issuer:s3cret-pass@127.0.0.1:6379".into(),
-            pool_size: 4,
-        };
-        let shown = format!("{settings:?}");
-        assert!(!shown.contains("s3cret-pass"), "{shown}");
-        assert!(shown.contains("pool_size: 4"), "{shown}");
+        use crate::store::Target;
+        let url = "redis://issuer:s3cret-pass@127.0.0.1:6379".to_owned();
+        for target in [
+            Target::Node(url.clone()),
+            Target::Cluster(vec![url.clone(), url]),
+        ] {
+            let shown = format!("{:?}", RedisSettings { target });
+            assert!(!shown.contains("s3cret-pass"), "{shown}");
+        }
     }
 
     #[test]

@@ -22,10 +22,10 @@
 //! | `LOGIN_QUEUE` | `64` | logins waiting for a hash worker, at most; past that, 503 `overloaded` at once |
 //! | `LOGIN_QUEUE_WAIT_MS` | `2000` | how long a login waits for a worker before 503 `overloaded` |
 //! | `REDIS_URL` | `redis://127.0.0.1:6379` | the store of refresh families, login counters and sessions |
+//! | `REDIS_CLUSTER_NODES` | (unset) | instead of `REDIS_URL`: a Redis Cluster, as a comma-separated list of some of its nodes' URLs |
 //! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
 //! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
 //! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
-//! | `REDIS_POOL_SIZE` | `16` | connections to Redis at most |
 //! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
 //! | `KEY_NEXT_PATH` | (unset) | a read-only key (an orchestrator's secret) to publish before it signs: step 1 of a secret rotation |
 //! | `KEY_PREVIOUS_PATH` | (unset) | a read-only key that signed before `KEY_PATH`: published and trusted for refresh tokens while mounted (step 2) |

@@ -56,12 +56,8 @@ pub fn build_state(settings: Settings) -> anyhow::Result<IssuerState> {
 
     let users = Users::load(settings.users_file.as_deref(), settings.hashing)?;
     let metrics = IssuerMetrics::new();
-    let store = Store::new(
-        &settings.redis.url,
-        settings.redis.pool_size,
-        metrics.redis_commands.clone(),
-    )?
-    .with_acks(settings.redis_acks);
+    let store = Store::new(&settings.redis.target, metrics.redis_commands.clone())?
+        .with_acks(settings.redis_acks);
     let refresh_rules = TokenRules::refresh(&settings.tokens.issuer, MAX_LEEWAY_SECS);
     Ok(Arc::new(Issuer {
         settings,
