@@ -106,6 +106,10 @@ options of `up`:
                           nothing; a crash of redis-server or of the machine can lose up to
                           about the last two seconds of writes. Without it Redis
                           starts empty every time (and .stack/redis/ is left alone)
+  --redis-shards N        a Redis Cluster of N masters (3 to 16) instead of one redis-server,
+                          started from redis-server with --cluster-enabled and joined with
+                          redis-cli --cluster create; the services get REDIS_CLUSTER_NODES.
+                          Not with --persist
   --login-rate RATE       nginx's limit per client address on /auth/login and
                           /auth/session/login, e.g. 10r/s (the default, with a burst of 20)
                           or 600r/m; raise it to load-test logins against this stack
@@ -194,6 +198,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
     let mut access_ttl = None;
     let mut persist = false;
     let mut login_rate = None;
+    let mut redis_shards = 1;
     let mut flags = Flags::new(args);
     while let Some(flag) = flags.next_flag() {
         let name = flag.name;
@@ -207,6 +212,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
             "--access-ttl" => access_ttl = Some(access_ttl_secs(&flags.value(&flag)?)?),
             "--debug" if !flag.has_inline_value() => profile = Profile::Debug,
             "--persist" if !flag.has_inline_value() => persist = true,
+            "--redis-shards" => redis_shards = shard_count(&flags.value(&flag)?)?,
             "--login-rate" => {
                 let rate = flags.value(&flag)?;
                 stack::nginx::check_login_rate(&rate).context("--login-rate")?;
@@ -214,6 +220,9 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
             }
             _ => bail!("unknown option {:?} for `up`", flag.raw),
         }
+    }
+    if persist && redis_shards > 1 {
+        bail!("--persist is for one redis-server, not with --redis-shards");
     }
     let jwt_replicas = replicas.unwrap_or(2);
     Ok(Task::Up(UpOptions {
@@ -224,7 +233,16 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
         access_ttl,
         persist,
         login_rate,
+        redis_shards,
     }))
+}
+
+/// `--redis-shards`: Redis Cluster needs at least 3 masters (and one shard is no cluster).
+fn shard_count(value: &str) -> anyhow::Result<usize> {
+    match value.parse::<usize>() {
+        Ok(n @ 3..=16) => Ok(n),
+        _ => bail!("--redis-shards must be a number from 3 to 16, not {value:?}"),
+    }
 }
 
 fn replica_count(flag: &str, value: &str) -> anyhow::Result<usize> {
@@ -294,6 +312,7 @@ mod tests {
             access_ttl: None,
             persist: false,
             login_rate: None,
+            redis_shards: 1,
         })
     }
 
@@ -351,6 +370,12 @@ mod tests {
         };
         assert!(options.persist);
         assert_eq!(options.login_rate.as_deref(), Some("600r/m"));
+        let Task::Up(options) = parse(&args("up --redis-shards 3")).unwrap() else {
+            panic!("not up");
+        };
+        assert_eq!(options.redis_shards, 3);
+        assert!(parse(&args("up --redis-shards 2")).is_err());
+        assert!(parse(&args("up --redis-shards 3 --persist")).is_err());
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
         assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
         assert_eq!(parse(&args("swarm-test")).unwrap(), Task::SwarmTest);

@@ -16,6 +16,7 @@ mod keys;
 mod login_limits;
 mod overload;
 mod pyjwt;
+mod redis_cluster;
 mod refresh_families;
 mod sessions;
 mod store_outage;
