@@ -40,6 +40,8 @@ pub struct Spec {
     pub replica_cpu: Option<f64>,
     pub redis_cpu: Option<f64>,
     pub token_cache: bool,
+    /// Redis shards: 1, one redis-server; 3 or more, a Redis Cluster (scenario f).
+    pub redis_shards: usize,
 }
 
 /// A running target: a stack we started, or a base URL of one already running.
@@ -77,6 +79,8 @@ pub fn kind_of(name: &str) -> String {
     match name.split_once('-') {
         Some(("jwt", _)) => "jwt replicas".to_owned(),
         Some(("session", _)) => "session replicas".to_owned(),
+        // The shards of a Redis Cluster (`redis-1`, ...), counted together.
+        Some(("redis", _)) => "redis".to_owned(),
         _ => name.to_owned(),
     }
 }
@@ -117,6 +121,7 @@ impl Bench {
         config.session_replicas = spec.session;
         config.replica_cpu = spec.replica_cpu;
         config.redis_cpu = spec.redis_cpu;
+        config.redis_shards = spec.redis_shards;
         config.cpu_accounting = true;
         // nginx limits the password routes per client address; every client here is 127.0.0.1,
         // and scenario e measures how many logins the issuer does, not nginx's limit.
@@ -357,5 +362,6 @@ mod tests {
         assert!(!cpu.throttled.contains_key("nginx"));
         assert_eq!(kind_of("session-3"), "session replicas");
         assert_eq!(kind_of("redis"), "redis");
+        assert_eq!(kind_of("redis-3"), "redis");
     }
 }

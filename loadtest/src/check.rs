@@ -41,6 +41,13 @@ pub fn check(results: &Results) -> Vec<String> {
             }
         }
     }
+    if let Some(shards) = &results.shards {
+        for p in &shards.points {
+            for v in &p.variants {
+                variant(&format!("f ({} replicas)", p.replicas), v);
+            }
+        }
+    }
     if let Some(lookups) = &results.lookups {
         for row in &lookups.rows {
             if row.served == 0 || row.failures > 0 {

@@ -32,6 +32,7 @@ mod report;
 mod results;
 mod same;
 mod scaling;
+mod shards;
 mod svg;
 #[cfg(test)]
 mod testdata;
@@ -215,6 +216,7 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
                 "c (store look-ups): it reads each replica's /metrics port",
             ),
             ('d', "d (store outage): it stops and restarts Redis"),
+            ('f', "f (sharding): it starts Redis Clusters itself"),
         ] {
             if options.wants(letter) {
                 results
@@ -273,6 +275,9 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
     }
     if options.wants('b') {
         results.scaling = Some(scaling::run(bench).await?);
+    }
+    if options.wants('f') {
+        results.shards = Some(shards::run(bench).await?);
     }
     Ok(())
 }

@@ -16,6 +16,8 @@ Scenarios:
   c  store look-ups per request, read from the replicas' /metrics
   d  store outage: Redis stopped mid-run; error rate and time to recover
   e  the issuer: logins/s (Argon2id) and refreshes/s; RS256 signing cost
+  f  sharding: sessions on 1 Redis against a Redis Cluster of 3 shards, each shard under
+     the --redis-cpu quota, 1 to --shard-max-replicas session replicas
 
 options:
   --quick               every scenario, short (under 2 minutes of load): for CI
@@ -30,6 +32,7 @@ options:
   --redis-cpu CPUS      CPU quota of Redis in the scaling runs (default 0.05)
   --replicas N          replicas per variant in scenario a (default 2)
   --max-replicas N      scenario b goes from 1 to N replicas (default 4)
+  --shard-max-replicas N  scenario f goes from 1 to N session replicas (default 8; quick 2)
   --only LIST           run only these scenarios, e.g. --only a,c
   --no-profile          do not record perf profiles (full runs record them when perf works)
   --keep-logs           keep the stacks' work dirs (logs) after a successful run
@@ -51,6 +54,7 @@ pub struct Options {
     pub redis_cpu: f64,
     pub replicas: usize,
     pub max_replicas: usize,
+    pub shard_max_replicas: usize,
     pub only: Vec<char>,
     pub profile: bool,
     pub keep_logs: bool,
@@ -92,6 +96,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
         redis_cpu: 0.05,
         replicas: 2,
         max_replicas: 4,
+        shard_max_replicas: 8,
         only: Vec::new(),
         profile: !quick,
         keep_logs: false,
@@ -122,12 +127,15 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
             "--redis-cpu" => options.redis_cpu = number(flag, &value()?)?,
             "--replicas" => options.replicas = count(flag, &value()?, 1, 8)?,
             "--max-replicas" => options.max_replicas = count(flag, &value()?, 1, 8)?,
+            "--shard-max-replicas" => {
+                options.shard_max_replicas = count(flag, &value()?, 1, 16)?
+            }
             "--only" => {
                 options.only = value()?
                     .split(',')
                     .map(|s| match s.trim() {
-                        s @ ("a" | "b" | "c" | "d" | "e") => Ok(s.chars().next().unwrap_or('a')),
-                        other => bail!("--only takes scenario letters a to e, not {other:?}"),
+                        s @ ("a" | "b" | "c" | "d" | "e" | "f") => Ok(s.chars().next().unwrap_or('a')),
+                        other => bail!("--only takes scenario letters a to f, not {other:?}"),
                     })
                     .collect::<anyhow::Result<_>>()?
             }

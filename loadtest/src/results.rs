@@ -22,6 +22,9 @@ pub struct Results {
     pub outage: Option<Outage>,
     /// e: the issuer.
     pub issuer: Option<Issuer>,
+    /// f: sessions on one Redis against a Redis Cluster (variants `shards::ONE`, `CLUSTER`).
+    #[serde(default)]
+    pub shards: Option<Scaling>,
     /// Scenarios not run, and why.
     pub skipped: Vec<String>,
     /// perf profiles (top symbols), when recorded.

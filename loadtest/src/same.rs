@@ -96,6 +96,7 @@ pub async fn start_stacks(bench: &mut Bench, cpu: Option<f64>) -> anyhow::Result
         replica_cpu: cpu,
         redis_cpu: None,
         token_cache,
+        redis_shards: 1,
     };
     eprintln!("starting two stacks: {n}+{n} replicas without the token cache, {n} with it");
     let suffix = if cpu.is_some() { "" } else { "-unlimited" };

@@ -32,6 +32,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                     replica_cpu: cpu,
                     redis_cpu: Some(options.redis_cpu),
                     token_cache: false,
+                    redis_shards: 1,
                 },
             )
             .await?;
@@ -44,6 +45,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                     replica_cpu: cpu,
                     redis_cpu: None,
                     token_cache: true,
+                    redis_shards: 1,
                 },
             )
             .await?;

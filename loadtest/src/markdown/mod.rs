@@ -98,6 +98,9 @@ pub fn markdown(results: &Results) -> String {
     if let Some(scaling) = &results.scaling {
         scenarios::section_scaling(&mut md, scaling);
     }
+    if let Some(shards) = &results.shards {
+        scenarios::section_shards(&mut md, shards);
+    }
     if let Some(lookups) = &results.lookups {
         scenarios::section_lookups(&mut md, lookups);
     }
