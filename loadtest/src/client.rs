@@ -115,32 +115,23 @@ pub async fn metrics(http: &reqwest::Client, service_url: &str) -> anyhow::Resul
 }
 
 /// Whether the redis node at `redis_url` holds `key` (`EXISTS`). A node of a cluster that does
-/// not own the key's slot answers `-MOVED`: false too.
+/// not own the key's slot answers `MOVED`: false too.
 pub async fn redis_exists(redis_url: &str, key: &str) -> anyhow::Result<bool> {
-    let addr: SocketAddr = redis_url
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .parse()
-        .with_context(|| format!("{redis_url} is not redis://host:port"))?;
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        // Session keys are base64url: no space or line break to quote in the inline form.
-        stream.write_all(format!("EXISTS {key}\r\n").as_bytes()).await?;
-        let mut reply = Vec::new();
-        let mut buf = [0u8; 256];
-        while !reply.ends_with(b"\r\n") {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            reply.extend_from_slice(&buf[..n]);
-        }
-        Ok::<_, std::io::Error>(reply)
+    let client = redis::Client::open(redis_url)?;
+    let exists = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<bool>(&mut conn)
+            .await
     };
-    let reply = tokio::time::timeout(Duration::from_secs(2), exchange)
+    let reply = tokio::time::timeout(Duration::from_secs(2), exists)
         .await
-        .context("redis did not answer EXISTS within 2 s")??;
-    Ok(reply.starts_with(b":1\r\n"))
+        .context("redis did not answer EXISTS within 2 s")?;
+    match reply {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => Ok(false),
+        reply => Ok(reply?),
+    }
 }
 
 /// Redis's `total_commands_processed` (from `INFO stats`): every command it executed since it

@@ -127,14 +127,14 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
             "--redis-cpu" => options.redis_cpu = number(flag, &value()?)?,
             "--replicas" => options.replicas = count(flag, &value()?, 1, 8)?,
             "--max-replicas" => options.max_replicas = count(flag, &value()?, 1, 8)?,
-            "--shard-max-replicas" => {
-                options.shard_max_replicas = count(flag, &value()?, 1, 16)?
-            }
+            "--shard-max-replicas" => options.shard_max_replicas = count(flag, &value()?, 1, 16)?,
             "--only" => {
                 options.only = value()?
                     .split(',')
                     .map(|s| match s.trim() {
-                        s @ ("a" | "b" | "c" | "d" | "e" | "f") => Ok(s.chars().next().unwrap_or('a')),
+                        s @ ("a" | "b" | "c" | "d" | "e" | "f") => {
+                            Ok(s.chars().next().unwrap_or('a'))
+                        }
                         other => bail!("--only takes scenario letters a to f, not {other:?}"),
                     })
                     .collect::<anyhow::Result<_>>()?

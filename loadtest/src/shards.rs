@@ -80,7 +80,8 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                     result.failures(),
                     redis / (options.redis_cpu * *shards as f64) * 100.0
                 );
-                variant.command = format!("{} parallel runs of: {}", loads.len(), loads[0].display());
+                variant.command =
+                    format!("{} parallel runs of: {}", loads.len(), loads[0].display());
                 variant.runs.push(result);
                 variant.cpu.push(cpu);
             }
@@ -115,7 +116,10 @@ pub fn knee(series: &[(usize, f64)]) -> Option<(usize, f64)> {
 /// that holds its key), or that many times the shards in all on one Redis: session cookies
 /// (`sid=...`), logged in as one user.
 async fn balanced_sessions(bench: &Bench, target: &Target) -> anyhow::Result<Vec<String>> {
-    let stack = target.stack.as_ref().context("scenario f starts its own stacks")?;
+    let stack = target
+        .stack
+        .as_ref()
+        .context("scenario f starts its own stacks")?;
     let nodes = stack.redis_urls();
     let wanted = SESSIONS_PER_SHARD * CLUSTER_SHARDS;
     if nodes.len() == 1 {
@@ -138,11 +142,15 @@ async fn balanced_sessions(bench: &Bench, target: &Target) -> anyhow::Result<Vec
                 }
             }
         }
-        if per_node.len() == nodes.len() && per_node.values().all(|c| c.len() == SESSIONS_PER_SHARD) {
+        if per_node.len() == nodes.len() && per_node.values().all(|c| c.len() == SESSIONS_PER_SHARD)
+        {
             return Ok(per_node.into_values().flatten().collect());
         }
     }
-    bail!("could not place {SESSIONS_PER_SHARD} sessions on each of {} shards", nodes.len())
+    bail!(
+        "could not place {SESSIONS_PER_SHARD} sessions on each of {} shards",
+        nodes.len()
+    )
 }
 
 /// One oha load per cookie, the connections shared out between them.
@@ -166,7 +174,10 @@ async fn measure_together(
     target: &Target,
     loads: &[Load],
 ) -> anyhow::Result<(RunResult, CpuPerRequest)> {
-    let stack = target.stack.as_ref().context("scenario f starts its own stacks")?;
+    let stack = target
+        .stack
+        .as_ref()
+        .context("scenario f starts its own stacks")?;
     let before = stack.cpu_stats();
     let started = std::time::Instant::now();
     let runs: Vec<_> = loads

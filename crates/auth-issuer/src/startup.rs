@@ -150,7 +150,7 @@ mod properties {
             .unwrap()
             .local_addr()
             .unwrap();
-        settings.redis.url = format!("redis://{closed}");
+        settings.redis.target = auth_core::store::Target::Node(format!("redis://{closed}"));
         settings.service.limits = auth_core::limits::RequestLimits {
             max_in_flight: 64,
             timeout: std::time::Duration::from_secs(5),

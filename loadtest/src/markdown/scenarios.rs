@@ -149,7 +149,13 @@ pub fn section_shards(md: &mut String, shards: &Scaling) {
     let (one, cluster) = (knee(&shards.series(ONE)), knee(&shards.series(CLUSTER)));
     if let (Some(one), Some(cluster)) = (one, cluster) {
         let last = shards.most_replicas();
-        let beyond = |k: (usize, f64)| if k.0 == last { " (still growing at the last point: the knee is at or beyond it)" } else { "" };
+        let beyond = |k: (usize, f64)| {
+            if k.0 == last {
+                " (still growing at the last point: the knee is at or beyond it)"
+            } else {
+                ""
+            }
+        };
         let _ = writeln!(
             md,
             "\nKnee (the last replica count before one more adds under a tenth): 1 Redis at {} \
