@@ -101,10 +101,11 @@ pub struct Acks {
     pub timeout_ms: u64,
 }
 
-/// What a connection is made from.
+/// What a connection is made from. (Boxed: both are large, and a `Store` sits in enums of the
+/// services' state.)
 enum Client {
-    Node(redis::Client),
-    Cluster(ClusterClient),
+    Node(Box<redis::Client>),
+    Cluster(Box<ClusterClient>),
 }
 
 /// The shared connection: cloning it is cheap, and every clone sends on the same socket(s).
@@ -201,11 +202,11 @@ impl Store {
     /// and the service must start anyway (and say so in /readyz).
     pub fn new(target: &Target, commands: Counter) -> anyhow::Result<Self> {
         let client = match target {
-            Target::Node(url) => Client::Node(
+            Target::Node(url) => Client::Node(Box::new(
                 redis::Client::open(url.as_str())
                     .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?,
-            ),
-            Target::Cluster(nodes) => Client::Cluster(
+            )),
+            Target::Cluster(nodes) => Client::Cluster(Box::new(
                 ClusterClient::builder(nodes.iter().map(String::as_str))
                     .connection_timeout(DEADLINE)
                     .response_timeout(DEADLINE)
@@ -218,7 +219,7 @@ impl Store {
                     .map_err(|e| {
                         anyhow::anyhow!("REDIS_CLUSTER_NODES is not a list of Redis URLs: {e}")
                     })?,
-            ),
+            )),
         };
         Ok(Store {
             client,
@@ -386,7 +387,7 @@ impl Store {
         }
         let made = match &self.client {
             Client::Node(client) => {
-                ConnectionManager::new_lazy_with_config(client.clone(), manager_config())
+                ConnectionManager::new_lazy_with_config(client.as_ref().clone(), manager_config())
                     .map(Connection::Node)
                     .map_err(|e| {
                         tracing::warn!(error = %e, "redis: cannot make the connection manager");
