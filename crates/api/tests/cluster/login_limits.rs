@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 #[tokio::test]
-pub(crate) async fn two_hundred_concurrent_guesses_for_one_user_get_at_most_five_password_checks() {
+async fn two_hundred_concurrent_guesses_for_one_user_get_at_most_five_password_checks() {
     let t = TestStack::start_with(0, 0, &[("LOGIN_MAX_FAILURES_PER_ADDR", "100000")]).await;
     let url = format!("{}/auth/login", t.stack.issuer_url());
     let statuses = t
