@@ -21,6 +21,9 @@
 #    for deploy/docker-compose.offline.yml (the redis and redis-init services). Its entrypoint,
 #    deploy/docker/redis-entrypoint.sh, is mounted at run time, not built in: like the official
 #    image, this one needs no rebuild when the ACL rules change.
+# 5. Prometheus and the nginx exporter (the compose profile `observe`): the two targets of
+#    deploy/docker/prometheus.Dockerfile, Debian's prometheus and prometheus-nginx-exporter.
+#    Their configuration (deploy/prometheus/) is mounted at run time too.
 #
 # Environment:
 #   AUTHSCALE_DOCKER_CACHE            cache dir (default: <workspace>/target/docker); not committed
@@ -39,6 +42,8 @@ ISSUER_IMAGE=authscale/auth-issuer:latest
 API_IMAGE=authscale/api:latest
 NGINX_IMAGE=authscale/nginx:latest
 REDIS_IMAGE=authscale/redis:bookworm
+PROMETHEUS_IMAGE=authscale/prometheus:latest
+NGINX_EXPORTER_IMAGE=authscale/nginx-exporter:latest
 ROOTFS_TAR=$CACHE/debian-bookworm-minbase.tar
 # The classic builder uses a local FROM image as it is and never asks a registry about it.
 # (Override with DOCKER_BUILDKIT=1 where buildx is installed and known to behave offline.)
@@ -240,6 +245,10 @@ main() {
         "$ROOT/deploy"
     timed "redis image" build redis "$REDIS_IMAGE" -f "$ROOT/deploy/docker/redis.Dockerfile" \
         "$ROOT/deploy/docker"
+    timed "prometheus image" build prometheus "$PROMETHEUS_IMAGE" \
+        -f "$ROOT/deploy/docker/prometheus.Dockerfile" --target prometheus "$ROOT/deploy/docker"
+    timed "nginx exporter image" build nginx-exporter "$NGINX_EXPORTER_IMAGE" \
+        -f "$ROOT/deploy/docker/prometheus.Dockerfile" --target nginx-exporter "$ROOT/deploy/docker"
     log "done in $((SECONDS - start)) s:"
     docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' |
         grep -E "^($BASE_IMAGE|authscale/)" | sed 's/^/  /' >&2 || true

@@ -38,6 +38,9 @@ API_HOST=${API_HOST:-api}
 SESSION_API_HOST=${SESSION_API_HOST:-session-api}
 UPSTREAM_PORT=${UPSTREAM_PORT:-8080}
 LISTEN_PORT=${LISTEN_PORT:-8080}
+# nginx's stub_status (for Prometheus's nginx exporter), on a port docker-compose.yml does not
+# publish: only containers on the project's network reach it.
+STATUS_PORT=${STATUS_PORT:-8081}
 WORKER_PROCESSES=${WORKER_PROCESSES:-auto}
 WEB_ROOT=${WEB_ROOT:-/usr/share/authscale/web}
 POLL_SECS=${POLL_SECS:-1}
@@ -85,6 +88,28 @@ server_lines() {
         { printf "%sserver %s:%s max_fails=1 fail_timeout=2s;", (NR > 1 ? "\n        " : ""), $1, port }'
 }
 
+# The read-only /cluster locations (the template explains them), written as the launcher writes
+# them (cluster_routes in crates/stack/src/nginx/cluster.rs): the count of each kind, then one
+# location per address that proxies to that one process's small GET route.
+cluster_routes() {
+    issuers=$(addresses "$ISSUER_HOST")
+    tokens=$(addresses "$API_HOST")
+    sessions=$(addresses "$SESSION_API_HOST")
+    count() { [ -z "$1" ] && echo 0 || printf '%s\n' "$1" | wc -l; }
+    printf "location = /cluster {\n            add_header Cache-Control no-store;\n            return 200 '{\"issuers\":%d,\"token\":%d,\"session\":%d}';\n        }" \
+        "$(count "$issuers")" "$(count "$tokens")" "$(count "$sessions")"
+    for kind in issuer token session; do
+        case $kind in
+            issuer) ips=$issuers target=/.well-known/openid-configuration ;;
+            token) ips=$tokens target=/api/stats ;;
+            session) ips=$sessions target=/sapi/stats ;;
+        esac
+        [ -n "$ips" ] || continue
+        printf '%s\n' "$ips" | awk -v kind="$kind" -v port="$UPSTREAM_PORT" -v target="$target" '
+            { printf "\n        location = /cluster/%s/%d {\n            proxy_pass http://%s:%s%s;\n            proxy_connect_timeout 1s;\n            proxy_next_upstream off;\n        }", kind, NR, $1, port, target }'
+    done
+}
+
 # The template with every placeholder filled, on stdout. The values travel to awk in TPL_<NAME>
 # environment variables; a placeholder without one is an error.
 render() {
@@ -96,6 +121,8 @@ render() {
     TPL_WEB_ROOT="$WEB_ROOT" \
     TPL_LOGIN_RATE="$LOGIN_RATE" \
     TPL_LOGIN_BURST="$LOGIN_BURST" \
+    TPL_CLUSTER_ROUTES=$(cluster_routes) \
+    TPL_STATUS_LISTEN="0.0.0.0:$STATUS_PORT" \
     awk '
         {
             line = $0

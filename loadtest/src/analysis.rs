@@ -209,9 +209,9 @@ fn measure(target: Target, results: &Results) -> Option<(f64, Option<Evidence>)>
         }
         Target::TokenScaling => {
             let scaling = results.scaling.as_ref()?;
-            let speedup = scaling.speedup("tokens")?;
+            let speedup = scaling.speedup_to("tokens", SCALING_REPLICAS)?;
             let evidence = Evidence::Scaling {
-                replicas: scaling.most_replicas(),
+                replicas: scaling.most_replicas().min(SCALING_REPLICAS),
             };
             Some((speedup, Some(evidence)))
         }

@@ -40,8 +40,30 @@ pub struct Spec {
     pub replica_cpu: Option<f64>,
     pub redis_cpu: Option<f64>,
     pub token_cache: bool,
-    /// Redis shards: 1, one redis-server; 3 or more, a Redis Cluster (scenario f).
+    /// Redis shards: 1, one redis-server; 3 or more, a Redis Cluster (scenario h).
     pub redis_shards: usize,
+    /// The services reach Redis through the launcher's delay proxy, with this delay each way
+    /// (`StackConfig::store_delay`).
+    pub store_delay: Option<Duration>,
+    /// More environment for every service, after the bench's own (e.g. a short token lifetime).
+    pub env: Vec<(String, String)>,
+}
+
+/// No replicas, no limits, one redis-server reached directly: each scenario names what it
+/// changes and takes the rest from here.
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            jwt: 0,
+            session: 0,
+            replica_cpu: None,
+            redis_cpu: None,
+            token_cache: false,
+            redis_shards: 1,
+            store_delay: None,
+            env: Vec::new(),
+        }
+    }
 }
 
 /// A running target: a stack we started, or a base URL of one already running.
@@ -72,6 +94,41 @@ pub struct CpuPerRequest {
     pub throttled: BTreeMap<String, f64>,
     /// CPUs used on average during the run, by kind.
     pub cpus: BTreeMap<String, f64>,
+}
+
+/// The kind under which oha's own CPU is counted: the capacity model needs it, because on one
+/// machine the load generator competes with what it measures.
+pub const LOAD_GENERATOR: &str = "load generator";
+
+impl CpuPerRequest {
+    /// Count `used` (the load generator's CPU over a run that got `answered` answers in
+    /// `elapsed`) like a process kind of the stack.
+    pub fn add_load_generator(&mut self, used: Duration, answered: u64, elapsed: Duration) {
+        if answered > 0 {
+            let us = used.as_secs_f64() * 1e6 / answered as f64;
+            self.us.insert(LOAD_GENERATOR.to_owned(), us);
+        }
+        if !elapsed.is_zero() {
+            let cpus = used.as_secs_f64() / elapsed.as_secs_f64();
+            self.cpus.insert(LOAD_GENERATOR.to_owned(), cpus);
+        }
+    }
+}
+
+/// User and system CPU of this process's finished children, so far. Read just before and after
+/// one oha run, the difference is that run's: the stacks' processes are children too, but none
+/// finishes during a run.
+pub fn children_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_CHILDREN) {
+        Ok(usage) => {
+            let time = |t: nix::sys::time::TimeVal| {
+                Duration::new(t.tv_sec().max(0) as u64, (t.tv_usec().max(0) as u32) * 1000)
+            };
+            time(usage.user_time()) + time(usage.system_time())
+        }
+        Err(_) => Duration::ZERO,
+    }
 }
 
 /// The process kind a stack member belongs to, for adding up CPU.
@@ -123,6 +180,7 @@ impl Bench {
         config.redis_cpu = spec.redis_cpu;
         config.redis_shards = spec.redis_shards;
         config.cpu_accounting = true;
+        config.store_delay = spec.store_delay;
         // nginx limits the password routes per client address; every client here is 127.0.0.1,
         // and scenario e measures how many logins the issuer does, not nginx's limit.
         config.login_rate = Some(UNTHROTTLED_LOGIN_RATE.to_owned());
@@ -133,6 +191,7 @@ impl Bench {
                 if spec.token_cache { "on" } else { "off" }.into(),
             ),
         ];
+        config.env.extend(spec.env.iter().cloned());
         let stack = Stack::start(config)
             .await
             .with_context(|| format!("starting the {name} stack"))?;
@@ -237,7 +296,13 @@ impl Bench {
         let oha = self.oha.clone();
         let owned = load.clone();
         let started = std::time::Instant::now();
-        let run = tokio::task::spawn_blocking(move || oha::run(&oha, &owned)).await??;
+        let (run, load_generator) = tokio::task::spawn_blocking(move || {
+            let before = children_cpu();
+            let run = oha::run(&oha, &owned);
+            (run, children_cpu().saturating_sub(before))
+        })
+        .await?;
+        let run = run?;
         let elapsed = started.elapsed();
         let profile_text = match recording {
             Some((name, replica, Ok(recording))) => {
@@ -257,10 +322,11 @@ impl Bench {
             None => None,
         };
         let after = target.stack.as_ref().map(Stack::cpu_stats);
-        let cpu = match (before, after) {
+        let mut cpu = match (before, after) {
             (Some(before), Some(after)) => cpu_per_request(&before, &after, run.ok(), elapsed),
             _ => CpuPerRequest::default(),
         };
+        cpu.add_load_generator(load_generator, run.ok(), elapsed);
         Ok((run, cpu, profile_text))
     }
 }

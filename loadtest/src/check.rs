@@ -41,10 +41,22 @@ pub fn check(results: &Results) -> Vec<String> {
             }
         }
     }
+    if let Some(network) = &results.network {
+        for point in &network.points {
+            for v in &point.variants {
+                variant(&format!("f (+{} ms)", point.added_rtt_ms), v);
+            }
+        }
+    }
+    if let Some(k6) = &results.k6 {
+        for v in &k6.oha {
+            variant("g", v);
+        }
+    }
     if let Some(shards) = &results.shards {
         for p in &shards.points {
             for v in &p.variants {
-                variant(&format!("f ({} replicas)", p.replicas), v);
+                variant(&format!("h ({} replicas)", p.replicas), v);
             }
         }
     }
@@ -91,6 +103,19 @@ pub fn check(results: &Results) -> Vec<String> {
             }
         }
     }
+    if let Some(k6) = &results.k6 {
+        for s in &k6.scripts {
+            if s.requests == 0 {
+                problems.push(format!("g: k6 {} sent no requests", s.script));
+            }
+            if s.unexpected > 0 {
+                problems.push(format!(
+                    "g: k6 {} got {} unexpected answers",
+                    s.script, s.unexpected
+                ));
+            }
+        }
+    }
     if let Some(issuer) = &results.issuer {
         for (name, t) in [("logins", &issuer.logins), ("refreshes", &issuer.refreshes)] {
             if t.ok == 0 || t.failed() > 0 {
@@ -117,6 +142,16 @@ mod tests {
     use super::*;
     use crate::results::{LookupRow, Lookups, MicroBench, Outage, OutageVariant};
     use crate::testdata::results;
+
+    #[test]
+    fn unexpected_k6_answers_fail_the_check() {
+        assert!(check(&crate::testdata::network_and_k6(0)).is_empty());
+        let problems = check(&crate::testdata::network_and_k6(2));
+        assert_eq!(
+            problems,
+            vec!["g: k6 realistic.js got 2 unexpected answers"]
+        );
+    }
 
     #[test]
     fn the_check_passes_a_clean_run_and_names_failures() {

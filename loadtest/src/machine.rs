@@ -129,6 +129,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// What `program arg` prints (its first non-empty output, trimmed), or `fallback`: a tool's
+/// version for the report.
+pub fn version_of(program: &std::path::Path, arg: &str, fallback: &str) -> String {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
 fn run(program: &str, args: &[&str]) -> String {
     Command::new(program)
         .args(args)

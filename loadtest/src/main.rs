@@ -9,6 +9,8 @@
 //! - [`scaling`]: b (1 to N replicas),
 //! - [`outage`]: d (Redis stopped mid-run),
 //! - [`issuer`]: e (logins, refreshes, RS256 signing),
+//! - [`network`]: f (the store across a network: added round trips to Redis),
+//! - [`k6`]: g (the k6 scripts, the realistic client above all, beside oha),
 //! - [`bench`]: what they share (stacks, one measured oha run with CPU accounting),
 //! - [`oha`], [`perf`], [`machine`]: the tools around them,
 //! - [`results`]: everything measured, as data (`results.json`),
@@ -21,8 +23,11 @@ mod bench;
 mod check;
 mod client;
 mod issuer;
+mod k6;
 mod machine;
 mod markdown;
+mod model;
+mod network;
 mod oha;
 mod options;
 mod outage;
@@ -79,6 +84,10 @@ fn main() -> ExitCode {
 
 fn run(options: Options, args: &[String]) -> anyhow::Result<()> {
     let oha = oha::find()?;
+    // Before minutes of load, not after: in CI a missing k6 is an error (k6::find).
+    if options.wants('g') && options.url.is_none() {
+        k6::find()?;
+    }
     let started = Instant::now();
     let timestamp = machine::timestamp();
     let out_dir = options.out.clone().unwrap_or_else(|| {
@@ -216,7 +225,15 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
                 "c (store look-ups): it reads each replica's /metrics port",
             ),
             ('d', "d (store outage): it stops and restarts Redis"),
-            ('f', "f (sharding): it starts Redis Clusters itself"),
+            (
+                'f',
+                "f (store across a network): it puts a delay proxy in front of Redis",
+            ),
+            (
+                'g',
+                "g (k6): it starts a stack with short-lived access tokens",
+            ),
+            ('h', "h (sharding): it starts Redis Clusters itself"),
         ] {
             if options.wants(letter) {
                 results
@@ -277,6 +294,18 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
         results.scaling = Some(scaling::run(bench).await?);
     }
     if options.wants('f') {
+        results.network = Some(network::run(bench).await?);
+    }
+    if options.wants('g') {
+        match k6::find()? {
+            Some(k6) => results.k6 = Some(k6::run(bench, &k6).await?),
+            None => results.skipped.push(format!(
+                "g (k6): k6 is not installed ({}); CI installs it",
+                k6::INSTALL
+            )),
+        }
+    }
+    if options.wants('h') {
         results.shards = Some(shards::run(bench).await?);
     }
     Ok(())

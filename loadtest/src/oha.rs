@@ -13,7 +13,7 @@
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -46,14 +46,8 @@ pub fn find() -> anyhow::Result<PathBuf> {
 }
 
 /// `oha --version`, for the report.
-pub fn version(oha: &PathBuf) -> String {
-    Command::new(oha)
-        .arg("--version")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "oha (version unknown)".to_owned())
+pub fn version(oha: &Path) -> String {
+    crate::machine::version_of(oha, "--version", "oha (version unknown)")
 }
 
 /// What one oha run is asked to do.

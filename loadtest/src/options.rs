@@ -12,11 +12,16 @@ Runs the load test and writes loadtest/results/<timestamp>/report.md with SVG pl
 
 Scenarios:
   a  tokens, sessions and a no-auth baseline on the same replicas, same CPU limits
-  b  scaling: 1 to 4 replicas per variant, each under the same CPU quota; Redis under a quota
+  b  scaling: 1 to 6 replicas per variant, each under the same CPU quota; sessions with Redis
+     under each of several quotas, for the capacity model (the report predicts b from a)
   c  store look-ups per request, read from the replicas' /metrics
   d  store outage: Redis stopped mid-run; error rate and time to recover
   e  the issuer: logins/s (Argon2id) and refreshes/s; RS256 signing cost
-  f  sharding: sessions on 1 Redis against a Redis Cluster of 3 shards, each shard under
+  f  the store across a network: tokens and sessions at 8 connections while every round
+     trip to Redis takes 0, 0.5 or 2 ms longer (the launcher's delay proxy)
+  g  k6: loadtest/k6's realistic client (refreshes, re-logins) and its steady scripts,
+     beside oha on the same routes (skipped when k6 is not installed, except in CI)
+  h  sharding: sessions on 1 Redis against a Redis Cluster of 3 shards, each shard under
      the --redis-cpu quota, 1 to --shard-max-replicas session replicas
 
 options:
@@ -30,9 +35,12 @@ options:
   --concurrency N       oha connections (default 64, quick 32)
   --replica-cpu CPUS    CPU quota of each replica (default 0.1)
   --redis-cpu CPUS      CPU quota of Redis in the scaling runs (default 0.05)
+  --more-redis-cpus LIST  further Redis quotas for the sessions of scenario b, so the model is
+                        checked at several ratios of replica to store CPU (default 0.1,0.2;
+                        quick 0.2; none for none)
   --replicas N          replicas per variant in scenario a (default 2)
-  --max-replicas N      scenario b goes from 1 to N replicas (default 4)
-  --shard-max-replicas N  scenario f goes from 1 to N session replicas (default 8; quick 2)
+  --max-replicas N      scenario b goes from 1 to N replicas (default 6, quick 3)
+  --shard-max-replicas N  scenario h goes from 1 to N session replicas (default 8; quick 2)
   --only LIST           run only these scenarios, e.g. --only a,c
   --no-profile          do not record perf profiles (full runs record them when perf works)
   --keep-logs           keep the stacks' work dirs (logs) after a successful run
@@ -52,6 +60,8 @@ pub struct Options {
     pub concurrency: usize,
     pub replica_cpu: f64,
     pub redis_cpu: f64,
+    /// Redis quotas besides `redis_cpu` for scenario b's sessions.
+    pub more_redis_cpus: Vec<f64>,
     pub replicas: usize,
     pub max_replicas: usize,
     pub shard_max_replicas: usize,
@@ -94,8 +104,9 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
         concurrency: if quick { 32 } else { 64 },
         replica_cpu: 0.1,
         redis_cpu: 0.05,
+        more_redis_cpus: if quick { vec![0.2] } else { vec![0.1, 0.2] },
         replicas: 2,
-        max_replicas: 4,
+        max_replicas: if quick { 3 } else { 6 },
         shard_max_replicas: 8,
         only: Vec::new(),
         profile: !quick,
@@ -125,6 +136,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
             "--concurrency" => options.concurrency = count(flag, &value()?, 1, 4096)?,
             "--replica-cpu" => options.replica_cpu = number(flag, &value()?)?,
             "--redis-cpu" => options.redis_cpu = number(flag, &value()?)?,
+            "--more-redis-cpus" => options.more_redis_cpus = numbers(flag, &value()?)?,
             "--replicas" => options.replicas = count(flag, &value()?, 1, 8)?,
             "--max-replicas" => options.max_replicas = count(flag, &value()?, 1, 8)?,
             "--shard-max-replicas" => options.shard_max_replicas = count(flag, &value()?, 1, 16)?,
@@ -132,10 +144,10 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
                 options.only = value()?
                     .split(',')
                     .map(|s| match s.trim() {
-                        s @ ("a" | "b" | "c" | "d" | "e" | "f") => {
+                        s @ ("a" | "b" | "c" | "d" | "e" | "f" | "g" | "h") => {
                             Ok(s.chars().next().unwrap_or('a'))
                         }
-                        other => bail!("--only takes scenario letters a to f, not {other:?}"),
+                        other => bail!("--only takes scenario letters a to h, not {other:?}"),
                     })
                     .collect::<anyhow::Result<_>>()?
             }
@@ -155,6 +167,14 @@ fn number(flag: &str, value: &str) -> anyhow::Result<f64> {
         Ok(n) if n.is_finite() && n > 0.0 => Ok(n),
         _ => bail!("{flag} must be a positive number, not {value:?}"),
     }
+}
+
+/// A comma-separated list of positive numbers; "none" is the empty list.
+fn numbers(flag: &str, value: &str) -> anyhow::Result<Vec<f64>> {
+    if value == "none" {
+        return Ok(Vec::new());
+    }
+    value.split(',').map(|v| number(flag, v.trim())).collect()
 }
 
 fn count(flag: &str, value: &str, min: usize, max: usize) -> anyhow::Result<usize> {
@@ -189,6 +209,12 @@ mod tests {
         assert_eq!(custom.url.as_deref(), Some("http://127.0.0.1:8080"));
         assert_eq!(custom.runs, 5);
         assert_eq!(custom.replica_cpu, 0.25);
+        assert_eq!(full.more_redis_cpus, vec![0.1, 0.2]);
+        assert_eq!(
+            run("--more-redis-cpus 0.3,0.4").more_redis_cpus,
+            vec![0.3, 0.4]
+        );
+        assert!(run("--more-redis-cpus none").more_redis_cpus.is_empty());
     }
 
     #[test]
@@ -203,6 +229,7 @@ mod tests {
         assert!(err("--runs 0").contains("--runs must be"));
         assert!(err("--only x").contains("scenario letters"));
         assert!(err("--replica-cpu -1").contains("positive number"));
+        assert!(err("--more-redis-cpus 0.1,x").contains("positive number"));
         assert!(err("--frobnicate").contains("unknown option"));
         assert!(err("--url").contains("needs a value"));
     }

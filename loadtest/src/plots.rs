@@ -4,6 +4,7 @@
 //! latency per variant on the same replicas (a), and answers per second through a Redis outage
 //! (d). The tables in report.md hold the exact figures; the plots are for seeing the shape.
 
+use crate::model::{self, Constants};
 use crate::results::{Outage, Results, Same, Scaling};
 use crate::svg::{self, Band, COLORS, Series};
 use std::path::Path;
@@ -12,6 +13,9 @@ use std::path::Path;
 pub fn write(dir: &Path, results: &Results) -> std::io::Result<()> {
     if let Some(scaling) = &results.scaling {
         std::fs::write(dir.join("scaling.svg"), scaling_plot(scaling))?;
+        if let Some(constants) = model::constants(results) {
+            std::fs::write(dir.join("model.svg"), model_plot(&constants, scaling))?;
+        }
     }
     if let Some(same) = &results.same {
         std::fs::write(dir.join("latency.svg"), latency_plot(same))?;
@@ -40,6 +44,7 @@ fn scaling_plot(scaling: &Scaling) -> String {
                 .into_iter()
                 .map(|(n, rps)| (n as f64, rps))
                 .collect(),
+            dashed: false,
         })
         .collect();
     let ticks: Vec<f64> = scaling.points.iter().map(|p| p.replicas as f64).collect();
@@ -47,6 +52,50 @@ fn scaling_plot(scaling: &Scaling) -> String {
         &format!(
             "Requests/s against replicas ({} CPU each; Redis {} CPU)",
             scaling.replica_cpu, scaling.redis_cpu
+        ),
+        "replicas per variant",
+        "requests per second (median)",
+        &series,
+        &ticks,
+        None,
+    )
+}
+
+/// Scenario b's curves (solid) over the capacity model's (dashed), one colour per curve.
+fn model_plot(constants: &Constants, scaling: &Scaling) -> String {
+    let mut series = Vec::new();
+    for (i, curve) in model::check(constants, scaling).iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let name = curve
+            .label
+            .replace("sessions, Redis ", "sessions, store ")
+            .replace(" CPU", "");
+        series.push(Series {
+            name: name.clone(),
+            color,
+            points: curve
+                .points
+                .iter()
+                .map(|p| (p.replicas as f64, p.measured))
+                .collect(),
+            dashed: false,
+        });
+        series.push(Series {
+            name: format!("{name}: model"),
+            color,
+            points: curve
+                .points
+                .iter()
+                .map(|p| (p.replicas as f64, p.predicted.rps))
+                .collect(),
+            dashed: true,
+        });
+    }
+    let ticks: Vec<f64> = scaling.points.iter().map(|p| p.replicas as f64).collect();
+    svg::line_chart(
+        &format!(
+            "Measured (solid) and predicted (dashed) requests/s; replicas at {} CPU",
+            scaling.replica_cpu
         ),
         "replicas per variant",
         "requests per second (median)",
@@ -128,11 +177,13 @@ fn outage_plot(outage: &Outage) -> String {
             name: format!("{}: successes/s", v.label),
             color: COLORS[i * 2],
             points: ok,
+            dashed: false,
         });
         series.push(Series {
             name: format!("{}: failures/s", v.label),
             color: COLORS[i * 2 + 1],
             points: failed,
+            dashed: false,
         });
     }
     let ticks: Vec<f64> = (0..=outage.end.ceil() as usize).map(|s| s as f64).collect();

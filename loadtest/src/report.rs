@@ -49,4 +49,25 @@ mod tests {
         let again: Results = serde_json::from_str(&text).unwrap();
         assert_eq!(markdown(&again), markdown(&results(0)));
     }
+
+    #[test]
+    fn the_store_across_a_network_and_k6_have_their_sections() {
+        let md = markdown(&crate::testdata::network_and_k6(0));
+        assert!(
+            md.contains("| 2 ms | 2.10 | 900 | 1.00 | 3.00 | 500 | 3.00 | 3.00 | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("at +2 ms the sessions' p50 moved by +2.00 ms and the tokens' by +0.00 ms"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `realistic.js` | 0 | 0 | 300 | 25 | 16 | 0 | 0 | me 1.50 / 9.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `/api/me` | `realistic.js` | 1.50 | 9.00 | 1.00 | 3.00 | 800 |"),
+            "{md}"
+        );
+    }
 }

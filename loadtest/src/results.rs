@@ -2,7 +2,7 @@
 //! and the CI check.
 
 use crate::bench::CpuPerRequest;
-use crate::oha::RunResult;
+use crate::oha::{Load, RunResult};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,7 +22,13 @@ pub struct Results {
     pub outage: Option<Outage>,
     /// e: the issuer.
     pub issuer: Option<Issuer>,
-    /// f: sessions on one Redis against a Redis Cluster (variants `shards::ONE`, `CLUSTER`).
+    /// f: the store across a network (added round trips to Redis).
+    #[serde(default)]
+    pub network: Option<Network>,
+    /// g: k6's scripts, beside oha on the same routes.
+    #[serde(default)]
+    pub k6: Option<K6>,
+    /// h: sessions on one Redis against a Redis Cluster (variants `shards::ONE`, `CLUSTER`).
     #[serde(default)]
     pub shards: Option<Scaling>,
     /// Scenarios not run, and why.
@@ -79,6 +85,21 @@ impl Variant {
             cpu: Vec::new(),
             command: String::new(),
         }
+    }
+
+    /// Adds one measured run of `load`, and returns a line saying how it went, for the log.
+    pub fn record(&mut self, load: &Load, result: RunResult, cpu: CpuPerRequest) -> String {
+        let line = format!(
+            "{:>8.0} rps  p50 {:>6.2} ms  p99 {:>7.2} ms  {} failed",
+            result.rps,
+            result.p50_ms,
+            result.p99_ms,
+            result.failures()
+        );
+        self.command = load.display();
+        self.runs.push(result);
+        self.cpu.push(cpu);
+        line
     }
 
     pub fn rps(&self) -> f64 {
@@ -152,6 +173,12 @@ impl Variant {
 }
 
 /// Whether nginx routes `route` to the session replicas (the others go to the token replicas).
+/// The variant key of scenario b's sessions with Redis under `quota` CPU (besides the first
+/// quota, whose key is plain `sessions`).
+pub fn sessions_key(quota: f64) -> String {
+    format!("sessions@{quota}")
+}
+
 pub fn on_session_replicas(route: &str) -> bool {
     route.starts_with("/sapi")
 }
@@ -200,6 +227,10 @@ impl Same {
 pub struct Scaling {
     pub replica_cpu: f64,
     pub redis_cpu: f64,
+    /// Further Redis quotas the sessions ran at, each under [`sessions_key`] (none in runs
+    /// older than the capacity model).
+    #[serde(default)]
+    pub more_redis_cpus: Vec<f64>,
     /// One entry per replica count, in order.
     pub points: Vec<ScalePoint>,
 }
@@ -224,10 +255,22 @@ impl Scaling {
 
     /// rps at the most replicas over rps at one replica.
     pub fn speedup(&self, key: &str) -> Option<f64> {
+        self.speedup_to(key, self.most_replicas())
+    }
+
+    /// rps at `n` replicas (or the most measured, if fewer) over rps at one replica.
+    pub fn speedup_to(&self, key: &str, n: usize) -> Option<f64> {
         let series = self.series(key);
         let first = series.first()?;
-        let last = series.last()?;
+        let last = series.iter().rev().find(|(replicas, _)| *replicas <= n)?;
         (first.0 == 1 && first.1 > 0.0 && last.0 > 1).then(|| last.1 / first.1)
+    }
+
+    /// Every Redis quota the sessions ran at, with its variant key: `redis_cpu` first.
+    pub fn session_quotas(&self) -> Vec<(f64, String)> {
+        std::iter::once((self.redis_cpu, "sessions".to_owned()))
+            .chain(self.more_redis_cpus.iter().map(|&q| (q, sessions_key(q))))
+            .collect()
     }
 
     /// The replica count of the last (largest) point; 0 for none.
@@ -391,6 +434,77 @@ impl MicroBench {
     }
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Network {
+    /// oha's connections in every run of this scenario.
+    pub concurrency: usize,
+    pub replicas: usize,
+    /// One entry per added round trip, smallest first.
+    pub points: Vec<NetworkPoint>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NetworkPoint {
+    /// The round trip the proxy adds to every exchange with Redis: 2 × its one-way delay.
+    pub added_rtt_ms: f64,
+    /// Round trips of `PING` through the proxy, measured before each round's runs (ms).
+    pub ping_ms: Vec<f64>,
+    /// Tokens and sessions, in that order.
+    pub variants: Vec<Variant>,
+}
+
+impl NetworkPoint {
+    pub fn get(&self, key: &str) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.key == key)
+    }
+}
+
+impl Network {
+    /// How much the median p50 of `key` rose from the first point (no added delay) to `point`.
+    pub fn p50_rise(&self, key: &str, point: &NetworkPoint) -> Option<f64> {
+        let first = self.points.first()?.get(key)?;
+        Some(point.get(key)?.p50() - first.p50())
+    }
+}
+
+/// g: what k6 measured, beside oha's figures on the same stack.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct K6 {
+    /// `k6 version`.
+    pub version: String,
+    /// The access-token lifetime of the stack the scripts ran against (s).
+    pub access_ttl_secs: u64,
+    pub scripts: Vec<K6Script>,
+    /// oha on the routes the scripts load, on the same stack right after them.
+    pub oha: Vec<Variant>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct K6Script {
+    /// `realistic.js`, `tokens.js`, ...
+    pub script: String,
+    /// The command line, as a person would type it.
+    pub command: String,
+    pub vus: usize,
+    pub duration_secs: f64,
+    /// k6's exit code (99: a threshold was crossed).
+    pub exit_code: Option<i32>,
+    pub requests: u64,
+    pub rps: f64,
+    /// Requests that failed by k6's definition (`http_req_failed`: no answer, or 4xx/5xx).
+    pub failed: u64,
+    /// The realistic client's counters (0 when k6 left them out, i.e. they never moved).
+    pub refreshes: u64,
+    pub relogins: u64,
+    /// Answers the script's flow does not explain (`unexpected`), or, for the scripts without
+    /// that counter, failed `/me` requests.
+    pub unexpected: u64,
+    /// (request name, p50 ms, p99 ms), per route the script tags.
+    pub routes: Vec<(String, f64, f64)>,
+    /// Thresholds k6 reported as crossed.
+    pub crossed: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,9 +546,12 @@ mod tests {
         let scaling = Scaling {
             replica_cpu: 0.1,
             redis_cpu: 0.05,
+            more_redis_cpus: vec![],
             points: vec![point(1, 1000.0), point(2, 1900.0), point(4, 3600.0)],
         };
         assert!((scaling.speedup("tokens").unwrap() - 3.6).abs() < 1e-9);
+        // To 3 replicas: the last point at or below 3 is 2.
+        assert!((scaling.speedup_to("tokens", 3).unwrap() - 1.9).abs() < 1e-9);
         assert!(scaling.speedup("sessions").is_none());
     }
 

@@ -96,7 +96,7 @@ pub async fn start_stacks(bench: &mut Bench, cpu: Option<f64>) -> anyhow::Result
         replica_cpu: cpu,
         redis_cpu: None,
         token_cache,
-        redis_shards: 1,
+        ..Spec::default()
     };
     eprintln!("starting two stacks: {n}+{n} replicas without the token cache, {n} with it");
     let suffix = if cpu.is_some() { "" } else { "-unlimited" };
@@ -149,17 +149,8 @@ pub async fn run(
                 .flatten()
                 .map(|mode| (plan.key, mode));
             let (result, cpu, profile_text) = bench.measure(target, &load, profile).await?;
-            eprintln!(
-                "[{tag} {round}/{rounds}] {:<38} {:>8.0} rps  p50 {:>6.2} ms  p99 {:>7.2} ms  {} failed",
-                variant.label,
-                result.rps,
-                result.p50_ms,
-                result.p99_ms,
-                result.failures()
-            );
-            variant.command = load.display();
-            variant.runs.push(result);
-            variant.cpu.push(cpu);
+            let line = variant.record(&load, result, cpu);
+            eprintln!("[{tag} {round}/{rounds}] {:<38} {line}", variant.label);
             profiles.extend(profile_text);
         }
     }

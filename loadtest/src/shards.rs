@@ -1,4 +1,4 @@
-//! Scenario f: sessions on one Redis against a Redis Cluster of 3 shards, each shard under the
+//! Scenario h: sessions on one Redis against a Redis Cluster of 3 shards, each shard under the
 //! CPU quota Redis has in scenario b, with 1, 2, ... N session replicas.
 //!
 //! Scenario b shows the session curve flatten once the one Redis has used its quota: every
@@ -13,7 +13,7 @@
 //! The knee ([`knee`]) is the replica count after which one more replica adds less than a
 //! tenth; the report compares the rps there.
 
-use crate::bench::{Bench, CpuPerRequest, Spec, Target, cpu_per_request};
+use crate::bench::{self, Bench, CpuPerRequest, Spec, Target, cpu_per_request};
 use crate::client::{self, USERS};
 use crate::oha::{self, Load, RunResult};
 use crate::results::{ScalePoint, Scaling, Variant};
@@ -43,7 +43,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
     let mut points = Vec::new();
     for n in 1..=max {
         eprintln!(
-            "[f] {n} session replica(s), {} CPU each; 1 Redis against {CLUSTER_SHARDS} shards, {} CPU each",
+            "[h] {n} session replica(s), {} CPU each; 1 Redis against {CLUSTER_SHARDS} shards, {} CPU each",
             options.replica_cpu, options.redis_cpu
         );
         let mut stacks = Vec::new();
@@ -55,6 +55,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                 redis_cpu: Some(options.redis_cpu),
                 token_cache: false,
                 redis_shards: shards,
+                ..Spec::default()
             };
             let target = bench.start(&format!("shards{shards}-{n}"), spec).await?;
             let cookies = balanced_sessions(bench, &target).await?;
@@ -74,7 +75,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
                 let (result, cpu) = measure_together(bench, target, &loads).await?;
                 let redis = cpu.cpus.get("redis").copied().unwrap_or(0.0);
                 eprintln!(
-                    "[f {n} replica(s) {round}/{rounds}] {shards} shard(s) {:>8.0} rps  p99 {:>7.2} ms  {} failed  Redis {:.0}% of its quota",
+                    "[h {n} replica(s) {round}/{rounds}] {shards} shard(s) {:>8.0} rps  p99 {:>7.2} ms  {} failed  Redis {:.0}% of its quota",
                     result.rps,
                     result.p99_ms,
                     result.failures(),
@@ -97,6 +98,7 @@ pub async fn run(bench: &mut Bench) -> anyhow::Result<Scaling> {
     Ok(Scaling {
         replica_cpu: options.replica_cpu,
         redis_cpu: options.redis_cpu,
+        more_redis_cpus: Vec::new(),
         points,
     })
 }
@@ -119,7 +121,7 @@ async fn balanced_sessions(bench: &Bench, target: &Target) -> anyhow::Result<Vec
     let stack = target
         .stack
         .as_ref()
-        .context("scenario f starts its own stacks")?;
+        .context("scenario h starts its own stacks")?;
     let nodes = stack.redis_urls();
     let wanted = SESSIONS_PER_SHARD * CLUSTER_SHARDS;
     if nodes.len() == 1 {
@@ -177,9 +179,9 @@ async fn measure_together(
     let stack = target
         .stack
         .as_ref()
-        .context("scenario f starts its own stacks")?;
+        .context("scenario h starts its own stacks")?;
     let before = stack.cpu_stats();
-    let started = std::time::Instant::now();
+    let (started, oha_before) = (std::time::Instant::now(), bench::children_cpu());
     let runs: Vec<_> = loads
         .iter()
         .map(|load| {
@@ -191,9 +193,14 @@ async fn measure_together(
     for run in runs {
         results.push(run.await??);
     }
-    let elapsed = started.elapsed();
+    let (elapsed, oha_used) = (
+        started.elapsed(),
+        bench::children_cpu().saturating_sub(oha_before),
+    );
     let merged = merge(&results);
-    let cpu = cpu_per_request(&before, &stack.cpu_stats(), merged.ok(), elapsed);
+    let mut cpu = cpu_per_request(&before, &stack.cpu_stats(), merged.ok(), elapsed);
+    // Every oha of this round is a child that finished in between: their CPU together.
+    cpu.add_load_generator(oha_used, merged.ok(), elapsed);
     Ok((merged, cpu))
 }
 

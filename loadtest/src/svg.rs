@@ -20,6 +20,8 @@ pub struct Series {
     pub name: String,
     pub color: &'static str,
     pub points: Vec<(f64, f64)>,
+    /// Drawn dashed and without markers: a prediction rather than a measurement.
+    pub dashed: bool,
 }
 
 /// A shaded vertical band with a label (e.g. "Redis down").
@@ -186,13 +188,18 @@ pub fn line_chart(
             .iter()
             .map(|(px, py)| format!("{:.1},{:.1}", x(*px), y(*py)))
             .collect();
+        let dash = if s.dashed {
+            r#" stroke-dasharray="7 5""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
-            r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2.5"/>"##,
+            r##"<polyline points="{}" fill="none" stroke="{}" stroke-width="2.5"{dash}/>"##,
             path.join(" "),
             s.color
         );
-        if s.points.len() <= 12 {
+        if !s.dashed && s.points.len() <= 12 {
             for (px, py) in &s.points {
                 let _ = writeln!(
                     out,
@@ -291,6 +298,7 @@ mod tests {
                 name: "tokens & co".into(),
                 color: COLORS[0],
                 points: vec![(1.0, 1000.0), (2.0, 2000.0)],
+                dashed: false,
             }],
             &[1.0, 2.0],
             Some(&Band {

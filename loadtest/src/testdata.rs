@@ -2,7 +2,10 @@
 //! few variants with round figures, so that each test can say exactly what it expects.
 
 use crate::oha::RunResult;
-use crate::results::{Issuer, MicroBench, Results, Same, ScalePoint, Scaling, Throughput, Variant};
+use crate::results::{
+    Issuer, K6, K6Script, MicroBench, Network, NetworkPoint, Results, Same, ScalePoint, Scaling,
+    Throughput, Variant,
+};
 use std::collections::BTreeMap;
 
 pub fn run(rps: f64, ok: u64, failed: u64) -> RunResult {
@@ -76,7 +79,53 @@ pub fn scaling(points: &[(usize, f64)]) -> Results {
         scaling: Some(Scaling {
             replica_cpu: 0.1,
             redis_cpu: 0.05,
+            more_redis_cpus: vec![],
             points,
+        }),
+        ..Results::default()
+    }
+}
+
+/// Scenarios f and g alone: sessions' p50 1 ms, then 1 ms more per added ms of round trip,
+/// tokens' p50 1 ms throughout; one realistic k6 run with `unexpected` unexplained answers.
+pub fn network_and_k6(unexpected: u64) -> Results {
+    let points = [0.0, 0.5, 2.0]
+        .iter()
+        .map(|&rtt| {
+            let mut tokens = Variant::new("tokens", "tokens", "/api/me", 2);
+            tokens.runs = vec![run(900.0, 900, 0)];
+            let mut sessions = Variant::new("sessions", "sessions", "/sapi/me", 2);
+            let mut slower = run(500.0, 500, 0);
+            slower.p50_ms += rtt;
+            sessions.runs = vec![slower];
+            NetworkPoint {
+                added_rtt_ms: rtt,
+                ping_ms: vec![0.1 + rtt],
+                variants: vec![tokens, sessions],
+            }
+        })
+        .collect();
+    let mut oha = Variant::new("/api/me", "oha, tokens", "/api/me", 2);
+    oha.runs = vec![run(800.0, 800, 0)];
+    Results {
+        network: Some(Network {
+            concurrency: 8,
+            replicas: 2,
+            points,
+        }),
+        k6: Some(K6 {
+            version: "k6 v1.1.0".into(),
+            access_ttl_secs: 5,
+            scripts: vec![K6Script {
+                script: "realistic.js".into(),
+                requests: 300,
+                rps: 25.0,
+                refreshes: 16,
+                unexpected,
+                routes: vec![("me".into(), 1.5, 9.0)],
+                ..K6Script::default()
+            }],
+            oha: vec![oha],
         }),
         ..Results::default()
     }

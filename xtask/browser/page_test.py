@@ -7,17 +7,25 @@
 seconds with no leeway, so a token expires while the test watches. The test walks the page as a
 person would (keyboard for the login forms, clicks for the rest) and checks what the page shows:
 
-  1. the page loads, asks whether there is a session, and logs the answer
+  1. the page loads, asks whether there is a session, and logs the answer; the diagram shows the
+     issuer, every running replica (learnt from nginx's /cluster routes) and Redis
   2. token login: the access token's three parts decoded, with the countdown
-  3. token calls: status and the token replica that answered, in the log and the strip
+  3. token calls: status and the token replica that answered, in the log and the strip; the
+     diagram draws the call through that replica and not to Redis; the comparison table's
+     store look-ups per call read 0.00
   4. session login and calls: the session replica; the sid cookie exists, is HttpOnly, and
-     document.cookie does not show it
+     document.cookie does not show it; the diagram draws the call on to Redis; the table reads
+     1.00
   5. the access token expires while /api/me is polled: 401, automatic refresh, the call retried
      (then screenshots at 1440 and 360 px wide; at 360 px nothing is wider than the screen)
   6. replaying the spent refresh token: 401, the family is revoked, so the next automatic
      refresh fails and the page logs itself out
   7. log in again and log out with the button; log out of the session
-  8. no JavaScript error and no Content-Security-Policy violation in the browser console
+  8. the scenes: "a refresh after expiry" (401, refresh, retry), "a replayed refresh token" (the
+     family revoked, the owner logged out), "wrong passwords until 429": five failures, then the issuer's 429, drawn through
+     the issuer; with prefers-reduced-motion the path is marked at once, with no moving dot; the
+     scene "if Redis stops", an illustration said as one, after which Redis is drawn up again
+  9. no JavaScript error and no Content-Security-Policy violation in the browser console
 
 Only Debian's packages: /usr/bin/chromium, /usr/bin/chromedriver and python3-selenium. Both
 paths are given to Selenium, so it never tries to download a browser or a driver.
@@ -66,6 +74,7 @@ def main():
         driver.save_screenshot(str(failure))
         print(f"\nFAILED at step {page.step!r}. Screenshot: {failure}", file=sys.stderr)
         print("The page's request log:\n" + page.log_text(), file=sys.stderr)
+        print("The diagram's last calls:\n" + page.journeys_text(), file=sys.stderr)
         print("Browser console:\n" + json.dumps(page.console, indent=1), file=sys.stderr)
         print(f"browser: {page.passed} passed, 1 failed", file=sys.stderr)
         raise
@@ -122,7 +131,13 @@ class Page:
         return self.find(selector).text
 
     def click(self, selector):
-        self.find(selector).click()
+        self.click_element(self.find(selector))
+
+    def click_element(self, element):
+        """Scrolls `element` into view at once, then clicks it. The page scrolls smoothly for
+        people (scroll-behavior), and a click during that scroll would land elsewhere."""
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center', behavior: 'instant'});", element)
+        element.click()
 
     def wait_for(self, what, condition, timeout=WAIT_SECS):
         """Waits until condition() returns something truthy, and returns it."""
@@ -155,6 +170,36 @@ class Page:
 
         return self.wait_for(what, find)
 
+    def diagram(self):
+        """The diagram's nodes as drawn: {node, kind, on_path} each, node being its data-node."""
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll('#diagram .node')].map((n) => "
+            "({node: n.dataset.node, kind: n.dataset.kind, on_path: n.classList.contains('on-path')}));"
+        )
+
+    def diagram_nodes(self, kind):
+        """The diagram's nodes of one kind (token, session, issuer, redis...)."""
+        return [n["node"] for n in self.diagram() if n["kind"] == kind]
+
+    def on_path(self, node):
+        """Whether the last drawn call went through `node`; None if there is no such node."""
+        return next((n["on_path"] for n in self.diagram() if n["node"] == node), None)
+
+    def last_stops(self):
+        """The parts of the cluster the last drawn call went through, as the diagram marks them."""
+        return self.driver.execute_script(
+            "const svg = document.querySelector('#diagram svg'); return svg ? svg.dataset.lastStops ?? '' : '';"
+        )
+
+    def journeys_text(self):
+        try:
+            return self.driver.execute_script(
+                "return document.querySelector('#journeys').innerText + '\\nlast stops: ' + "
+                "(document.querySelector('#diagram svg')?.dataset.lastStops ?? '(no svg)');"
+            )
+        except Exception as error:  # the page may be gone
+            return f"  (unavailable: {error})"
+
     def log_text(self):
         try:
             return "\n".join(f"  {e['step']:>12} {e['method']} {e['path']} {e['status']} {e['replica']}" for e in self.entries())
@@ -177,6 +222,7 @@ class Page:
         screen of that size shows them."""
         full_height = self.set_width(width, mobile)
         height = height or full_height
+        self.driver.execute_script("window.scrollTo({top: 0, behavior: 'instant'});")
         self.driver.execute_cdp_cmd(
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
@@ -202,9 +248,17 @@ def run(page, out_dir):
     page.wait_for_entry("the page-load probe", kind="session", step="probe", status="401", replica=SESSION_REPLICA)
     page.wait_for("the session status", lambda: page.text("#session-status").startswith("Logged out"))
 
+    page.check("the diagram shows the issuer, the 2 token and 2 session replicas that run, and Redis")
+    page.wait_for("the token replicas in the diagram", lambda: sorted(page.diagram_nodes("token")) == ["replica:jwt-1", "replica:jwt-2"])
+    assert sorted(page.diagram_nodes("session")) == ["replica:session-1", "replica:session-2"], page.diagram_nodes("session")
+    assert len(page.diagram_nodes("issuer")) == 1, page.diagram_nodes("issuer")
+    assert page.diagram_nodes("redis") == ["redis"], page.diagram_nodes("redis")
+    # The probe sent no cookie: its replica answered 401 without asking Redis, measured.
+    page.wait_for("the probe drawn", lambda: re.fullmatch(r"browser nginx replica:session-\d", page.last_stops()))
+
     page.check("token login by keyboard shows the decoded access token and its countdown")
     password = page.find("#token-login input[name=password]")
-    password.click()
+    page.click_element(password)
     password.send_keys(Keys.ENTER)  # the form submits on Enter, like any form
     page.wait_for_entry("the token login", kind="token", step="login", path="/auth/login", status="200")
     page.wait_for("the decoded token", lambda: page.find("#token-view").is_displayed())
@@ -221,7 +275,11 @@ def run(page, out_dir):
 
     page.check("token calls show their status and the token replica that answered")
     page.click("#token-me")
-    page.wait_for_entry("GET /api/me", kind="token", path="/api/me", status="200", replica=JWT_REPLICA)
+    _, me = page.wait_for_entry("GET /api/me", kind="token", path="/api/me", status="200", replica=JWT_REPLICA)
+    page.wait_for("the token call drawn", lambda: page.last_stops() == f"browser nginx replica:{me['replica']}")
+    assert page.on_path(f"replica:{me['replica']}") is True
+    assert page.on_path("redis") is False, "a token call lit Redis"
+    assert "Redis not touched" in page.text("#diagram-narration"), page.text("#diagram-narration")
     assert '"auth": "jwt"' in page.text("#token-answer"), page.text("#token-answer")
     page.click("#token-jobs")
     page.wait_for_entry("GET /api/jobs/3/applicants", path="/api/jobs/3/applicants", status="200", replica=JWT_REPLICA)
@@ -229,12 +287,19 @@ def run(page, out_dir):
     for box in page.driver.find_elements(By.CSS_SELECTOR, "#strip-token li"):
         assert JWT_REPLICA.fullmatch(box.get_attribute("data-replica")), box.get_attribute("data-replica")
     assert '"job_id": 3' in page.text("#token-answer"), page.text("#token-answer")
+    page.wait_for("the table's token look-ups", lambda: page.text("#lookups-browser-token") == "0.00")
+    assert page.text("#lookups-browser-token-detail").startswith("0 in 2 calls"), page.text("#lookups-browser-token-detail")
+    page.wait_for("the all-clients token figure", lambda: page.text("#lookups-all-token") == "0.00")
 
     page.check("session login and calls show the session replica; the cookie is HttpOnly")
     page.click("#session-login button[type=submit]")
     page.wait_for_entry("the session login", kind="session", step="login", status="204")
     page.click("#session-me")
-    page.wait_for_entry("GET /sapi/me", kind="session", step="call", path="/sapi/me", status="200", replica=SESSION_REPLICA)
+    _, me = page.wait_for_entry("GET /sapi/me", kind="session", step="call", path="/sapi/me", status="200", replica=SESSION_REPLICA)
+    page.wait_for("the session call drawn", lambda: page.last_stops() == f"browser nginx replica:{me['replica']} redis")
+    assert page.on_path("redis") is True
+    page.wait_for("the table's session look-ups", lambda: page.text("#lookups-browser-session") == "1.00")
+    page.wait_for("the all-clients session figure", lambda: page.text("#lookups-all-session") == "1.00")
     assert page.text("#session-status") == "Logged in as bob.", page.text("#session-status")
     assert '"auth": "session"' in page.text("#session-answer"), page.text("#session-answer")
     sid = driver.get_cookie("sid")
@@ -271,14 +336,22 @@ def run(page, out_dir):
              .map((e) => e.tagName + (e.id ? '#' + e.id : '') + '.' + e.className);"""
     )
     assert overflow == [], f"wider than 360 px: {overflow}"
+    page.screenshot(out_dir / "page-360-screen.png", 360, mobile=True, height=1400)
     page.screenshot(out_dir / "page-360.png", 360, mobile=True)
     page.reset_width()
 
     page.check("replaying the spent refresh token revokes the family; the next refresh fails: logged out")
     since = len(page.entries())
     page.click("#token-replay")
-    page.wait_for_entry("the replay", after=since, step="replay", path="/auth/refresh", status="401")
-    page.wait_for("the revoked status", lambda: "family is revoked" in page.text("#token-status"))
+    _, replay = page.wait_for_entry("the replay", after=since, step="replay", path="/auth/refresh", status="401")
+    assert "Reuse detected" in replay["text"], replay["text"]
+    # "The family is revoked" shows until the next automatic refresh fails, which can come at once
+    # when the access token expires just then (it lives 5 s): either status will do here.
+    page.wait_for(
+        "the revoked status",
+        lambda: "family is revoked" in page.text("#token-status")
+        or page.text("#token-status").startswith("Logged out: the refresh was refused"),
+    )
     failed, entry = page.wait_for_entry(
         "the refused automatic refresh", after=since, step="auto-refresh", path="/auth/refresh", status="401"
     )
@@ -303,13 +376,51 @@ def run(page, out_dir):
     page.wait_for_entry("GET /sapi/me after logout", after=since, step="call", path="/sapi/me", status="401")
     assert driver.get_cookie("sid") is None, driver.get_cookie("sid")
 
+    page.check("the expiry scene: logs in, waits for the 5 s token to expire, then 401, refresh, retry")
+    since = len(page.entries())
+    page.click("#scene-expiry")
+    page.wait_for_entry("the scene's login", after=since, step="login", path="/auth/login", status="200")
+    expired, _ = page.wait_for_entry("the expired call", after=since, step="call", path="/api/me", status="401")
+    refreshed, _ = page.wait_for_entry("the refresh", after=expired, step="auto-refresh", path="/auth/refresh", status="200")
+    page.wait_for_entry("the retried call", after=refreshed, step="retry", path="/api/me", status="200", replica=JWT_REPLICA)
+    page.wait_for("the scene's end", lambda: page.text("#scene-status").startswith("Done"))
+
+    page.check("the replay scene: refresh, the spent token again, the family revoked, logged out")
+    since = len(page.entries())
+    page.click("#scene-replay")
+    page.wait_for_entry("the replay", after=since, step="replay", path="/auth/refresh", status="401")
+    page.wait_for_entry("the owner's refused refresh", after=since, step="refresh", path="/auth/refresh", status="401")
+    page.wait_for("the scene's end", lambda: page.text("#scene-status").startswith("Done"))
+    assert page.text("#token-status").startswith("Logged out: the refresh was refused"), page.text("#token-status")
+
+    page.check("the 429 scene: wrong passwords until the issuer refuses; reduced motion draws no dot")
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]})
+    since = len(page.entries())
+    page.click("#scene-429")
+    _, refused = page.wait_for_entry("the scene's 429", after=since, step="scene", path="/auth/login", status="429")
+    failures = [e for e in page.entries()[since:] if e["step"] == "scene" and e["status"] == "401"]
+    assert len(failures) == 5, failures
+    page.wait_for("the 429 drawn", lambda: re.fullmatch(r"browser nginx issuer:\S+ redis", page.last_stops()))
+    page.wait_for("the 429 said", lambda: page.text("#diagram-narration").endswith("→ 429."))
+    assert page.driver.find_elements(By.CSS_SELECTOR, "#diagram .packet") == [], "a dot moves despite reduced motion"
+    assert "429 after 5 failures" in page.text("#scene-status"), page.text("#scene-status")
+    assert not page.find("#scene-429").is_enabled()
+
+    page.check("the store scene: an illustration, said as such, then Redis drawn as it is again")
+    page.click("#scene-store")
+    page.wait_for("the illustration's 503 from Redis", lambda: "cannot look the session up" in page.text("#journeys"))
+    page.wait_for("the end of the illustration", lambda: "cannot rotate the family" in page.text("#journeys"))
+    assert all(line.startswith("Illustration, nothing sent:") for line in page.text("#journeys").splitlines()[:3])
+    page.wait_for("Redis drawn up again", lambda: driver.execute_script(
+        "return !document.querySelector('#diagram [data-node=redis]').classList.contains('down');"))
+
     page.check("no JavaScript error and no Content-Security-Policy violation in the console")
     page.collect_console()
-    # The 401s and 403s the page provokes on purpose show up as failed resource loads.
+    # The 401s, 403s and 429s the page provokes on purpose show up as failed resource loads.
     problems = [
         entry
         for entry in page.console
-        if entry["level"] == "SEVERE" and not (entry["source"] == "network" and re.search(r"status of 40[13]", entry["message"]))
+        if entry["level"] == "SEVERE" and not (entry["source"] == "network" and re.search(r"status of (40[13]|429)", entry["message"]))
     ]
     assert problems == [], problems
     page.done()

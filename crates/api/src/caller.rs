@@ -30,6 +30,7 @@ impl FromRequestParts<ReplicaState> for Auth {
         let caller = match &state.auth {
             Authenticator::Jwt(keys) => {
                 let token = bearer_token(parts)?;
+                state.credentials_checked.inc();
                 // Without keys every token would look forged. Say "not ready" instead (503), so
                 // nginx retries the request on a replica that has its keys.
                 if !keys.is_loaded() {
@@ -45,6 +46,7 @@ impl FromRequestParts<ReplicaState> for Auth {
             }
             Authenticator::Session { store, idle_ttl } => {
                 let id = session::id_from_headers(&parts.headers)?;
+                state.credentials_checked.inc();
                 look_up_session(store, id, *idle_ttl).await?
             }
         };

@@ -7,20 +7,12 @@
 //!
 //! `api healthcheck` exits 0 when the replica configured by the same environment is ready.
 
-mod caller;
-mod discovery;
-mod replica_keys;
-mod routes;
-mod settings;
-mod startup;
-mod state;
-mod token_cache;
-
+use api::{settings, startup};
 use auth_core::service::{self, Service};
 
 const SERVICE: Service = Service {
     name: "api",
-    default_listen: settings::DEFAULT_LISTEN,
+    listen: settings::LISTEN_ADDR,
     usage: "usage: api [healthcheck]\n\n\
         With no argument, serve; configured by environment variables (see docs/CONFIGURATION.md).\n\
         healthcheck     exit 0 if the replica at LISTEN_ADDR is ready (for container health checks)",

@@ -4,33 +4,12 @@
 //! Redis, the session idle timeout) are read by `auth_core::settings`, with the same defaults
 //! in both services; the rest are the replica's own.
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `LISTEN_ADDR` | `127.0.0.1:9100` | where the replica listens |
-//! | `API_MODE` | `jwt` | `jwt`: verify bearer tokens locally; `session`: look the `sid` cookie up in Redis |
-//! | `REPLICA_ID` | `<host name>:<port>` | sent back in `X-Replica` |
-//! | `ISSUER_URL` | `http://127.0.0.1:8080` | the only `iss` accepted |
-//! | `AUDIENCE` | `authscale-api` | the only `aud` accepted |
-//! | `JWKS_URL` | (unset: discovery) | where public keys come from (jwt mode) |
-//! | `JWKS_FILE` | (unset) | read keys from this file instead of `JWKS_URL` |
-//! | `DISCOVERY_URL` | (unset: `ISSUER_URL`) | with neither of the two above, fetch `<this>/.well-known/openid-configuration` (see `discovery.rs`); an error with either of them |
-//! | `DISCOVERY_TIMEOUT_SECS` | `60` | discovery and the first JWKS load must succeed within this long, or the replica exits |
-//! | `JWKS_REFETCH_SECS` | `5` | an unknown `kid` refetches the JWKS at most this often |
-//! | `JWKS_REFRESH_SECS` | `60` | the JWKS is re-read this often anyway: a key revoked or retired by the issuer is dropped within it |
-//! | `LEEWAY_SECS` | `30` | clock skew allowed on `exp`/`nbf` (at most 30) |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the session store (session mode) |
-//! | `REDIS_CLUSTER_NODES` | (unset) | instead of `REDIS_URL`: a Redis Cluster, as a comma-separated list of some of its nodes' URLs |
-//! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
-//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
-//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
-//! | `SESSION_IDLE_TTL_SECS` | `1800` | a session's idle timeout, renewed on each use |
-//! | `WORKER_THREADS` | number of CPUs | tokio worker threads (1 for CPU-quota experiments) |
-//! | `TOKEN_CACHE` | `off` | `on`: remember verified access tokens until they expire (see `token_cache.rs`) |
-//! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
+//! Each setting is declared once, below in [`SETTINGS`], with its default and meaning: the
+//! reading code uses that declaration, and docs/CONFIGURATION.md's replica table is written from
+//! it (`cargo xtask settings-doc`; the `docs_table_matches` test fails when they differ).
 
 use auth_core::service;
 use auth_core::settings::{self as env, RedisSettings, ServiceSettings, TokenParties};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -96,9 +75,24 @@ pub struct Discovery {
     pub timeout: Duration,
 }
 
-/// Where a replica listens when `LISTEN_ADDR` is unset.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 9100));
+auth_core::settings! {
+    /// A replica's own settings; the ones it shares with the issuer are
+    /// [`auth_core::settings::SHARED`].
+    pub SETTINGS {
+        LISTEN_ADDR = "127.0.0.1:9100" => "where the replica listens",
+        API_MODE = "jwt" => "`jwt`: verify bearer tokens locally; `session`: look the `sid` cookie up in Redis",
+        REPLICA_ID = _ ("`<hostname>:<port>`") => "the `X-Replica` value",
+        JWKS_URL = _ ("unset: found through discovery") => "where public keys come from",
+        JWKS_FILE = _ ("unset") => "read the JWKS from a file instead",
+        DISCOVERY_URL = _ ("unset: `ISSUER_URL`") => "with neither `JWKS_URL` nor `JWKS_FILE`: where the replica reaches the issuer to read `/.well-known/openid-configuration`, when not at `ISSUER_URL` (see below); set together with either of them, the replica does not start",
+        DISCOVERY_TIMEOUT_SECS = "60" => "with discovery: if no keys are loaded within this long (document refused or unreachable, JWKS unreachable), the replica exits with the reason",
+        JWKS_REFETCH_SECS = "5" => "an unknown `kid` refetches the JWKS at most this often",
+        JWKS_REFRESH_SECS = "60" => "the JWKS is re-read this often anyway: a key retired or revoked by the issuer is dropped within it",
+        LEEWAY_SECS = "30" => "clock-skew allowance on `exp`/`nbf`, at most 30",
+        WORKER_THREADS = _ ("CPU count") => "tokio worker threads (1 for CPU-quota experiments)",
+        TOKEN_CACHE = "off" => "`on`: remember verified access tokens until their `exp` (at most 10 000, in a moka cache keyed by the issuer, the `kid` and the token's SHA-256); entries of a key that leaves the JWKS are never served again (`crates/api/src/token_cache.rs`)",
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -118,54 +112,53 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
-        let service = ServiceSettings::from_env(DEFAULT_LISTEN)?;
+        let service = ServiceSettings::from_env(&LISTEN_ADDR)?;
         let tokens = TokenParties::from_env()?;
         // A DISCOVERY_URL that is silently ignored would leave its operator believing the keys
         // come from somewhere they do not.
         anyhow::ensure!(
-            env::optional("DISCOVERY_URL").is_none()
-                || (env::optional("JWKS_URL").is_none() && env::optional("JWKS_FILE").is_none()),
+            DISCOVERY_URL.optional().is_none()
+                || (JWKS_URL.optional().is_none() && JWKS_FILE.optional().is_none()),
             "DISCOVERY_URL is used only without JWKS_URL and JWKS_FILE: set one way to find the keys"
         );
-        let jwks = match (env::optional("JWKS_FILE"), env::optional("JWKS_URL")) {
+        let jwks = match (JWKS_FILE.optional(), JWKS_URL.optional()) {
             (Some(path), _) => JwksSource::File(path.into()),
             (None, Some(url)) => JwksSource::Url(url),
             (None, None) => {
-                let timeout = env::parse("DISCOVERY_TIMEOUT_SECS", 60u64)?;
+                let timeout: u64 = DISCOVERY_TIMEOUT_SECS.parse()?;
                 anyhow::ensure!(timeout >= 1, "DISCOVERY_TIMEOUT_SECS must be at least 1");
                 JwksSource::Discovery(Discovery {
                     issuer: tokens.issuer.clone(),
-                    reach_at: env::optional("DISCOVERY_URL"),
+                    reach_at: DISCOVERY_URL.optional(),
                     timeout: Duration::from_secs(timeout),
                 })
             }
         };
-        let leeway_secs = env::parse("LEEWAY_SECS", 30u64)?;
+        let leeway_secs: u64 = LEEWAY_SECS.parse()?;
         anyhow::ensure!(
             leeway_secs <= auth_core::verify::MAX_LEEWAY_SECS,
             "LEEWAY_SECS must be at most 30 (RFC 8725 asks for a small leeway)"
         );
-        let jwks_refresh_secs = env::parse("JWKS_REFRESH_SECS", 60u64)?;
+        let jwks_refresh_secs: u64 = JWKS_REFRESH_SECS.parse()?;
         anyhow::ensure!(
             jwks_refresh_secs >= 1,
             "JWKS_REFRESH_SECS must be at least 1"
         );
         Ok(Settings {
-            mode: env::parse("API_MODE", Mode::Jwt)?,
-            replica_id: env::optional("REPLICA_ID")
+            mode: API_MODE.parse()?,
+            replica_id: REPLICA_ID
+                .optional()
                 .unwrap_or_else(|| service::default_instance_id(service.listen, "replica")),
             service,
             tokens,
             jwks,
-            jwks_refetch_secs: env::parse("JWKS_REFETCH_SECS", 5)?,
+            jwks_refetch_secs: JWKS_REFETCH_SECS.parse()?,
             jwks_refresh_secs,
             leeway_secs,
             redis: RedisSettings::from_env()?,
             session_idle_ttl: env::session_idle_ttl()?,
-            worker_threads: env::optional("WORKER_THREADS")
-                .map(|_| env::parse("WORKER_THREADS", 1usize))
-                .transpose()?,
-            token_cache: env::flag("TOKEN_CACHE", false)?,
+            worker_threads: WORKER_THREADS.parse_optional()?,
+            token_cache: TOKEN_CACHE.flag()?,
         })
     }
 }
@@ -179,5 +172,19 @@ mod tests {
         assert_eq!("JWT".parse::<Mode>().unwrap(), Mode::Jwt);
         assert_eq!("session".parse::<Mode>().unwrap().prefix(), "/sapi");
         assert!("cookie".parse::<Mode>().is_err());
+    }
+
+    #[test]
+    fn defaults_alone_are_valid() {
+        // The test process sets none of a replica's variables: every declared default is read.
+        let settings = Settings::from_env().expect("the declared defaults make valid settings");
+        assert_eq!(settings.mode, Mode::Jwt);
+        assert!(!settings.token_cache);
+        assert_eq!(settings.service.listen.port(), 9100);
+    }
+
+    #[test]
+    fn docs_table_matches() {
+        auth_core::settings_doc::check("api", SETTINGS);
     }
 }

@@ -1,7 +1,6 @@
 //! Building a replica: state from its settings, the router, and serving until shutdown.
 
 use crate::replica_keys::{Intervals, ReplicaKeys};
-use crate::routes;
 use crate::settings::{Mode, Settings};
 use crate::state::{Authenticator, Replica, ReplicaState};
 use auth_core::service;
@@ -9,14 +8,20 @@ use auth_core::store::{self, Store};
 use auth_core::telemetry::Metrics;
 use auth_core::verify::TokenRules;
 use axum::Router;
-use axum::routing::get;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
     let metrics = Metrics::new();
     // Registered in both modes, so a jwt replica's /metrics shows its 0.
     let redis_commands = store::commands_counter(&metrics);
+    let credentials_checked = metrics.counter(
+        "authscale_credentials_checked_total",
+        "Requests whose credentials (a bearer token, or a sid cookie of the right shape) were checked.",
+        &[],
+    );
     let auth = match settings.mode {
         Mode::Jwt => {
             let tokens = &settings.tokens;
@@ -31,7 +36,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
             Authenticator::Jwt(Arc::new(keys))
         }
         Mode::Session => Authenticator::Session {
-            store: Store::new(&settings.redis.target, redis_commands)?,
+            store: Store::new(&settings.redis.target, redis_commands.clone())?,
             idle_ttl: settings.session_idle_ttl,
         },
     };
@@ -39,22 +44,28 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
         settings,
         auth,
         metrics,
+        store_commands: redis_commands,
+        credentials_checked,
     }))
 }
 
+/// The routes of a replica in `mode`, each with its part of the OpenAPI document: the router
+/// and the document come from this one list, so no route is served undocumented.
+pub fn documented_routes(mode: Mode) -> OpenApiRouter<ReplicaState> {
+    let routes = OpenApiRouter::new()
+        .routes(routes!(crate::routes::me::me))
+        .routes(routes!(crate::routes::jobs::applicants))
+        .routes(routes!(crate::routes::ping::ping))
+        .routes(routes!(crate::routes::stats::stats));
+    OpenApiRouter::new().nest(mode.prefix(), routes)
+}
+
 pub fn router(state: ReplicaState) -> anyhow::Result<Router> {
-    let prefix = state.mode().prefix();
     let replica = state.settings.replica_id.clone();
     let registry = Arc::clone(&state.metrics);
     let limits = state.settings.service.limits;
-    let routes = Router::new()
-        .route(&format!("{prefix}/me"), get(routes::me::me))
-        .route(
-            &format!("{prefix}/jobs/{{id}}/applicants"),
-            get(routes::jobs::applicants),
-        )
-        .route(&format!("{prefix}/ping"), get(routes::ping::ping))
-        .with_state(Arc::clone(&state));
+    let (routes, _) = documented_routes(state.mode()).split_for_parts();
+    let routes = routes.with_state(Arc::clone(&state));
     let router = service::finish(routes, state, registry, limits);
     service::identify(router, "x-replica", &replica)
         .map_err(|e| e.context("REPLICA_ID is not a valid header value"))

@@ -3,7 +3,7 @@
 use crate::replica_keys::ReplicaKeys;
 use crate::settings::{Mode, Settings};
 use auth_core::store::Store;
-use auth_core::telemetry::Metrics;
+use auth_core::telemetry::{Counter, Metrics};
 use std::sync::Arc;
 
 /// The handlers' state: one [`Replica`], shared by every request.
@@ -14,6 +14,11 @@ pub struct Replica {
     pub settings: Settings,
     pub auth: Authenticator,
     pub metrics: Arc<Metrics>,
+    /// Redis commands sent while serving requests (always 0 in jwt mode), for `/stats`.
+    pub store_commands: Counter,
+    /// Requests that came with credentials of the right shape, counted before they are checked:
+    /// what a store look-up per request is measured against (`/stats`).
+    pub credentials_checked: Counter,
 }
 
 /// The one thing that differs between the two modes. In jwt mode there is no Redis client at

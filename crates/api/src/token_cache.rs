@@ -152,7 +152,7 @@ impl TokenCache {
 
     /// Entries held, once moka's pending maintenance has run.
     #[cfg(test)]
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()
     }

@@ -11,7 +11,26 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use std::borrow::Cow;
+
+/// The JSON body of every error, from every service (nginx's own errors have the same shape).
+/// This type is what [`ApiError`] serializes, and what the OpenAPI document's `ErrorBody`
+/// schema is derived from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"error": "invalid_token", "error_description": "token expired"}))]
+pub struct ErrorBody {
+    /// The machine-readable code: `invalid_request`, `invalid_credentials`, `invalid_grant`,
+    /// `invalid_token`, `invalid_session`, `insufficient_scope`, `not_found`,
+    /// `method_not_allowed`, `too_many_attempts`, `payload_too_large`, `overloaded`,
+    /// `store_unavailable`, `service_unavailable`, `internal_error`, or one of nginx's own
+    /// (`bad_request`, `uri_too_long`, `request_header_fields_too_large`, `bad_gateway`,
+    /// `gateway_timeout`).
+    #[schema(pattern = "^[a-z_]+$")]
+    pub error: &'static str,
+    /// For a person; never a token, a key, an internal address or a stack trace.
+    pub error_description: Cow<'static, str>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -70,6 +89,13 @@ impl ApiError {
         ApiError::Internal(detail.into())
     }
 
+    /// A body that is not the JSON object the route expects.
+    pub fn bad_body() -> Self {
+        ApiError::InvalidRequest(
+            "the body must be a JSON object with the route's string fields".into(),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
@@ -126,10 +152,18 @@ impl ApiError {
         }
     }
 
+    /// The JSON body this error is answered with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code(),
+            error_description: self.description(),
+        }
+    }
+
     /// RFC 6750 section 3: a request with no credentials gets a bare challenge; a bad token
     /// gets `error="invalid_token"`; a bearer caller without the role gets
     /// `error="insufficient_scope"` (section 3.1). Session callers get no Bearer challenge.
-    fn www_authenticate(&self) -> Option<&'static str> {
+    pub fn www_authenticate(&self) -> Option<&'static str> {
         match self {
             ApiError::MissingToken => Some("Bearer"),
             ApiError::InvalidToken(_) => Some(r#"Bearer error="invalid_token""#),
@@ -141,16 +175,23 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The `Retry-After` seconds this error carries, if any: every 429 and `overloaded`.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::Overloaded => Some(1),
+            _ => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let body = serde_json::json!({
-            "error": self.code(),
-            "error_description": self.description(),
-        });
-        let mut response = (self.status(), axum::Json(body)).into_response();
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
         let headers = response.headers_mut();
         if let Some(challenge) = self.www_authenticate() {
             headers.insert(
@@ -158,14 +199,8 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
-        match self {
-            ApiError::TooManyAttempts { retry_after_secs } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-            }
-            ApiError::Overloaded => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
+        if let Some(secs) = self.retry_after_secs() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.status() == StatusCode::UNAUTHORIZED {
             // Responses about credentials must not be cached by anything in between.
@@ -187,9 +222,7 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             MissingJsonContentType(_) => ApiError::InvalidRequest(
                 "the body must be JSON (Content-Type: application/json)".into(),
             ),
-            _ => ApiError::InvalidRequest(
-                "the body must be a JSON object with the route's string fields".into(),
-            ),
+            _ => ApiError::bad_body(),
         }
     }
 }

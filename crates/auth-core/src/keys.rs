@@ -49,7 +49,7 @@ impl std::str::FromStr for KeyBits {
 }
 
 /// One public key as a JWK (RFC 7517), in exactly the form the contract publishes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwk {
     pub kid: String,
     pub kty: String,
@@ -77,7 +77,7 @@ impl Jwk {
 }
 
 /// A JWK Set: what `/.well-known/jwks.json` serves.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }

@@ -17,6 +17,7 @@
 //!   once, for both services).
 //! - [`store_credentials`]: `REDIS_URL` with a user name and a password read from a file.
 //! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics.
+//! - [`openapi`]: what the OpenAPI document of both services shares: security schemes, errors.
 //! - [`limits`]: body size, request time and concurrency limits with JSON errors.
 //! - [`probe`]: the TCP probe behind `healthcheck`: a binary asking its own `/readyz`.
 //! - [`service`]: the service scaffold: the command line (`healthcheck` included), serving with
@@ -28,11 +29,13 @@ pub mod claims;
 pub mod error;
 pub mod keys;
 pub mod limits;
+pub mod openapi;
 pub mod probe;
 pub mod refresh_key;
 pub mod service;
 pub mod session;
 pub mod settings;
+pub mod settings_doc;
 pub mod shutdown;
 pub mod sign;
 pub mod store;

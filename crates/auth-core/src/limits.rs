@@ -44,8 +44,8 @@ pub struct RequestLimits {
 
 impl RequestLimits {
     pub fn from_env() -> anyhow::Result<Self> {
-        let max_in_flight = settings::parse("MAX_CONCURRENT_REQUESTS", 1024usize)?;
-        let timeout_secs = settings::parse("REQUEST_TIMEOUT_SECS", 10u64)?;
+        let max_in_flight: usize = settings::MAX_CONCURRENT_REQUESTS.parse()?;
+        let timeout_secs: u64 = settings::REQUEST_TIMEOUT_SECS.parse()?;
         anyhow::ensure!(
             max_in_flight >= 1,
             "MAX_CONCURRENT_REQUESTS must be at least 1"
@@ -89,11 +89,21 @@ fn wrap(router: Router, slots: usize, timeout: Duration) -> Router {
         )
 }
 
+/// What any route of a service may answer while it sheds load or times a request out; the
+/// OpenAPI document lists them on every route.
+pub fn limit_errors() -> [ApiError; 2] {
+    [
+        ApiError::Unavailable("the service is overloaded; retry shortly".into()),
+        ApiError::Unavailable("the request took too long".into()),
+    ]
+}
+
 fn to_api_error(err: &BoxError) -> ApiError {
+    let [overloaded, too_long] = limit_errors();
     if err.is::<tower::load_shed::error::Overloaded>() {
-        ApiError::Unavailable("the service is overloaded; retry shortly".into())
+        overloaded
     } else if err.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Unavailable("the request took too long".into())
+        too_long
     } else {
         ApiError::internal(format!("middleware error: {err}"))
     }

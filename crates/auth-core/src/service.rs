@@ -19,7 +19,7 @@
 
 use crate::error::ApiError;
 use crate::limits::RequestLimits;
-use crate::settings::{self, LogFormat};
+use crate::settings::{LogFormat, Setting};
 use crate::telemetry::{Metrics, metrics_handler, track_requests};
 use axum::Router;
 use axum::extract::State;
@@ -35,8 +35,8 @@ use std::sync::Arc;
 pub struct Service {
     /// The binary's name: the prefix of its error messages.
     pub name: &'static str,
-    /// Where it listens when `LISTEN_ADDR` is unset; `healthcheck` probes the same address.
-    pub default_listen: SocketAddr,
+    /// Its `LISTEN_ADDR` declaration, with its own default; `healthcheck` probes the same address.
+    pub listen: Setting,
     /// `--help`'s text.
     pub usage: &'static str,
 }
@@ -78,7 +78,7 @@ impl Service {
     /// `<binary> healthcheck`: fine when the service at `LISTEN_ADDR` answers `/readyz` with
     /// 200. Only `LISTEN_ADDR` is read: the probe must not fail over a setting it does not use.
     fn healthcheck(&self) -> anyhow::Result<()> {
-        let listen = settings::listen_addr(self.default_listen)?;
+        let listen: SocketAddr = self.listen.parse()?;
         anyhow::ensure!(crate::probe::ready(listen), "not ready at {listen}");
         Ok(())
     }
@@ -257,6 +257,29 @@ mod tests {
         let (status, body) = get(Down, "/healthz").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, json!({ "status": "ok" }));
+    }
+
+    /// A wrong method gets the contract's JSON body, and still the `Allow` header RFC 9110
+    /// (15.5.6) requires, which axum adds after the fallback: on the traffic and the probes.
+    #[tokio::test]
+    async fn a_wrong_method_gets_json_and_the_allowed_methods() {
+        let routes = Router::new().route("/thing", axum::routing::post(|| async { "posted" }));
+        let limits = crate::limits::RequestLimits {
+            max_in_flight: 4,
+            timeout: std::time::Duration::from_secs(5),
+        };
+        let app = finish(routes, Arc::new(Up), Metrics::new(), limits);
+        for (path, allowed) in [("/thing", "POST"), ("/healthz", "GET,HEAD")] {
+            let request = Request::delete(path).body(Body::empty()).unwrap();
+            let response = app.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{path}");
+            assert_eq!(response.headers()["allow"], allowed, "{path}");
+            let body = axum::body::to_bytes(response.into_body(), 1024)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"], "method_not_allowed", "{path}");
+        }
     }
 
     /// With the traffic's only slot taken by a slow request, the traffic is shed but the probes

@@ -6,35 +6,29 @@
 //! So the password may come from a file instead (`REDIS_PASSWORD_FILE`, as Docker and Kubernetes
 //! secrets are mounted), with the user name beside it (`REDIS_USERNAME`, a Redis ACL user):
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | where Redis is |
-//! | `REDIS_CLUSTER_NODES` | (unset) | instead of `REDIS_URL`: a Redis Cluster, as a comma-separated list of some of its nodes' URLs |
-//! | `REDIS_USERNAME` | (unset: the `default` user) | the ACL user to log in as |
-//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding the password (one trailing newline is ignored) |
-//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
+//! `REDIS_URL` (or `REDIS_CLUSTER_NODES`), `REDIS_USERNAME`, `REDIS_PASSWORD_FILE` and
+//! `REDIS_PASSWORD` are declared, with their defaults, in [`crate::settings::SHARED`].
 //!
-//! [`redis_target_from_env`] puts them into the URL (or each node's URL) the store connects with (the redis crate reads
-//! them back from it into its connection info and sends `AUTH` on every new connection). That URL
+//! [`redis_target_from_env`] puts them into the URL (or each node's URL) the store connects with
+//! (the redis crate reads them back from it into its connection info and sends `AUTH` on every
+//! new connection). That URL
 //! is a secret from then on: nothing here logs it, and no error message quotes it or the password.
 
 use crate::store::Target;
 use anyhow::{Context, bail};
 use std::path::Path;
 
-/// Without any setting: the Redis of `cargo xtask up` and the tests.
-const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
-
 /// Where the store is, with the credentials of `REDIS_USERNAME` and `REDIS_PASSWORD_FILE` (or
 /// `REDIS_PASSWORD`) in each URL: the nodes of `REDIS_CLUSTER_NODES` when it is set (every node
 /// of a cluster takes the same credentials), otherwise `REDIS_URL`. Setting both is refused:
 /// one of them would be silently ignored.
 pub fn redis_target_from_env() -> anyhow::Result<Target> {
+    use crate::settings::{REDIS_CLUSTER_NODES, REDIS_URL};
     let (username, password) = credentials_from_env()?;
     let (username, password) = (username.as_deref(), password.as_deref());
-    match crate::settings::optional("REDIS_CLUSTER_NODES") {
+    match REDIS_CLUSTER_NODES.optional() {
         Some(nodes) => {
-            if crate::settings::optional("REDIS_URL").is_some() {
+            if REDIS_URL.optional().is_some() {
                 bail!("set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a cluster), not both");
             }
             let nodes = cluster_nodes(&nodes)?;
@@ -45,7 +39,7 @@ pub fn redis_target_from_env() -> anyhow::Result<Target> {
             Ok(Target::Cluster(nodes))
         }
         None => {
-            let url = crate::settings::string("REDIS_URL", DEFAULT_URL);
+            let url = REDIS_URL.string();
             Ok(Target::Node(with_credentials(&url, username, password)?))
         }
     }
@@ -66,10 +60,12 @@ fn cluster_nodes(list: &str) -> anyhow::Result<Vec<&str>> {
 
 /// `REDIS_USERNAME`, and the password from `REDIS_PASSWORD_FILE` or `REDIS_PASSWORD`.
 fn credentials_from_env() -> anyhow::Result<(Option<String>, Option<String>)> {
-    let username = crate::settings::optional("REDIS_USERNAME");
+    use crate::settings::{REDIS_PASSWORD, REDIS_PASSWORD_FILE, REDIS_USERNAME};
+    let username = REDIS_USERNAME.optional();
     let password = match (
-        crate::settings::optional("REDIS_PASSWORD_FILE"),
-        std::env::var("REDIS_PASSWORD")
+        REDIS_PASSWORD_FILE.optional(),
+        // Not trimmed, unlike the other settings: spaces may be part of a password.
+        std::env::var(REDIS_PASSWORD.name)
             .ok()
             .filter(|p| !p.is_empty()),
     ) {

@@ -7,6 +7,7 @@
 //!   `auth_core::service`).
 //! - [`routes`]: one file per route (login, refresh, logout, JWKS, sessions), and what "ready"
 //!   means for `/readyz`.
+//! - [`openapi`]: the OpenAPI 3.1 document of the whole public surface, at `/openapi.json`.
 //! - [`users`]: the users file and Argon2id verification.
 //! - [`throttle`]: login limits in Redis, per username and per client address.
 //! - [`client_addr`]: which address a request counts against.
@@ -23,6 +24,7 @@ pub mod families;
 pub mod hash_pool;
 pub mod key_files;
 pub mod keyring;
+pub mod openapi;
 pub mod routes;
 pub mod sessions;
 pub mod settings;

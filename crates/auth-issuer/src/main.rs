@@ -17,7 +17,7 @@ use std::io::BufRead as _;
 
 const SERVICE: Service = Service {
     name: "auth-issuer",
-    default_listen: settings::DEFAULT_LISTEN,
+    listen: settings::LISTEN_ADDR,
     usage: "usage: auth-issuer [hash-password | healthcheck | rotate-key [--revoke-previous]]\n\n\
     With no argument, serve (configured by environment variables; see docs/CONFIGURATION.md).\n\
     hash-password   read a password from stdin and print its Argon2id PHC hash\n\

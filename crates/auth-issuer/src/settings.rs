@@ -4,42 +4,9 @@
 //! Redis, the session idle timeout) are read by `auth_core::settings`, with the same defaults
 //! in both services; the rest are the issuer's own.
 //!
-//! | variable | default | meaning |
-//! | --- | --- | --- |
-//! | `LISTEN_ADDR` | `127.0.0.1:9000` | where the issuer listens |
-//! | `ISSUER_ID` | `<host name>:<port>` | this issuer's name, sent back in `X-Issuer` (several issuers share one `ISSUER_URL`) |
-//! | `ISSUER_URL` | `http://127.0.0.1:8080` | `iss` of every token: the public URL clients reach the issuer at |
-//! | `AUDIENCE` | `authscale-api` | `aud` of access tokens: the replicas' name |
-//! | `CLIENT_ID` | `authscale-demo` | `client_id` claim of access tokens (RFC 9068) |
-//! | `ACCESS_TTL_SECS` | `300` | access-token lifetime (5 minutes) |
-//! | `REFRESH_TTL_SECS` | `1209600` | refresh-token lifetime (14 days) |
-//! | `REFRESH_MAX_TTL_SECS` | `2592000` (30 days) | a family's absolute lifetime: no rotation carries a refresh token past login + this |
-//! | `REFRESH_REUSE_GRACE_MS` | `0` (off) | a duplicate refresh within this many ms of the first gets the same new pair instead of revoking the family |
-//! | `REFRESH_RETRY_WINDOW_SECS` | `30` | a retry of a refresh whose answer was never produced, from the same client address within this long, gets that answer again instead of revoking (0: off) |
-//! | `REDIS_WAIT_REPLICAS` | `0` | replicas that must confirm a rotation, revocation or new session (`WAIT`) before the answer; fewer is a 503 |
-//! | `REDIS_WAIT_TIMEOUT_MS` | `500` | how long to wait for them (at most 900) |
-//! | `LOGIN_HASH_WORKERS` | CPU count, at most 8 | Argon2id hashes running at once, at most; each holds its own 19 MiB |
-//! | `LOGIN_QUEUE` | `64` | logins waiting for a hash worker, at most; past that, 503 `overloaded` at once |
-//! | `LOGIN_QUEUE_WAIT_MS` | `2000` | how long a login waits for a worker before 503 `overloaded` |
-//! | `REDIS_URL` | `redis://127.0.0.1:6379` | the store of refresh families, login counters and sessions |
-//! | `REDIS_CLUSTER_NODES` | (unset) | instead of `REDIS_URL`: a Redis Cluster, as a comma-separated list of some of its nodes' URLs |
-//! | `REDIS_USERNAME` | (unset: `default`) | the Redis ACL user to log in as |
-//! | `REDIS_PASSWORD_FILE` | (unset) | a file holding its password (see `auth_core::store_credentials`) |
-//! | `REDIS_PASSWORD` | (unset) | the password itself, where a file is not practical |
-//! | `KEY_PATH` | `data/issuer-key.pem` | the private key; generated there (mode 0600) if missing |
-//! | `KEY_NEXT_PATH` | (unset) | a read-only key (an orchestrator's secret) to publish before it signs: step 1 of a secret rotation |
-//! | `KEY_PREVIOUS_PATH` | (unset) | a read-only key that signed before `KEY_PATH`: published and trusted for refresh tokens while mounted (step 2) |
-//! | `KEY_BITS` | `2048` | size of a generated key: 2048, 3072 or 4096 |
-//! | `KEY_RELOAD_SECS` | `2` | how often the key files are re-read to notice a rotation |
-//! | `KEY_PUBLISH_SECS` | `90` | `rotate-key` publishes the new key this long before it signs; must exceed the replicas' `JWKS_REFRESH_SECS` (60) + `KEY_RELOAD_SECS` + one JWKS fetch, so every replica holds the key before its first token |
-//! | `USERS_FILE` | (built-in demo users) | JSON file of users with Argon2id hashes |
-//! | `SESSION_IDLE_TTL_SECS` | `1800` | a session expires after this long unused |
-//! | `SESSION_MAX_TTL_SECS` | `28800` | and after this long in any case |
-//! | `COOKIE_SECURE` | `false` | add `Secure` to the `sid` cookie (turn on behind HTTPS) |
-//! | `LOGIN_MAX_FAILURES_PER_USER` | `5` | failed logins per username per window before 429 |
-//! | `LOGIN_MAX_FAILURES_PER_ADDR` | `20` | failed logins per client address per window before 429 |
-//! | `LOGIN_WINDOW_SECS` | `60` | the throttling window |
-//! | `LOG_FORMAT` | `pretty` | `pretty` or `json` |
+//! Each setting is declared once, below in [`SETTINGS`], with its default and meaning: the
+//! reading code uses that declaration, and docs/CONFIGURATION.md's issuer table is written from
+//! it (`cargo xtask settings-doc`; the `docs_table_matches` test fails when they differ).
 
 use crate::hash_pool::HashingLimits;
 use crate::key_files::KeyFiles;
@@ -48,12 +15,39 @@ use crate::throttle::LoginLimits;
 use auth_core::keys::KeyBits;
 use auth_core::settings::{self as env, RedisSettings, ServiceSettings, TokenParties};
 use auth_core::store::Acks;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
-/// Where the issuer listens when `LISTEN_ADDR` is unset.
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 9000));
+auth_core::settings! {
+    /// The issuer's own settings; the ones it shares with the replicas are
+    /// [`auth_core::settings::SHARED`].
+    pub SETTINGS {
+        LISTEN_ADDR = "127.0.0.1:9000" => "where the issuer listens",
+        ISSUER_ID = _ ("`<hostname>:<port>`") => "this issuer's name, sent back in `X-Issuer` (several issuers share one `ISSUER_URL`)",
+        CLIENT_ID = "authscale-demo" => "`client_id` claim of access tokens (RFC 9068)",
+        ACCESS_TTL_SECS = "300" => "access-token lifetime (`cargo xtask up --access-ttl` sets it)",
+        REFRESH_TTL_SECS = "1209600" ("(14 days)") => "refresh-token lifetime; longer than `ACCESS_TTL_SECS`",
+        REFRESH_MAX_TTL_SECS = "2592000" ("(30 days)") => "a family's absolute lifetime: no rotation carries a refresh token past login + this",
+        REFRESH_REUSE_GRACE_MS = "0" ("(off)") => "duplicate refreshes within this window get the same successor instead of revoking the family (two tabs refreshing at once); at most 60000",
+        REFRESH_RETRY_WINDOW_SECS = "30" => "a retried refresh whose answer was never produced, from the same address within this long, gets that answer again instead of revoking (0: off; at most 300)",
+        REDIS_WAIT_REPLICAS = "0" => "replicas that must confirm a login, rotation, revocation or new session (`WAIT`) before the answer; fewer is a 503",
+        REDIS_WAIT_TIMEOUT_MS = "500" => "how long to wait for them (at most 900)",
+        LOGIN_HASH_WORKERS = _ ("CPU count, at most 8") => "Argon2id hashes running at once, at most (each holds 19 MiB)",
+        LOGIN_QUEUE = "64" => "logins waiting for a hash worker; past that, 503 `overloaded` at once",
+        LOGIN_QUEUE_WAIT_MS = "2000" => "how long a login waits for a worker before 503 `overloaded`",
+        LOGIN_MAX_FAILURES_PER_USER = "5" => "failed logins per username per window before 429",
+        LOGIN_MAX_FAILURES_PER_ADDR = "20" => "failed logins per client address per window before 429",
+        LOGIN_WINDOW_SECS = "60" => "the login-throttling window",
+        KEY_PATH = "data/issuer-key.pem" => "private key; generated there with mode 0600 if missing",
+        KEY_NEXT_PATH = _ ("unset") => "a read-only key (an orchestrator's secret) to publish before it signs: step 1 of a secret rotation",
+        KEY_PREVIOUS_PATH = _ ("unset") => "a read-only key that signed before `KEY_PATH`: published and trusted for refresh tokens while mounted (step 2)",
+        KEY_BITS = "2048" => "size of a generated key (2048, 3072, 4096)",
+        KEY_RELOAD_SECS = "2" => "how often the key files are re-read, to notice `auth-issuer rotate-key`",
+        KEY_PUBLISH_SECS = "90" => "`rotate-key` publishes the new key this long before it signs; must exceed the replicas' `JWKS_REFRESH_SECS` + `KEY_RELOAD_SECS` + one fetch (2 s), so no replica meets its `kid` unprepared",
+        USERS_FILE = _ ("built-in demo users") => "JSON `{\"users\":[{\"username\",\"name\",\"roles\",\"password_hash\"}]}`; hashes from `auth-issuer hash-password`",
+        SESSION_MAX_TTL_SECS = "28800" ("(8 hours)") => "absolute session lifetime; at least `SESSION_IDLE_TTL_SECS`",
+        COOKIE_SECURE = "false" => "add `Secure` to the cookie; off because the local demo is plain http on 127.0.0.1; turn it on behind HTTPS",
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -84,43 +78,43 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_env() -> anyhow::Result<Self> {
-        let service = ServiceSettings::from_env(DEFAULT_LISTEN)?;
+        let service = ServiceSettings::from_env(&LISTEN_ADDR)?;
         let settings = Settings {
-            issuer_id: env::optional("ISSUER_ID").unwrap_or_else(|| {
+            issuer_id: ISSUER_ID.optional().unwrap_or_else(|| {
                 auth_core::service::default_instance_id(service.listen, "issuer")
             }),
             service,
             tokens: TokenParties::from_env()?,
-            client_id: env::string("CLIENT_ID", "authscale-demo"),
-            access_ttl: env::parse("ACCESS_TTL_SECS", 300)?,
-            refresh_ttl: env::parse("REFRESH_TTL_SECS", 14 * 24 * 3600)?,
-            refresh_max_ttl: env::parse("REFRESH_MAX_TTL_SECS", 30 * 24 * 3600)?,
-            refresh_grace_ms: env::parse("REFRESH_REUSE_GRACE_MS", 0)?,
-            refresh_retry_window_secs: env::parse("REFRESH_RETRY_WINDOW_SECS", 30)?,
+            client_id: CLIENT_ID.string(),
+            access_ttl: ACCESS_TTL_SECS.parse()?,
+            refresh_ttl: REFRESH_TTL_SECS.parse()?,
+            refresh_max_ttl: REFRESH_MAX_TTL_SECS.parse()?,
+            refresh_grace_ms: REFRESH_REUSE_GRACE_MS.parse()?,
+            refresh_retry_window_secs: REFRESH_RETRY_WINDOW_SECS.parse()?,
             redis_acks: Acks {
-                replicas: env::parse("REDIS_WAIT_REPLICAS", 0)?,
-                timeout_ms: env::parse("REDIS_WAIT_TIMEOUT_MS", 500)?,
+                replicas: REDIS_WAIT_REPLICAS.parse()?,
+                timeout_ms: REDIS_WAIT_TIMEOUT_MS.parse()?,
             },
             hashing: HashingLimits {
-                workers: env::parse("LOGIN_HASH_WORKERS", default_hash_workers())?,
-                queue: env::parse("LOGIN_QUEUE", 64)?,
-                wait: std::time::Duration::from_millis(env::parse("LOGIN_QUEUE_WAIT_MS", 2000)?),
+                workers: LOGIN_HASH_WORKERS.parse_or(default_hash_workers())?,
+                queue: LOGIN_QUEUE.parse()?,
+                wait: std::time::Duration::from_millis(LOGIN_QUEUE_WAIT_MS.parse()?),
             },
             redis: RedisSettings::from_env()?,
-            key_path: env::string("KEY_PATH", "data/issuer-key.pem").into(),
-            key_next_path: env::optional("KEY_NEXT_PATH").map(PathBuf::from),
-            key_previous_path: env::optional("KEY_PREVIOUS_PATH").map(PathBuf::from),
-            key_bits: env::parse("KEY_BITS", KeyBits::B2048)?,
-            key_reload_secs: env::parse("KEY_RELOAD_SECS", 2u64)?.max(1),
-            key_publish_secs: env::parse("KEY_PUBLISH_SECS", 90)?,
-            users_file: env::optional("USERS_FILE").map(PathBuf::from),
+            key_path: KEY_PATH.string().into(),
+            key_next_path: KEY_NEXT_PATH.optional().map(PathBuf::from),
+            key_previous_path: KEY_PREVIOUS_PATH.optional().map(PathBuf::from),
+            key_bits: KEY_BITS.parse()?,
+            key_reload_secs: KEY_RELOAD_SECS.parse::<u64>()?.max(1),
+            key_publish_secs: KEY_PUBLISH_SECS.parse()?,
+            users_file: USERS_FILE.optional().map(PathBuf::from),
             session_idle_ttl: env::session_idle_ttl()?,
-            session_max_ttl: env::parse("SESSION_MAX_TTL_SECS", 8 * 3600)?,
-            cookie_secure: env::flag("COOKIE_SECURE", false)?,
+            session_max_ttl: SESSION_MAX_TTL_SECS.parse()?,
+            cookie_secure: COOKIE_SECURE.flag()?,
             login_limits: LoginLimits {
-                per_user: env::parse("LOGIN_MAX_FAILURES_PER_USER", 5)?,
-                per_addr: env::parse("LOGIN_MAX_FAILURES_PER_ADDR", 20)?,
-                window_secs: env::parse("LOGIN_WINDOW_SECS", 60)?,
+                per_user: LOGIN_MAX_FAILURES_PER_USER.parse()?,
+                per_addr: LOGIN_MAX_FAILURES_PER_ADDR.parse()?,
+                window_secs: LOGIN_WINDOW_SECS.parse()?,
             },
         };
         settings.check()?;
@@ -214,5 +208,18 @@ mod tests {
         assert_eq!(hash_workers_for(8), MAX_DEFAULT_HASH_WORKERS);
         assert_eq!(hash_workers_for(64), MAX_DEFAULT_HASH_WORKERS);
         assert!((1..=MAX_DEFAULT_HASH_WORKERS).contains(&default_hash_workers()));
+    }
+
+    #[test]
+    fn defaults_alone_are_valid() {
+        // The test process sets none of the issuer's variables: every declared default is read.
+        let settings = Settings::from_env().expect("the declared defaults make valid settings");
+        assert_eq!(settings.access_ttl, 300);
+        assert_eq!(settings.service.listen.port(), 9000);
+    }
+
+    #[test]
+    fn docs_table_matches() {
+        auth_core::settings_doc::check("issuer", SETTINGS);
     }
 }

@@ -1,6 +1,5 @@
 //! Building the issuer: state from its settings, the router, and serving until shutdown.
 
-use crate::routes;
 use crate::settings::Settings;
 use crate::state::{Issuer, IssuerMetrics, IssuerState};
 use crate::users::Users;
@@ -9,9 +8,10 @@ use auth_core::service;
 use auth_core::store::Store;
 use auth_core::verify::{MAX_LEEWAY_SECS, TokenRules};
 use axum::Router;
-use axum::routing::{get, post};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Everything the issuer needs, loaded and checked before it listens.
 pub fn build_state(settings: Settings) -> anyhow::Result<IssuerState> {
@@ -83,26 +83,27 @@ pub fn spawn_key_reloader(state: IssuerState) {
     });
 }
 
+/// The issuer's routes, each with its part of the OpenAPI document: the router and the
+/// document come from this one list, so no route is served undocumented.
+pub fn documented_routes() -> OpenApiRouter<IssuerState> {
+    OpenApiRouter::new()
+        .routes(routes!(crate::routes::login::login))
+        .routes(routes!(crate::routes::refresh::refresh))
+        .routes(routes!(crate::routes::logout::logout))
+        .routes(routes!(crate::routes::session::login))
+        .routes(routes!(crate::routes::session::logout))
+        .routes(routes!(crate::routes::jwks::jwks))
+        .routes(routes!(crate::routes::discovery::metadata))
+        .routes(routes!(crate::routes::discovery::oauth_metadata))
+        .routes(routes!(crate::openapi::openapi))
+}
+
 pub fn router(state: IssuerState) -> anyhow::Result<Router> {
     let id = state.settings.issuer_id.clone();
     let registry = state.metrics.registry.clone();
     let limits = state.settings.service.limits;
-    let routes = Router::new()
-        .route("/auth/login", post(routes::login::login))
-        .route("/auth/refresh", post(routes::refresh::refresh))
-        .route("/auth/logout", post(routes::logout::logout))
-        .route("/auth/session/login", post(routes::session::login))
-        .route("/auth/session/logout", post(routes::session::logout))
-        .route("/.well-known/jwks.json", get(routes::jwks::jwks))
-        .route(
-            "/.well-known/openid-configuration",
-            get(routes::discovery::metadata),
-        )
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(routes::discovery::metadata),
-        )
-        .with_state(Arc::clone(&state));
+    let (routes, _) = documented_routes().split_for_parts();
+    let routes = routes.with_state(Arc::clone(&state));
     let router = service::finish(routes, state, registry, limits);
     service::identify(router, "x-issuer", &id)
         .map_err(|e| e.context("ISSUER_ID is not a valid header value"))

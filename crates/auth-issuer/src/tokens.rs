@@ -18,8 +18,16 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-/// The contract's token pair body.
-#[derive(Debug, Serialize, Deserialize)]
+/// The contract's token pair body, answered by login and refresh with `Cache-Control: no-store`
+/// and `Pragma: no-cache`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema, utoipa::ToResponse)]
+#[response(
+    description = "A token pair.",
+    headers(
+        ("Cache-Control" = String, description = "`no-store`: the answer carries a credential."),
+        ("Pragma" = String, description = "`no-cache`."),
+    )
+)]
 pub struct TokenPair {
     pub access_token: String,
     pub token_type: String,

@@ -16,6 +16,8 @@
 //! - [`readiness`]: "started" is not "ready": polling until a process answers, with a deadline and
 //!   an error that shows the end of its log.
 //! - [`redis`], [`nginx`], [`services`]: how each kind of process is started and configured.
+//! - [`delay_proxy`]: an optional TCP proxy between the services and redis that adds a fixed
+//!   delay each way, so the store is a network hop away as in production.
 //! - [`cgroup`]: optional CPU quotas per process (cgroup v1), so that adding a replica adds a
 //!   fixed amount of CPU, as it would on another machine.
 //! - [`binaries`]: finding (or building) the two service binaries; [`programs`]: finding nginx and
@@ -37,6 +39,7 @@
 
 pub mod binaries;
 pub mod cgroup;
+pub mod delay_proxy;
 pub mod nginx;
 pub mod ports;
 pub mod process;

@@ -3,7 +3,8 @@
 //! nginx's configuration lives in `deploy/nginx/nginx.conf.template`, shared with docker compose.
 //! It has `{{NAME}}` placeholders for what differs between runs (the listen address, the worker
 //! count, the upstream servers, the demo page's directory, the rate limit on the password
-//! routes); this module fills them in by plain text replacement, writes the
+//! routes, the read-only `/cluster` locations of [`cluster`], the address of the stub_status
+//! server); this module fills them in by plain text replacement, writes the
 //! result to `<work_dir>/nginx/nginx.conf` and starts:
 //!
 //! ```text
@@ -16,6 +17,8 @@
 //! - `daemon off`: stay in the foreground as our child, so we can stop it.
 //!
 //! Ready means: `GET /nginx-health` answers 200.
+
+pub mod cluster;
 
 use crate::process::Process;
 use crate::readiness::{http_ok, probe_client, wait_until_ready};
@@ -46,6 +49,9 @@ pub struct NginxConfig {
     /// Requests above the rate let through at once before nginx answers 429
     /// ([`NginxConfig::DEFAULT_LOGIN_BURST`]).
     pub login_burst: u32,
+    /// Where nginx serves its own counters (`GET /stub_status`): not the public address, so no
+    /// client reaches them through [`NginxConfig::listen`].
+    pub status_listen: SocketAddr,
 }
 
 impl NginxConfig {
@@ -70,6 +76,15 @@ pub fn render(template: &str, config: &NginxConfig) -> anyhow::Result<String> {
         ("{{WEB_ROOT}}", web_root(&config.web_root)?),
         ("{{LOGIN_RATE}}", login_rate(&config.login_rate)?),
         ("{{LOGIN_BURST}}", config.login_burst.to_string()),
+        (
+            "{{CLUSTER_ROUTES}}",
+            cluster::cluster_routes(
+                &config.issuer,
+                &config.jwt_replicas,
+                &config.session_replicas,
+            ),
+        ),
+        ("{{STATUS_LISTEN}}", config.status_listen.to_string()),
     ];
     let rendered = replacements
         .iter()
@@ -229,6 +244,7 @@ mod tests {
             web_root: PathBuf::from("/srv/web"),
             login_rate: NginxConfig::DEFAULT_LOGIN_RATE.to_owned(),
             login_burst: NginxConfig::DEFAULT_LOGIN_BURST,
+            status_listen: ports::free_addr().unwrap(),
         }
     }
 
@@ -380,6 +396,15 @@ mod tests {
         expect(client.get(format!("{base}/api/me")), 502, "bad_gateway").await;
         expect(client.get(format!("{base}/sapi/me")), 502, "bad_gateway").await;
         expect(client.get(format!("{base}/elsewhere")), 404, "not_found").await;
+        // nginx's counters are on the status address only, never on the public one.
+        expect(client.get(format!("{base}/stub_status")), 404, "not_found").await;
+        let status_page = format!("http://{}/stub_status", config.status_listen);
+        let counters = client.get(status_page).send().await.unwrap();
+        assert_eq!(counters.status(), 200);
+        let counters = counters.text().await.unwrap();
+        assert!(counters.starts_with("Active connections:"), "{counters}");
+        let elsewhere = format!("http://{}/api/me", config.status_listen);
+        expect(client.get(elsewhere), 404, "not_found").await;
         expect(client.get(format!("{base}/_errors/502")), 404, "not_found").await;
         let big_body = vec![b'x'; 64 * 1024 + 1];
         let post = client.post(format!("{base}/auth/login")).body(big_body);
@@ -389,6 +414,23 @@ mod tests {
             .get(format!("{base}/api/me"))
             .bearer_auth(huge_header);
         expect(request, 431, "request_header_fields_too_large").await;
+        // nginx refuses TRACE itself: a 405 that names the methods the path takes (RFC 9110).
+        for (path, allowed) in [("/auth/login", "POST"), ("/api/me", "GET,HEAD")] {
+            let trace = reqwest::Method::TRACE;
+            let response = client
+                .request(trace.clone(), format!("{base}{path}"))
+                .send()
+                .await;
+            let response = response.unwrap();
+            assert_eq!(response.status(), 405, "{path}");
+            assert_eq!(response.headers()["allow"], allowed, "{path}");
+            expect(
+                client.request(trace, format!("{base}{path}")),
+                405,
+                "method_not_allowed",
+            )
+            .await;
+        }
         // An 8 KiB token passes nginx (and reaches the replica, here: fails to, hence 502).
         let token = "a".repeat(8 * 1024);
         let request = client.get(format!("{base}/api/me")).bearer_auth(token);

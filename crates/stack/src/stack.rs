@@ -21,6 +21,10 @@
 //! All ports are chosen up front ([`crate::ports`]), because the services must be told each
 //! other's addresses: every token's `iss` is nginx's URL, although nginx starts last.
 //!
+//! With [`StackConfig::store_delay`], a [`DelayProxy`] (a thread of this process, not a child)
+//! sits between the services and redis and adds that delay each way: the store is then a network
+//! hop away, as in production. It starts right after redis and stops with the stack.
+//!
 //! Everything lives in the work dir: `logs/<name>.log` for every process, `nginx/` (its config,
 //! pid file and temp dirs), `issuer-key.pem`, and `redis/` (its append-only file) when redis
 //! persists its data ([`StackConfig::redis_aof`]). A [`Stack`] stops every process it started when
@@ -31,6 +35,7 @@
 //! it ([`Stack::start`]) are in `stack/launch.rs`.
 
 use crate::cgroup::{CpuGroups, CpuStat};
+use crate::delay_proxy::DelayProxy;
 use crate::process::{self, DROP_GRACE, Process};
 use crate::readiness::{self, http_ok, probe_client, wait_until_ready};
 use crate::redis::{self, Persistence};
@@ -110,6 +115,8 @@ pub struct Stack {
     /// One cgroup per process when CPU limits or accounting were asked for and the machine
     /// allows it. Dropped (removed) after the processes in it, see `Drop for Stack`.
     cgroups: Option<CpuGroups>,
+    /// Between the services and redis when [`StackConfig::store_delay`] asks for it.
+    store_proxy: Option<DelayProxy>,
 }
 
 impl Stack {
@@ -144,14 +151,40 @@ impl Stack {
         self.redis_cluster
     }
 
-    /// The variable that tells the services where the store is, and its value: `REDIS_URL`, or
+    /// The variable that tells the services where the store is, and its value: `REDIS_URL`
+    /// ([`Stack::store_url`]: through the delay proxy when there is one), or
     /// for a cluster `REDIS_CLUSTER_NODES` with every node (the client needs only one to find
     /// the others, but any one may be down when a service starts).
     pub fn redis_env(&self) -> (&'static str, String) {
         match self.redis_cluster {
-            false => ("REDIS_URL", self.redis_url()),
+            false => ("REDIS_URL", self.store_url()),
             true => ("REDIS_CLUSTER_NODES", self.redis_urls().join(",")),
         }
+    }
+
+    /// Where the issuer and the replicas reach redis: the delay proxy's address when the stack
+    /// has one ([`StackConfig::store_delay`]), otherwise [`Stack::redis_url`].
+    pub fn store_url(&self) -> String {
+        match &self.store_proxy {
+            Some(proxy) => format!("redis://{}", proxy.addr()),
+            None => self.redis_url(),
+        }
+    }
+
+    /// The delay the proxy adds in each direction between the services and redis; `None` when
+    /// they reach redis directly.
+    pub fn store_delay(&self) -> Option<Duration> {
+        self.store_proxy.as_ref().map(DelayProxy::one_way)
+    }
+
+    /// Changes the delay the proxy adds in each direction, from the next bytes on (open
+    /// connections included). An error when the stack was started without a proxy.
+    pub fn set_store_delay(&self, one_way: Duration) -> anyhow::Result<()> {
+        let proxy = self.store_proxy.as_ref().context(
+            "this stack reaches redis directly: start it with a store delay to change one",
+        )?;
+        proxy.set_one_way(one_way);
+        Ok(())
     }
 
     /// Whether redis keeps its data in an append-only file ([`StackConfig::redis_aof`]).
@@ -175,6 +208,15 @@ impl Stack {
                 .map_or("stopped".to_owned(), |p| p.pid().to_string());
             let (name, url, log) = (&member.name, member.url(), member.log_path.display());
             let _ = writeln!(out, "  {name:<11} {pid:>8}  {url:<24}  {log}");
+        }
+        if let Some(proxy) = &self.store_proxy {
+            let (addr, one_way) = (proxy.addr(), proxy.one_way());
+            let _ = writeln!(
+                out,
+                "  store delay: the services reach redis through {addr} (in this process), \
+                 {one_way:?} added each way, a round trip {:?} longer",
+                one_way * 2
+            );
         }
         if let Persistence::AppendOnly(dir) = &self.redis_persistence {
             let dir = dir.display();

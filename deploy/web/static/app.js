@@ -5,10 +5,20 @@
 //   http.js      one measured request
 //   jwt.js       decoding a JWT and explaining its claims
 //   log.js       the request log and the replica strips
+//   cluster.js   which issuers and replicas run, and their counters (nginx's /cluster routes)
+//   journey.js   the parts of the cluster one request went through
+//   diagram.js   the cluster drawn in SVG, each request animated along its path
+//   table.js     the study note's comparison table with live figures
+//   scenes.js    short sequences a learner can start: expiry, replay, 429, the store stopped
 
+import { ClusterView } from './cluster.js';
+import { Diagram } from './diagram.js';
+import { journeyOf } from './journey.js';
 import { HEADER_NOTES, clockTime, describeClaim, relative } from './jwt.js';
 import { ReplicaStrip, RequestLog, element } from './log.js';
+import { Scenes } from './scenes.js';
 import { SessionClient } from './sessions.js';
+import { ComparisonTable } from './table.js';
 import { TokenClient } from './tokens.js';
 
 const POLL_MS = 2000;
@@ -21,7 +31,19 @@ const strips = {
   session: new ReplicaStrip($('#strip-session'), $('#strip-session-summary')),
 };
 
-/** Every request of both clients comes through here: log it, and note who answered. */
+const diagram = new Diagram($('#diagram'), $('#diagram-narration'), $('#journeys'));
+const table = new ComparisonTable();
+const cluster = new ClusterView({
+  onChange: () => {
+    diagram.setCluster(cluster);
+    table.setCluster(cluster);
+  },
+});
+
+/** The measuring and drawing of each request, one after another, so they keep their order. */
+let drawn = Promise.resolve();
+
+/** Every request of both clients comes through here: log it, note who answered, draw its path. */
 function onRequest(entry) {
   log.add(entry);
   const replicaCall = entry.path.startsWith('/api/') || entry.path.startsWith('/sapi/');
@@ -29,6 +51,14 @@ function onRequest(entry) {
     strips[entry.kind].add(entry.replica);
     $(`#${entry.kind}-answer`).textContent = JSON.stringify(entry.body, null, 2);
   }
+  drawn = drawn.then(async () => {
+    // Did the replica ask the store for this call? Its own counters say (cluster.js).
+    const measured = replicaCall && entry.replica ? await cluster.remeasure(entry.kind, entry.replica) : null;
+    if (replicaCall) {
+      table.addCall(entry, measured);
+    }
+    diagram.show(journeyOf(entry, measured));
+  });
 }
 
 const tokens = new TokenClient({ onRequest, onChange: drawTokens });
@@ -55,6 +85,7 @@ function drawTokens() {
   const access = tokens.access;
   $('#token-view').hidden = access === null;
   accessTimes = access && { iat: access.payload.iat, exp: access.payload.exp };
+  drawReadable();
   if (access === null) {
     return;
   }
@@ -129,7 +160,22 @@ function drawSessions() {
   $('#session-logout').disabled = sessions.loggedIn === false;
   // Shown to prove the point: the sid cookie is not in it.
   $('#cookie-view').textContent = document.cookie === '' ? '"" (empty)' : JSON.stringify(document.cookie);
+  drawReadable();
 }
+
+/** The table's "can the client read its auth data?" row, from what this page can see now. */
+function drawReadable() {
+  const access = tokens.access;
+  table.setReadable({ claims: access && Object.keys(access.payload).length, cookie: document.cookie });
+}
+
+// ---- Scenes ------------------------------------------------------------------------------------
+
+const scenes = new Scenes({ tokens, diagram, onRequest, status: $('#scene-status') });
+onClick('#scene-expiry', () => scenes.run(scenes.refreshAfterExpiry));
+onClick('#scene-replay', () => scenes.run(scenes.replayedRefresh));
+onClick('#scene-429', () => scenes.run(() => scenes.wrongPasswords($('#scene-429'))));
+onClick('#scene-store', () => scenes.run(scenes.storeStopped));
 
 // ---- Shared --------------------------------------------------------------------------------------
 
@@ -177,5 +223,8 @@ function short(id) {
 
 drawTokens();
 drawSessions();
+// The diagram first: the probe below is drawn on it (and measured) once the replicas are known.
+await cluster.poll();
+cluster.start();
 // The page cannot see the session cookie, so it asks a session replica whether there is one.
 sessions.call('/sapi/me', { probe: true });

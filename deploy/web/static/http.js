@@ -5,7 +5,7 @@
 
 /**
  * Sends `method path`, with a JSON body (`json`) and/or a bearer token (`bearer`), and resolves
- * to { method, path, status, replica, body, ms, sent }. Never rejects: a network failure is
+ * to { method, path, status, replica, issuer, body, ms, sent }. Never rejects: a network failure is
  * status 0, so callers handle one kind of answer.
  */
 export async function send(method, path, { json, bearer } = {}) {
@@ -22,7 +22,7 @@ export async function send(method, path, { json, bearer } = {}) {
     sent.push('Cookie: sid=… (added by the browser if it holds one; this page cannot see it)');
   }
   const started = performance.now();
-  const result = { method, path, status: 0, replica: null, body: null, ms: 0, sent };
+  const result = { method, path, status: 0, replica: null, issuer: null, body: null, ms: 0, sent };
   try {
     const response = await fetch(path, {
       method,
@@ -33,6 +33,7 @@ export async function send(method, path, { json, bearer } = {}) {
     });
     result.status = response.status;
     result.replica = response.headers.get('x-replica');
+    result.issuer = response.headers.get('x-issuer');
     result.body = parseBody(await response.text());
   } catch (error) {
     result.body = { error: 'network_error', error_description: String(error) };

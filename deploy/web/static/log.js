@@ -15,6 +15,7 @@ const STEP_LABELS = {
   retry: 'retry',
   replay: 'replay a spent token',
   logout: 'log out',
+  scene: 'scene',
 };
 
 /** Steps that happen on their own inside a call's flow, drawn indented under it. */

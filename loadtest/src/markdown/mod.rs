@@ -6,6 +6,7 @@
 //! target was missed). Every figure comes from `results.json`, so `--render` rewrites the same
 //! report from an old run.
 
+mod model;
 mod notes;
 mod scenarios;
 
@@ -61,11 +62,13 @@ pub fn markdown(results: &Results) -> String {
              period, started inside its group).\n\n\
              | process | limit |\n| --- | --- |\n\
              | each replica (`api`, 1 tokio worker) | {} CPU |\n\
-             | Redis in scenario b | {} CPU |\n\
+             | Redis in scenario b | {} CPU (sessions also at {}) |\n\
              | Redis in scenarios a, c, d | unlimited |\n\
              | everything in a′ | unlimited |\n\
              | issuer, nginx (1 worker), oha, this harness | unlimited (they share the 2 cores) |\n",
-            meta.replica_cpu, meta.redis_cpu
+            meta.replica_cpu,
+            meta.redis_cpu,
+            more_quotas(results)
         );
     } else if meta.target.starts_with("local") {
         md.push_str(
@@ -97,9 +100,9 @@ pub fn markdown(results: &Results) -> String {
     }
     if let Some(scaling) = &results.scaling {
         scenarios::section_scaling(&mut md, scaling);
-    }
-    if let Some(shards) = &results.shards {
-        scenarios::section_shards(&mut md, shards);
+        if let Some(constants) = crate::model::constants(results) {
+            model::section(&mut md, &constants, scaling);
+        }
     }
     if let Some(lookups) = &results.lookups {
         scenarios::section_lookups(&mut md, lookups);
@@ -109,6 +112,15 @@ pub fn markdown(results: &Results) -> String {
     }
     if let Some(issuer) = &results.issuer {
         scenarios::section_issuer(&mut md, issuer);
+    }
+    if let Some(network) = &results.network {
+        scenarios::section_network(&mut md, network);
+    }
+    if let Some(k6) = &results.k6 {
+        scenarios::section_k6(&mut md, k6);
+    }
+    if let Some(shards) = &results.shards {
+        scenarios::section_shards(&mut md, shards);
     }
     notes::section_notes(&mut md, results, &findings);
     if !results.profiles.is_empty() {
@@ -138,6 +150,20 @@ pub fn markdown(results: &Results) -> String {
         }
     }
     md
+}
+
+/// The further Redis quotas of scenario b, e.g. "0.1 and 0.2 CPU", or "no other quota".
+fn more_quotas(results: &Results) -> String {
+    let quotas: Vec<String> = results
+        .scaling
+        .as_ref()
+        .map(|s| s.more_redis_cpus.iter().map(f64::to_string).collect())
+        .unwrap_or_default();
+    if quotas.is_empty() {
+        "no other quota".to_owned()
+    } else {
+        format!("{} CPU", quotas.join(" and "))
+    }
 }
 
 /// The targets table; a target whose scenario did not run is left out (the "Not run" section

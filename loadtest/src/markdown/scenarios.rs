@@ -4,7 +4,8 @@
 //! The sections print what was measured and nothing more; what the figures mean is said once,
 //! in the notes (`notes.rs`), where figures from several scenarios can be put side by side.
 
-use crate::results::{Issuer, Lookups, Outage, Same, Scaling, Variant};
+use crate::k6::route_of;
+use crate::results::{Issuer, K6, Lookups, Network, Outage, Same, Scaling, Variant, median};
 use std::fmt::Write as _;
 
 /// a (and a′): every variant on the same replicas, with its CPU per request.
@@ -111,12 +112,12 @@ pub fn section_scaling(md: &mut String, scaling: &Scaling) {
     md.push_str("\n\n");
 }
 
-/// f: sessions on one Redis against three shards: the medians, the knee of each, the ratio.
+/// h: sessions on one Redis against three shards: the medians, the knee of each, the ratio.
 pub fn section_shards(md: &mut String, shards: &Scaling) {
     use crate::shards::{CLUSTER, CLUSTER_SHARDS, ONE, SESSIONS_PER_SHARD, knee};
     let _ = writeln!(
         md,
-        "## f. Sharding the store: 1 Redis against a Redis Cluster of {CLUSTER_SHARDS}\n\n\
+        "## h. Sharding the store: 1 Redis against a Redis Cluster of {CLUSTER_SHARDS}\n\n\
          Session replicas limited to {} CPU each; every Redis shard limited to {} CPU (so the \
          cluster has {CLUSTER_SHARDS} times the Redis CPU). The load is spread over \
          {SESSIONS_PER_SHARD} sessions per shard of the cluster (as many on the one Redis), one \
@@ -297,4 +298,141 @@ pub fn section_issuer(md: &mut String, issuer: &Issuer) {
 fn cpu_cell(v: &Variant, kind: &str) -> String {
     v.cpu_us(kind)
         .map_or("-".to_owned(), |us| format!("{us:.0}"))
+}
+
+/// f: tokens and sessions at each added round trip to Redis, and what the p50s did.
+pub fn section_network(md: &mut String, network: &Network) {
+    let _ = writeln!(
+        md,
+        "## f. The store across a network\n\n\
+         The launcher's delay proxy sits between the services and Redis and holds every byte \
+         for half the added round trip in each direction, so every exchange with Redis takes the \
+         added round trip longer. One stack ({} token and {} session replicas, no CPU limits) \
+         for every point, the delay changed between runs; at 0 the proxy is there with no added \
+         delay. {} connections per oha run. \"PING\": the median round trip of `PING` through \
+         the proxy, measured before each round (loopback and the proxy's own copying included). \
+         Medians of the runs.\n\n\
+         | added round trip | PING ms | tokens rps | tokens p50 ms | tokens p99 ms | sessions rps | sessions p50 ms | sessions p99 ms | failed |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        network.replicas, network.replicas, network.concurrency
+    );
+    for point in &network.points {
+        let cells = |key: &str| {
+            point.get(key).map_or("- | - | -".to_owned(), |v| {
+                format!("{:.0} | {:.2} | {:.2}", v.rps(), v.p50(), v.p99())
+            })
+        };
+        let failed: u64 = point.variants.iter().map(Variant::failures).sum();
+        let _ = writeln!(
+            md,
+            "| {} ms | {:.2} | {} | {} | {failed} |",
+            point.added_rtt_ms,
+            median(point.ping_ms.iter().copied()),
+            cells("tokens"),
+            cells("sessions")
+        );
+    }
+    let rises: Vec<String> = network
+        .points
+        .iter()
+        .skip(1)
+        .filter_map(|point| {
+            let sessions = network.p50_rise("sessions", point)?;
+            let tokens = network.p50_rise("tokens", point)?;
+            Some(format!(
+                "at +{} ms the sessions' p50 moved by {sessions:+.2} ms and the tokens' by \
+                 {tokens:+.2} ms",
+                point.added_rtt_ms
+            ))
+        })
+        .collect();
+    if !rises.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nSeen, against no added delay: {} (expected: the sessions' p50 up by at least the \
+             added round trip, the tokens' not at all).",
+            rises.join("; ")
+        );
+    }
+    if let Some(v) = network.points.first().and_then(|p| p.variants.first()) {
+        let _ = writeln!(md, "\nEach run: `{}` (and so on per route).", v.command);
+    }
+    md.push('\n');
+}
+
+/// g: what each k6 script counted and measured, then its routes beside oha's runs on them.
+pub fn section_k6(md: &mut String, k6: &K6) {
+    let _ = writeln!(
+        md,
+        "## g. k6: the realistic client and the steady scripts\n\n\
+         {}, against a stack of its own whose access tokens live {} s, so that the realistic \
+         clients refresh during the run. Figures from k6's `--summary-export`. \"Unexpected\": \
+         answers the realistic client's flow does not explain (its `unexpected` counter); for \
+         the steady scripts, failed `/me` requests. k6 counts the realistic client's 401s \
+         (before a refresh) and Alice's 403s as failed requests; both are expected.\n\n\
+         | script | VUs | s | requests | rps | refreshes | re-logins | unexpected | p50 / p99 ms per route | exit |\n\
+         | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        k6.version, k6.access_ttl_secs
+    );
+    for s in &k6.scripts {
+        let routes: Vec<String> = s
+            .routes
+            .iter()
+            .map(|(name, p50, p99)| format!("{name} {p50:.2} / {p99:.2}"))
+            .collect();
+        let exit = s.exit_code.map_or("killed".to_owned(), |c| c.to_string());
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} | {:.0} | {} | {} | {} | {} | {exit} |",
+            s.script,
+            s.vus,
+            s.duration_secs,
+            s.requests,
+            s.rps,
+            s.refreshes,
+            s.relogins,
+            s.unexpected,
+            routes.join(", ")
+        );
+    }
+    md.push_str(
+        "\nThe same routes measured by oha on the same stack right after the scripts (oha: one \
+         credential, no pauses, as many connections as the steady scripts have VUs):\n\n\
+         | route | k6 script | k6 p50 ms | k6 p99 ms | oha p50 ms | oha p99 ms | oha rps | oha answers |\n\
+         | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for s in &k6.scripts {
+        for (name, p50, p99) in &s.routes {
+            let Some(route) = route_of(&s.script, name) else {
+                continue;
+            };
+            let oha = k6.oha.iter().find(|v| v.route == route);
+            let oha_cells = oha.map_or("- | - | - | -".to_owned(), |v| {
+                format!(
+                    "{:.2} | {:.2} | {:.0} | {}",
+                    v.p50(),
+                    v.p99(),
+                    v.rps(),
+                    v.outcome()
+                )
+            });
+            let _ = writeln!(
+                md,
+                "| `{route}` | `{}` | {p50:.2} | {p99:.2} | {oha_cells} |",
+                s.script
+            );
+        }
+    }
+    if let Some(s) = k6.scripts.first() {
+        let _ = writeln!(md, "\nEach script: `{}` (and so on).", s.command);
+    }
+    let crossed: Vec<String> = k6
+        .scripts
+        .iter()
+        .flat_map(|s| s.crossed.iter().map(move |c| format!("`{}` {c}", s.script)))
+        .collect();
+    if !crossed.is_empty() {
+        let _ = writeln!(md, "\nk6 thresholds crossed: {}.", crossed.join("; "));
+    }
+    md.push('\n');
 }

@@ -69,17 +69,19 @@ impl Compose {
     }
 }
 
-/// The compose project on this machine: which compose, the workspace it runs in, nginx's port.
-/// Tearing it down on every path is [`super::cleanup`]'s job.
+/// The compose project on this machine: which compose, the workspace it runs in, nginx's and
+/// Prometheus's ports. Tearing it down on every path is [`super::cleanup`]'s job.
 #[derive(Debug, Clone)]
 pub struct Project {
     pub compose: Compose,
     pub root: PathBuf,
     pub port: u16,
+    pub prometheus_port: u16,
 }
 
 impl Project {
-    /// `<compose> -p authscale-e2e -f docker-compose.yml -f deploy/docker-compose.offline.yml`.
+    /// `<compose> -p authscale-e2e -f docker-compose.yml -f deploy/docker-compose.offline.yml
+    /// --profile observe`: the cluster and Prometheus beside it.
     pub fn command(&self) -> Command {
         let mut command = Command::new(self.compose.program);
         command
@@ -87,8 +89,14 @@ impl Project {
             .args(self.compose.args)
             .args(["-p", PROJECT, "-f", "docker-compose.yml"])
             .args(["-f", "deploy/docker-compose.offline.yml"])
+            .args(["--profile", "observe"])
             .env("AUTHSCALE_HTTP_PORT", self.port.to_string())
             .env("AUTHSCALE_HTTP_ADDR", "127.0.0.1")
+            .env(
+                "AUTHSCALE_PROMETHEUS_PORT",
+                self.prometheus_port.to_string(),
+            )
+            .env("AUTHSCALE_PROMETHEUS_ADDR", "127.0.0.1")
             .stdin(Stdio::null());
         command
     }
@@ -226,6 +234,23 @@ pub fn ip_of(container: &str) -> anyhow::Result<String> {
         .next()
         .context("a container without an address")?;
     Ok(ip.to_owned())
+}
+
+/// A container's address on one network (a replica on two networks has one on each; Docker's
+/// DNS answers a container on `network` with the address there).
+pub fn ip_on(container: &str, network: &str) -> anyhow::Result<String> {
+    let mut command = Command::new("docker");
+    command.args([
+        "inspect",
+        "--format",
+        &format!("{{{{with index .NetworkSettings.Networks \"{network}\"}}}}{{{{.IPAddress}}}}{{{{end}}}}"),
+        container,
+    ]);
+    let ip = output_of(command, "docker inspect")?.trim().to_owned();
+    if ip.is_empty() {
+        bail!("{container} has no address on {network}");
+    }
+    Ok(ip)
 }
 
 /// The first 12 hex digits of a container id: its hostname, and so its replica id's host.

@@ -3,6 +3,7 @@
 //! looks at the containers with [`super::docker`]. The store phases are in [`super::store`].
 
 use super::docker::{self, Project, host_of, ip_of, short};
+use super::prometheus::{self, Prometheus};
 use super::store;
 use crate::timings::Timings;
 use anyhow::{Context, ensure};
@@ -29,11 +30,23 @@ pub fn drive(
     runtime: &tokio::runtime::Runtime,
     client: &Client,
 ) -> anyhow::Result<()> {
-    timings.phase("up: redis, issuer, 3 + 3 replicas, nginx", || {
-        project.run(&["up", "-d", "--no-build"])?;
-        runtime.block_on(wait_ready(client, Duration::from_secs(90)))
+    timings.phase("promtool: Prometheus's config and rules", || {
+        prometheus::check_config(project)
     })?;
-    eprintln!("compose test: nginx on {}", client.base());
+
+    timings.phase(
+        "up: redis, issuer, 3 + 3 replicas, nginx, prometheus",
+        || {
+            project.run(&["up", "-d", "--no-build"])?;
+            runtime.block_on(wait_ready(client, Duration::from_secs(90)))
+        },
+    )?;
+    let prometheus = Prometheus::new(project.prometheus_port)?;
+    eprintln!(
+        "compose test: nginx on {}, Prometheus on {}",
+        client.base(),
+        prometheus.base()
+    );
 
     timings.phase("contract through nginx", || {
         runtime.block_on(contract(client))
@@ -57,6 +70,15 @@ pub fn drive(
         })
     })?;
 
+    timings.phase(
+        "prometheus: every container a target, each one up; its graph page",
+        || {
+            let targets = runtime.block_on(prometheus::every_target_up(project, &prometheus))?;
+            eprintln!("compose test: Prometheus scrapes {targets} targets, all up");
+            runtime.block_on(prometheus.graph_page())
+        },
+    )?;
+
     let killed = timings.phase(
         "kill a token replica under a steady stream of GET /api/me",
         || kill_under_stream(project, runtime, client),
@@ -65,6 +87,20 @@ pub fn drive(
     timings.phase("scale to 4 token replicas; the new one serves", || {
         scale_up(project, runtime, client, &killed)
     })?;
+
+    timings.phase(
+        "prometheus: the new replica a target by itself; every rule evaluates",
+        || {
+            runtime.block_on(async {
+                let targets = prometheus::every_target_up(project, &prometheus).await?;
+                eprintln!("compose test: Prometheus scrapes {targets} targets, all up");
+                for line in prometheus::rules_evaluate(&prometheus, client).await? {
+                    eprintln!("compose test: {line}");
+                }
+                anyhow::Ok(())
+            })
+        },
+    )?;
 
     timings.phase(
         "the store: its network and ACL users (issuer, session; default off)",
@@ -338,7 +374,8 @@ pub fn no_failures(report: &StreamReport, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `up --scale api=4`: a new container comes up, and all four serve.
+/// `up --scale api=4`: a new container comes up, and all four serve; the demo page's view of
+/// the cluster (nginx's `/cluster` routes) lists the same four.
 fn scale_up(
     project: &Project,
     runtime: &tokio::runtime::Runtime,
@@ -380,8 +417,32 @@ fn scale_up(
         let token = client.login("bob", "builder").await?.access;
         let seen = replicas_until(client, "/api/me", Auth::Bearer(&token), &after).await?;
         eprintln!("compose test: /api/ served by {seen:?}");
+        let listed = cluster_view(client, "token").await?;
+        ensure!(
+            listed == seen,
+            "the page's /cluster lists {listed:?}, not the serving {seen:?}"
+        );
         Ok(())
     })
+}
+
+/// The replicas of `kind` (`token`, `session`) that nginx's `/cluster` routes list, by the host
+/// part of their ids: what the demo page draws.
+async fn cluster_view(client: &Client, kind: &str) -> anyhow::Result<BTreeSet<String>> {
+    let get = |path: String| async move {
+        let response = client.get(&path, Auth::None).send().await?;
+        let body: serde_json::Value = response.error_for_status()?.json().await?;
+        anyhow::Ok(body)
+    };
+    let counts = get("/cluster".to_owned()).await?;
+    let count = counts[kind].as_u64().context("no count in /cluster")?;
+    let mut hosts = BTreeSet::new();
+    for slot in 1..=count {
+        let stats = get(format!("/cluster/{kind}/{slot}")).await?;
+        let replica = stats["replica"].as_str().context("no replica id")?;
+        hosts.insert(host_of(replica).to_owned());
+    }
+    Ok(hosts)
 }
 
 /// Redis stopped: `/api/me` still 200 (tokens need no store), `/sapi/me` 503. The session and

@@ -11,7 +11,7 @@ use auth_core::error::ApiError;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 const RECRUITER: &str = "recruiter";
 
@@ -29,11 +29,36 @@ const APPLICANTS: [&[&str]; 10] = [
     &["leslie", "niklaus"],
 ];
 
+/// Who applied to one job.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Applicants {
+    #[schema(minimum = 1, maximum = 10)]
+    pub job_id: usize,
+    pub applicants: &'static [&'static str],
+}
+
+auth_core::errors!(
+    /// The role is checked before the job is looked up.
+    JobErrors:
+    ApiError::InsufficientScope { description: "this route needs the recruiter role".into(), bearer: true },
+    ApiError::NotFound("no such job".into()),
+);
+
+/// Who applied to job `id` (jobs 1 to 10 exist). Recruiters only.
+#[utoipa::path(
+    get,
+    path = "/jobs/{id}/applicants",
+    operation_id = "applicants",
+    params(("id" = u8, Path, minimum = 1, maximum = 10, example = 1,
+        description = "The job: 1 to 10 exist; any other id, number or not, is 404 `not_found`.")),
+    security(("caller" = [])),
+    responses((status = 200, description = "The job's applicants.", body = Applicants), JobErrors),
+)]
 pub async fn applicants(
     State(state): State<ReplicaState>,
     Auth(caller): Auth,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Applicants>, ApiError> {
     if !caller.has_role(RECRUITER) {
         return Err(ApiError::InsufficientScope {
             description: "this route needs the recruiter role".into(),
@@ -50,7 +75,8 @@ pub async fn applicants(
         .ok()
         .filter(|n| (1..=APPLICANTS.len()).contains(n))
         .ok_or_else(|| ApiError::NotFound("no such job".into()))?;
-    Ok(Json(
-        json!({ "job_id": job, "applicants": APPLICANTS[job - 1] }),
-    ))
+    Ok(Json(Applicants {
+        job_id: job,
+        applicants: APPLICANTS[job - 1],
+    }))
 }

@@ -5,8 +5,26 @@
 use crate::state::ReplicaState;
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use serde::Serialize;
 
-pub async fn ping(State(state): State<ReplicaState>) -> Json<Value> {
-    Json(json!({ "pong": true, "replica": state.settings.replica_id }))
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Pong {
+    /// Always `true`.
+    pub pong: bool,
+    /// The replica that answered; equal to its `X-Replica` header.
+    pub replica: String,
+}
+
+/// No credentials at all: the load test's baseline on the very same replicas.
+#[utoipa::path(
+    get,
+    path = "/ping",
+    operation_id = "ping",
+    responses((status = 200, description = "The replica is there.", body = Pong)),
+)]
+pub async fn ping(State(state): State<ReplicaState>) -> Json<Pong> {
+    Json(Pong {
+        pong: true,
+        replica: state.settings.replica_id.clone(),
+    })
 }

@@ -77,3 +77,26 @@ async fn both_discovery_documents_lead_from_the_issuer_url_to_the_keys_of_its_to
         "the access token's kid {kid} is not in the JWKS found by discovery"
     );
 }
+
+/// The OpenAPI document is served through nginx, from the issuer, and describes the routes a
+/// client reaches there (that it is complete and valid is the issuer's unit tests'; that the
+/// stack keeps to it, `cargo xtask schemathesis`'s).
+#[tokio::test]
+async fn nginx_serves_the_openapi_document_of_the_whole_surface() {
+    let t = TestStack::start_with(1, 1, &[]).await;
+    let response = t
+        .client
+        .get("/openapi.json", Auth::None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers().contains_key("x-issuer"));
+    let kind = response.headers()["content-type"].to_str().unwrap();
+    assert_eq!(kind, "application/json");
+    let document: Value = response.json().await.unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    for path in ["/auth/login", "/api/me", "/sapi/me", "/openapi.json"] {
+        assert!(document["paths"][path].is_object(), "{path} is not in it");
+    }
+}

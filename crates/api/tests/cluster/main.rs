@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod attacks;
+mod cluster_view;
 mod discovering_replicas;
 mod discovery;
 mod faults;
@@ -19,5 +20,6 @@ mod pyjwt;
 mod redis_cluster;
 mod refresh_families;
 mod sessions;
+mod store_delay;
 mod store_outage;
 mod tokens;

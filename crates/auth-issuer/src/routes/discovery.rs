@@ -28,7 +28,11 @@ use serde::Serialize;
 
 /// The metadata document. Registered names (RFC 8414 2) except `login_endpoint` and
 /// `logout_endpoint`, this project's own.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema, utoipa::ToResponse)]
+#[response(
+    description = "The metadata document.",
+    headers(("Cache-Control" = String, description = "`public, max-age=300`."))
+)]
 pub struct Metadata {
     pub issuer: String,
     pub jwks_uri: String,
@@ -62,10 +66,28 @@ impl Metadata {
     }
 }
 
+/// The issuer's metadata (OpenID Connect Discovery 1.0).
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    operation_id = "openid_configuration",
+    responses((status = 200, response = inline(Metadata))),
+)]
 pub async fn metadata(State(state): State<IssuerState>) -> impl IntoResponse {
     // It changes only with the issuer's configuration: a client may keep it for a while.
     let body = Metadata::for_issuer(&state.settings.tokens.issuer);
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(body))
+}
+
+/// The same document at RFC 8414's address.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    operation_id = "oauth_authorization_server",
+    responses((status = 200, response = inline(Metadata))),
+)]
+pub async fn oauth_metadata(state: State<IssuerState>) -> impl IntoResponse {
+    metadata(state).await
 }
 
 #[cfg(test)]

@@ -13,9 +13,12 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+/// A username and password (both login routes).
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct Credentials {
+    /// At most 128 bytes.
     username: String,
+    /// At most 1 KiB.
     password: String,
 }
 
@@ -33,6 +36,28 @@ impl std::fmt::Debug for Credentials {
 const MAX_USERNAME: usize = 128;
 const MAX_PASSWORD: usize = 1024;
 
+auth_core::errors!(
+    /// How both password logins fail (see docs/API.md, "Login limits").
+    LoginErrors:
+    ApiError::bad_body(),
+    ApiError::InvalidCredentials,
+    ApiError::PayloadTooLarge,
+    ApiError::TooManyAttempts { retry_after_secs: 42 },
+    ApiError::Overloaded,
+    ApiError::StoreUnavailable,
+);
+
+/// A password login: a new token pair, the first of a new refresh-token family.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    operation_id = "login",
+    request_body = Credentials,
+    responses(
+        (status = 200, response = inline(TokenPair)),
+        LoginErrors,
+    ),
+)]
 pub async fn login(
     State(state): State<IssuerState>,
     ClientAddr(addr): ClientAddr,

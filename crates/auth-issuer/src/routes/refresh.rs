@@ -12,11 +12,32 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 
-#[derive(Deserialize)]
+/// The body of `/auth/refresh` and `/auth/logout`.
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+auth_core::errors!(
+    /// How refresh and logout fail.
+    GrantErrors:
+    ApiError::bad_body(),
+    ApiError::InvalidGrant("refresh token already used; every token of this login is now revoked".into()),
+    ApiError::PayloadTooLarge,
+    ApiError::StoreUnavailable,
+);
+
+/// Exchange a refresh token, once, for a new pair (rotation; a reused token revokes its family).
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    operation_id = "refresh",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, response = inline(TokenPair)),
+        GrantErrors,
+    ),
+)]
 pub async fn refresh(
     State(state): State<IssuerState>,
     ClientAddr(addr): ClientAddr,

@@ -1,7 +1,7 @@
 //! `POST /auth/session/login` and `POST /auth/session/logout`: the session-store variant.
 
 use crate::client_addr::ClientAddr;
-use crate::routes::login::{Credentials, authenticate};
+use crate::routes::login::{Credentials, LoginErrors, authenticate};
 use crate::sessions;
 use crate::state::IssuerState;
 use crate::tokens;
@@ -13,6 +13,21 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+/// A password login for the session variant: the session id, in the `sid` cookie only.
+#[utoipa::path(
+    post,
+    path = "/auth/session/login",
+    operation_id = "session_login",
+    request_body = Credentials,
+    responses(
+        (status = 204, description = "Logged in.", headers(
+            ("Set-Cookie" = String, description = "`sid=<id>; HttpOnly; SameSite=Lax; Path=/; Max-Age=<SESSION_MAX_TTL_SECS>` (and `Secure` with `COOKIE_SECURE=true`)."),
+            ("Cache-Control" = String, description = "`no-store`: the answer carries a credential."),
+            ("Pragma" = String, description = "`no-cache`."),
+        )),
+        LoginErrors,
+    ),
+)]
 pub async fn login(
     State(state): State<IssuerState>,
     ClientAddr(addr): ClientAddr,
@@ -29,6 +44,26 @@ pub async fn login(
     Ok(response)
 }
 
+auth_core::errors!(
+    /// How session logout fails.
+    SessionLogoutErrors:
+    ApiError::InvalidSession("no such session".into()),
+    ApiError::StoreUnavailable,
+);
+
+/// End the session: it is gone from the store, for every replica at once.
+#[utoipa::path(
+    post,
+    path = "/auth/session/logout",
+    operation_id = "session_logout",
+    security(("cookie" = [])),
+    responses(
+        (status = 204, description = "Logged out.", headers(
+            ("Set-Cookie" = String, description = "`sid=; ...; Max-Age=0`: clears the cookie."),
+        )),
+        SessionLogoutErrors,
+    ),
+)]
 pub async fn logout(
     State(state): State<IssuerState>,
     headers: HeaderMap,

@@ -7,6 +7,7 @@
 use super::{Member, Stack, in_group};
 use crate::binaries::{Binaries, workspace_root};
 use crate::cgroup::{CpuGroups, CpuQuota};
+use crate::delay_proxy::DelayProxy;
 use crate::nginx::{self, NginxConfig};
 use crate::redis::Persistence;
 use crate::services::{self, Mode, Shared};
@@ -67,6 +68,10 @@ pub struct StackConfig {
     /// The burst allowed above `login_rate` (requests). Default `None`:
     /// [`NginxConfig::DEFAULT_LOGIN_BURST`].
     pub login_burst: Option<u32>,
+    /// Put redis one network hop away: the issuer and the replicas reach it through a
+    /// [`DelayProxy`] that adds this delay in each direction, so every round trip to the store
+    /// takes 2 × this much longer. Default `None`: they connect to redis directly.
+    pub store_delay: Option<Duration>,
 }
 
 impl StackConfig {
@@ -91,6 +96,7 @@ impl StackConfig {
             redis_aof: false,
             login_rate: None,
             login_burst: None,
+            store_delay: None,
         }
     }
 }
@@ -101,6 +107,7 @@ impl Stack {
     pub async fn start(config: StackConfig) -> anyhow::Result<Stack> {
         let mut stack = Stack::plan(&config)?;
         stack.start_redis().await?;
+        stack.start_store_proxy(&config)?;
         stack.start_issuer(&config).await?;
         stack.start_replicas(&config).await?;
         stack.start_nginx(&config).await?;
@@ -124,6 +131,14 @@ impl Stack {
         anyhow::ensure!(
             config.redis_shards == 1 || !config.redis_aof,
             "redis_aof is for one redis-server: a Redis Cluster here keeps no data across restarts"
+        );
+        // The delay proxy cannot sit in front of a cluster: a cluster client learns the nodes'
+        // addresses from the cluster itself (CLUSTER SLOTS, MOVED), so it would connect to the
+        // nodes directly past a proxy at the first redirection. Refused rather than measured wrong.
+        anyhow::ensure!(
+            config.redis_shards == 1 || config.store_delay.is_none(),
+            "store_delay is for one redis-server: a Redis Cluster's clients learn the nodes' \
+             addresses from the cluster and would bypass the delay proxy"
         );
         let work_dir = prepare_work_dir(&config.work_dir)?;
         let redis = (0..config.redis_shards)
@@ -169,6 +184,7 @@ impl Stack {
             nginx: Member::new("nginx", nginx_addr, "http", &work_dir),
             work_dir,
             cgroups: None,
+            store_proxy: None,
         };
         stack.cgroups = stack.plan_cpu_groups(config)?;
         Ok(stack)
@@ -204,6 +220,17 @@ impl Stack {
             groups.add(&member.name, quota)?;
         }
         Ok(Some(groups))
+    }
+
+    /// The delay proxy in front of redis, when the config asks for one. It runs inside this
+    /// process (a thread of its own), so it lives exactly as long as the [`Stack`].
+    fn start_store_proxy(&mut self, config: &StackConfig) -> anyhow::Result<()> {
+        if let Some(one_way) = config.store_delay {
+            let proxy = DelayProxy::start(self.redis[0].addr, one_way)
+                .context("starting the delay proxy in front of redis")?;
+            self.store_proxy = Some(proxy);
+        }
+        Ok(())
     }
 
     async fn start_issuer(&mut self, config: &StackConfig) -> anyhow::Result<()> {
@@ -268,6 +295,9 @@ impl Stack {
             login_burst: config
                 .login_burst
                 .unwrap_or(NginxConfig::DEFAULT_LOGIN_BURST),
+            // Loopback only, on a port of its own: nothing reads it locally yet, but the
+            // template (shared with docker compose) has the server.
+            status_listen: ports::free_addr()?,
         };
         let prefix = self.work_dir.join("nginx");
         let binary = programs::nginx()?;
