@@ -334,3 +334,38 @@ fn prepare_work_dir(work_dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::canonicalize(work_dir)
         .with_context(|| format!("cannot resolve {}", work_dir.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refused before anything starts, so no binary is needed and the work dir is never made
+    /// (were the check gone, it would be made in the temp dir, not at the root).
+    fn config_with(shards: usize, store_delay: Option<Duration>) -> StackConfig {
+        let binaries = Binaries {
+            issuer: PathBuf::from("/nonexistent/auth-issuer"),
+            api: PathBuf::from("/nonexistent/api"),
+        };
+        let mut config =
+            StackConfig::new(binaries, std::env::temp_dir().join("authscale-plan-test"));
+        config.redis_shards = shards;
+        config.store_delay = store_delay;
+        config
+    }
+
+    #[test]
+    fn a_cluster_behind_the_delay_proxy_is_refused() {
+        let config = config_with(3, Some(Duration::from_millis(1)));
+        let Err(err) = Stack::plan(&config) else {
+            panic!("a cluster behind the delay proxy was planned");
+        };
+        assert!(
+            format!("{err:#}").contains("store_delay is for one redis-server"),
+            "{err:#}"
+        );
+        let Err(err) = Stack::plan(&config_with(2, None)) else {
+            panic!("a cluster of 2 masters was planned");
+        };
+        assert!(format!("{err:#}").contains("at least 3 masters"), "{err:#}");
+    }
+}
