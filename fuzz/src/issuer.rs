@@ -12,6 +12,7 @@
 
 use crate::keys::{ISSUER, KEY_PEM};
 use auth_core::limits::RequestLimits;
+use auth_core::store::Target;
 use auth_issuer::settings::Settings;
 use auth_issuer::startup::{build_state, router};
 use axum::Router;
@@ -60,13 +61,14 @@ impl Issuer {
         let mut settings = Settings::from_env().expect("the default settings");
         settings.key_path = key_path;
         settings.tokens.issuer = ISSUER.to_owned();
-        settings.redis.url = "redis://127.0.0.1:0".to_owned();
+        settings.redis.target = Target::Node("redis://127.0.0.1:0".to_owned());
         settings.users_file = None;
         settings.service.limits = RequestLimits {
             max_in_flight: 64,
             timeout: std::time::Duration::from_secs(5),
         };
-        // The store's pool is built inside the runtime, as in the binary.
+        // The state is built inside the runtime, as in the binary (the store connects on first
+        // use, in the runtime that serves the requests: this one).
         let state = runtime.block_on(async { build_state(settings) });
         let router = router(state.expect("the issuer's state")).expect("the issuer's router");
         Issuer {

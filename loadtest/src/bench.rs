@@ -33,18 +33,37 @@ pub struct Bench {
 }
 
 /// A stack to start for a scenario.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Spec {
     pub jwt: usize,
     pub session: usize,
     pub replica_cpu: Option<f64>,
     pub redis_cpu: Option<f64>,
     pub token_cache: bool,
+    /// Redis shards: 1, one redis-server; 3 or more, a Redis Cluster (scenario h).
+    pub redis_shards: usize,
     /// The services reach Redis through the launcher's delay proxy, with this delay each way
     /// (`StackConfig::store_delay`).
     pub store_delay: Option<Duration>,
     /// More environment for every service, after the bench's own (e.g. a short token lifetime).
     pub env: Vec<(String, String)>,
+}
+
+/// No replicas, no limits, one redis-server reached directly: each scenario names what it
+/// changes and takes the rest from here.
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            jwt: 0,
+            session: 0,
+            replica_cpu: None,
+            redis_cpu: None,
+            token_cache: false,
+            redis_shards: 1,
+            store_delay: None,
+            env: Vec::new(),
+        }
+    }
 }
 
 /// A running target: a stack we started, or a base URL of one already running.
@@ -84,7 +103,7 @@ pub const LOAD_GENERATOR: &str = "load generator";
 impl CpuPerRequest {
     /// Count `used` (the load generator's CPU over a run that got `answered` answers in
     /// `elapsed`) like a process kind of the stack.
-    fn add_load_generator(&mut self, used: Duration, answered: u64, elapsed: Duration) {
+    pub fn add_load_generator(&mut self, used: Duration, answered: u64, elapsed: Duration) {
         if answered > 0 {
             let us = used.as_secs_f64() * 1e6 / answered as f64;
             self.us.insert(LOAD_GENERATOR.to_owned(), us);
@@ -99,7 +118,7 @@ impl CpuPerRequest {
 /// User and system CPU of this process's finished children, so far. Read just before and after
 /// one oha run, the difference is that run's: the stacks' processes are children too, but none
 /// finishes during a run.
-fn children_cpu() -> Duration {
+pub fn children_cpu() -> Duration {
     use nix::sys::resource::{UsageWho, getrusage};
     match getrusage(UsageWho::RUSAGE_CHILDREN) {
         Ok(usage) => {
@@ -117,6 +136,8 @@ pub fn kind_of(name: &str) -> String {
     match name.split_once('-') {
         Some(("jwt", _)) => "jwt replicas".to_owned(),
         Some(("session", _)) => "session replicas".to_owned(),
+        // The shards of a Redis Cluster (`redis-1`, ...), counted together.
+        Some(("redis", _)) => "redis".to_owned(),
         _ => name.to_owned(),
     }
 }
@@ -157,6 +178,7 @@ impl Bench {
         config.session_replicas = spec.session;
         config.replica_cpu = spec.replica_cpu;
         config.redis_cpu = spec.redis_cpu;
+        config.redis_shards = spec.redis_shards;
         config.cpu_accounting = true;
         config.store_delay = spec.store_delay;
         // nginx limits the password routes per client address; every client here is 127.0.0.1,
@@ -406,5 +428,6 @@ mod tests {
         assert!(!cpu.throttled.contains_key("nginx"));
         assert_eq!(kind_of("session-3"), "session replicas");
         assert_eq!(kind_of("redis"), "redis");
+        assert_eq!(kind_of("redis-3"), "redis");
     }
 }

@@ -53,6 +53,13 @@ pub fn check(results: &Results) -> Vec<String> {
             variant("g", v);
         }
     }
+    if let Some(shards) = &results.shards {
+        for p in &shards.points {
+            for v in &p.variants {
+                variant(&format!("h ({} replicas)", p.replicas), v);
+            }
+        }
+    }
     if let Some(lookups) = &results.lookups {
         for row in &lookups.rows {
             if row.served == 0 || row.failures > 0 {

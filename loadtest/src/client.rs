@@ -114,6 +114,26 @@ pub async fn metrics(http: &reqwest::Client, service_url: &str) -> anyhow::Resul
     Ok(response.text().await?)
 }
 
+/// Whether the redis node at `redis_url` holds `key` (`EXISTS`). A node of a cluster that does
+/// not own the key's slot answers `MOVED`: false too.
+pub async fn redis_exists(redis_url: &str, key: &str) -> anyhow::Result<bool> {
+    let client = redis::Client::open(redis_url)?;
+    let exists = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("EXISTS")
+            .arg(key)
+            .query_async::<bool>(&mut conn)
+            .await
+    };
+    let reply = tokio::time::timeout(Duration::from_secs(2), exists)
+        .await
+        .context("redis did not answer EXISTS within 2 s")?;
+    match reply {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Moved) => Ok(false),
+        reply => Ok(reply?),
+    }
+}
+
 /// Redis's `total_commands_processed` (from `INFO stats`): every command it executed since it
 /// started, whoever sent it. The `INFO` asking for it counts too (one per call).
 pub async fn redis_commands_processed(redis_url: &str) -> anyhow::Result<u64> {

@@ -37,6 +37,7 @@ mod report;
 mod results;
 mod same;
 mod scaling;
+mod shards;
 mod svg;
 #[cfg(test)]
 mod testdata;
@@ -232,6 +233,7 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
                 'g',
                 "g (k6): it starts a stack with short-lived access tokens",
             ),
+            ('h', "h (sharding): it starts Redis Clusters itself"),
         ] {
             if options.wants(letter) {
                 results
@@ -302,6 +304,9 @@ async fn scenarios(bench: &mut Bench, results: &mut Results) -> anyhow::Result<(
                 k6::INSTALL
             )),
         }
+    }
+    if options.wants('h') {
+        results.shards = Some(shards::run(bench).await?);
     }
     Ok(())
 }

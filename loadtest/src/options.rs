@@ -21,6 +21,8 @@ Scenarios:
      trip to Redis takes 0, 0.5 or 2 ms longer (the launcher's delay proxy)
   g  k6: loadtest/k6's realistic client (refreshes, re-logins) and its steady scripts,
      beside oha on the same routes (skipped when k6 is not installed, except in CI)
+  h  sharding: sessions on 1 Redis against a Redis Cluster of 3 shards, each shard under
+     the --redis-cpu quota, 1 to --shard-max-replicas session replicas
 
 options:
   --quick               every scenario, short (under 2 minutes of load): for CI
@@ -38,6 +40,7 @@ options:
                         quick 0.2; none for none)
   --replicas N          replicas per variant in scenario a (default 2)
   --max-replicas N      scenario b goes from 1 to N replicas (default 6, quick 3)
+  --shard-max-replicas N  scenario h goes from 1 to N session replicas (default 8; quick 2)
   --only LIST           run only these scenarios, e.g. --only a,c
   --no-profile          do not record perf profiles (full runs record them when perf works)
   --keep-logs           keep the stacks' work dirs (logs) after a successful run
@@ -61,6 +64,7 @@ pub struct Options {
     pub more_redis_cpus: Vec<f64>,
     pub replicas: usize,
     pub max_replicas: usize,
+    pub shard_max_replicas: usize,
     pub only: Vec<char>,
     pub profile: bool,
     pub keep_logs: bool,
@@ -103,6 +107,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
         more_redis_cpus: if quick { vec![0.2] } else { vec![0.1, 0.2] },
         replicas: 2,
         max_replicas: if quick { 3 } else { 6 },
+        shard_max_replicas: 8,
         only: Vec::new(),
         profile: !quick,
         keep_logs: false,
@@ -134,14 +139,15 @@ pub fn parse(args: &[String]) -> anyhow::Result<Parsed> {
             "--more-redis-cpus" => options.more_redis_cpus = numbers(flag, &value()?)?,
             "--replicas" => options.replicas = count(flag, &value()?, 1, 8)?,
             "--max-replicas" => options.max_replicas = count(flag, &value()?, 1, 8)?,
+            "--shard-max-replicas" => options.shard_max_replicas = count(flag, &value()?, 1, 16)?,
             "--only" => {
                 options.only = value()?
                     .split(',')
                     .map(|s| match s.trim() {
-                        s @ ("a" | "b" | "c" | "d" | "e" | "f" | "g") => {
+                        s @ ("a" | "b" | "c" | "d" | "e" | "f" | "g" | "h") => {
                             Ok(s.chars().next().unwrap_or('a'))
                         }
-                        other => bail!("--only takes scenario letters a to g, not {other:?}"),
+                        other => bail!("--only takes scenario letters a to h, not {other:?}"),
                     })
                     .collect::<anyhow::Result<_>>()?
             }

@@ -28,6 +28,9 @@ pub struct Results {
     /// g: k6's scripts, beside oha on the same routes.
     #[serde(default)]
     pub k6: Option<K6>,
+    /// h: sessions on one Redis against a Redis Cluster (variants `shards::ONE`, `CLUSTER`).
+    #[serde(default)]
+    pub shards: Option<Scaling>,
     /// Scenarios not run, and why.
     pub skipped: Vec<String>,
     /// perf profiles (top symbols), when recorded.

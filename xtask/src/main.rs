@@ -128,6 +128,10 @@ options of `up`:
                           nothing; a crash of redis-server or of the machine can lose up to
                           about the last two seconds of writes. Without it Redis
                           starts empty every time (and .stack/redis/ is left alone)
+  --redis-shards N        a Redis Cluster of N masters (3 to 16) instead of one redis-server,
+                          started from redis-server with --cluster-enabled and joined with
+                          redis-cli --cluster create; the services get REDIS_CLUSTER_NODES.
+                          Not with --persist
   --login-rate RATE       nginx's limit per client address on /auth/login and
                           /auth/session/login, e.g. 10r/s (the default, with a burst of 20)
                           or 600r/m; raise it to load-test logins against this stack
@@ -228,6 +232,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
     let mut access_ttl = None;
     let mut persist = false;
     let mut login_rate = None;
+    let mut redis_shards = 1;
     let mut store_delay = None;
     let mut flags = Flags::new(args);
     while let Some(flag) = flags.next_flag() {
@@ -242,6 +247,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
             "--access-ttl" => access_ttl = Some(access_ttl_secs(&flags.value(&flag)?)?),
             "--debug" if !flag.has_inline_value() => profile = Profile::Debug,
             "--persist" if !flag.has_inline_value() => persist = true,
+            "--redis-shards" => redis_shards = shard_count(&flags.value(&flag)?)?,
             "--login-rate" => {
                 let rate = flags.value(&flag)?;
                 stack::nginx::check_login_rate(&rate).context("--login-rate")?;
@@ -250,6 +256,13 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
             "--store-delay-ms" => store_delay = Some(store_delay_ms(&flags.value(&flag)?)?),
             _ => bail!("unknown option {:?} for `up`", flag.raw),
         }
+    }
+    if persist && redis_shards > 1 {
+        bail!("--persist is for one redis-server, not with --redis-shards");
+    }
+    if store_delay.is_some() && redis_shards > 1 {
+        // A cluster client learns the nodes' addresses from the cluster, past the proxy.
+        bail!("--store-delay-ms is for one redis-server, not with --redis-shards");
     }
     let jwt_replicas = replicas.unwrap_or(2);
     Ok(Task::Up(UpOptions {
@@ -260,6 +273,7 @@ fn parse_up(args: &[String]) -> anyhow::Result<Task> {
         access_ttl,
         persist,
         login_rate,
+        redis_shards,
         store_delay,
     }))
 }
@@ -270,6 +284,14 @@ fn store_delay_ms(value: &str) -> anyhow::Result<Duration> {
     match value.parse::<f64>() {
         Ok(ms) if (0.0..=1000.0).contains(&ms) => Ok(Duration::from_secs_f64(ms / 1000.0)),
         _ => bail!("--store-delay-ms must be milliseconds from 0 to 1000, not {value:?}"),
+    }
+}
+
+/// `--redis-shards`: Redis Cluster needs at least 3 masters (and one shard is no cluster).
+fn shard_count(value: &str) -> anyhow::Result<usize> {
+    match value.parse::<usize>() {
+        Ok(n @ 3..=16) => Ok(n),
+        _ => bail!("--redis-shards must be a number from 3 to 16, not {value:?}"),
     }
 }
 
@@ -361,6 +383,7 @@ mod tests {
             access_ttl: None,
             persist: false,
             login_rate: None,
+            redis_shards: 1,
             store_delay: None,
         })
     }
@@ -419,6 +442,13 @@ mod tests {
         };
         assert!(options.persist);
         assert_eq!(options.login_rate.as_deref(), Some("600r/m"));
+        let Task::Up(options) = parse(&args("up --redis-shards 3")).unwrap() else {
+            panic!("not up");
+        };
+        assert_eq!(options.redis_shards, 3);
+        assert!(parse(&args("up --redis-shards 2")).is_err());
+        assert!(parse(&args("up --redis-shards 3 --persist")).is_err());
+        assert!(parse(&args("up --redis-shards 3 --store-delay-ms 1")).is_err());
         let Task::Up(options) = parse(&args("up --store-delay-ms 0.25")).unwrap() else {
             panic!("not up");
         };

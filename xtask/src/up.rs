@@ -37,6 +37,8 @@ pub struct UpOptions {
     pub persist: bool,
     /// `--login-rate`: nginx's per-address limit on the password routes (`10r/s` by default).
     pub login_rate: Option<String>,
+    /// `--redis-shards`: 1, one redis-server; 3 or more, a Redis Cluster of that many masters.
+    pub redis_shards: usize,
     /// `--store-delay-ms`: the delay the launcher's proxy adds each way between the services and
     /// Redis (`None`: no proxy).
     pub store_delay: Option<Duration>,
@@ -79,6 +81,7 @@ pub fn up(options: UpOptions) -> anyhow::Result<()> {
     }
     config.redis_aof = options.persist;
     config.login_rate = options.login_rate;
+    config.redis_shards = options.redis_shards;
     config.store_delay = options.store_delay;
 
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

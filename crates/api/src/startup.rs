@@ -36,11 +36,7 @@ pub fn build_state(settings: Settings) -> anyhow::Result<ReplicaState> {
             Authenticator::Jwt(Arc::new(keys))
         }
         Mode::Session => Authenticator::Session {
-            store: Store::new(
-                &settings.redis.url,
-                settings.redis.pool_size,
-                redis_commands.clone(),
-            )?,
+            store: Store::new(&settings.redis.target, redis_commands.clone())?,
             idle_ttl: settings.session_idle_ttl,
         },
     };

@@ -20,7 +20,6 @@ use crate::claims::Caller;
 use crate::error::ApiError;
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
-use deadpool_redis::redis;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 

@@ -187,10 +187,10 @@ crate::settings! {
         ISSUER_URL = "http://127.0.0.1:8080" => "`iss` of every token; the public URL of the issuer",
         AUDIENCE = "authscale-api" => "`aud` of access tokens; must differ from `ISSUER_URL` (refresh tokens use the issuer as their audience), or neither service starts",
         REDIS_URL = "redis://127.0.0.1:6379" => "the store: refresh families, login limits and sessions for the issuer, sessions for a session replica",
+        REDIS_CLUSTER_NODES = _ ("unset") => "instead of `REDIS_URL` (not with it): a Redis Cluster, as a comma-separated list of some of its nodes' URLs; the client finds the others",
         REDIS_USERNAME = _ ("unset (`default`)") => "the Redis ACL user to log in as",
         REDIS_PASSWORD_FILE = _ ("unset") => "a file holding its password (one trailing newline ignored); compose mounts one per service",
         REDIS_PASSWORD = _ ("unset") => "the password itself, where a file is not practical (not with `REDIS_PASSWORD_FILE`)",
-        REDIS_POOL_SIZE = "16" => "Redis connections at most",
         SESSION_IDLE_TTL_SECS = "1800" => "session idle timeout, renewed on each request; at least 1, or neither service starts",
         MAX_CONCURRENT_REQUESTS = "1024" => "requests in flight (all routes together) before new ones are shed with 503; `/healthz`, `/readyz` and `/metrics` do not count and are not shed (they have 32 slots of their own)",
         REQUEST_TIMEOUT_SECS = "10" => "a request taking longer is answered 503",
@@ -266,31 +266,19 @@ impl TokenParties {
 }
 
 /// The Redis connection: the issuer's store, and a session replica's. Its `Debug` leaves the
-/// URL out: the URL carries the password, and a settings struct is the kind of thing someone
-/// prints with `{:?}` while debugging.
-#[derive(Clone)]
+/// URLs out: they carry the password, and a settings struct is the kind of thing someone prints
+/// with `{:?}` while debugging.
+#[derive(Clone, Debug)]
 pub struct RedisSettings {
-    /// `REDIS_URL`, with `REDIS_USERNAME` and the password filled in
-    /// ([`crate::store_credentials`]).
-    pub url: String,
-    /// `REDIS_POOL_SIZE`: connections at most (default 16).
-    pub pool_size: usize,
-}
-
-impl std::fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSettings")
-            .field("url", &"(not shown: it carries the password)")
-            .field("pool_size", &self.pool_size)
-            .finish()
-    }
+    /// `REDIS_URL`, or the nodes of `REDIS_CLUSTER_NODES`, with `REDIS_USERNAME` and the
+    /// password filled in ([`crate::store_credentials`]).
+    pub target: crate::store::Target,
 }
 
 impl RedisSettings {
     pub fn from_env() -> anyhow::Result<Self> {
         Ok(RedisSettings {
-            url: crate::store_credentials::redis_url_from_env()?,
-            pool_size: REDIS_POOL_SIZE.parse()?,
+            target: crate::store_credentials::redis_target_from_env()?,
         })
     }
 }
@@ -343,7 +331,10 @@ mod tests {
         // The test process sets none of these: each reader falls back to its declared default.
         assert_eq!(LOG_FORMAT.parse::<LogFormat>().unwrap(), LogFormat::Pretty);
         assert!(TokenParties::from_env().is_ok());
-        assert_eq!(RedisSettings::from_env().unwrap().pool_size, 16);
+        assert!(matches!(
+            RedisSettings::from_env().unwrap().target,
+            crate::store::Target::Node(_)
+        ));
         assert_eq!(session_idle_ttl().unwrap(), 1800);
         assert!(RequestLimits::from_env().is_ok());
     }
@@ -355,13 +346,15 @@ mod tests {
 
     #[test]
     fn the_redis_password_never_shows_in_debug_output() {
-        let settings = RedisSettings {
-            url: "redis://issuer:s3cret-pass@127.0.0.1:6379".into(),
-            pool_size: 4,
-        };
-        let shown = format!("{settings:?}");
-        assert!(!shown.contains("s3cret-pass"), "{shown}");
-        assert!(shown.contains("pool_size: 4"), "{shown}");
+        use crate::store::Target;
+        let url = "redis://issuer:s3cret-pass@127.0.0.1:6379".to_owned();
+        for target in [
+            Target::Node(url.clone()),
+            Target::Cluster(vec![url.clone(), url]),
+        ] {
+            let shown = format!("{:?}", RedisSettings { target });
+            assert!(!shown.contains("s3cret-pass"), "{shown}");
+        }
     }
 
     #[test]

@@ -1,46 +1,82 @@
-//! The Redis store, reached through a small connection pool.
+//! The Redis store: one shared, multiplexed connection (or a Redis Cluster client) per process.
 //!
 //! The issuer keeps refresh-token families, login counters and sessions here; session replicas read
-//! sessions from here on every request. Three rules shape this module:
+//! sessions from here on every request. Four rules shape this module:
 //!
+//! - **No cap but Redis.** Every request of a process shares one multiplexed connection (the redis
+//!   crate's [`ConnectionManager`]), or, for a Redis Cluster, the crate's cluster client, which
+//!   holds one multiplexed connection per node. Commands from concurrent requests are written
+//!   back to back onto it and their replies matched up in order, so a replica has as many
+//!   commands in flight as it has requests. (A pool that lends each request a connection of its
+//!   own caps the commands in flight at the pool's size: the next request waits for a
+//!   connection, not for Redis.)
 //! - **Fail closed, fast.** Every operation has a deadline. When Redis is down or slow, callers
 //!   get [`ApiError::StoreUnavailable`] (a 503) within about a second, never a hang and never a
 //!   token issued unchecked.
-//! - **Recover by itself.** A connection that failed is dropped from the pool instead of being
-//!   handed out again; the next request opens a new one, so when Redis comes back the service
-//!   works again with no restart. A request whose pooled connection turns out to be dead (Redis
-//!   restarted meanwhile) is sent once more on a new connection, and the pool forgets its other
-//!   idle connections (dead too, most likely), so a restart costs no 503.
-//! - **One round trip per operation, counted.** deadpool-redis's own manager sends `UNWATCH` and
-//!   `PING` every time a connection leaves the pool, which would double the round trips of a
-//!   session look-up. This pool uses deadpool with a manager whose recycling is free; a broken
-//!   connection shows itself on use instead. Every command sent is counted in the
-//!   `authscale_redis_commands_total` metric (health probes excepted), which is how the tests show "1 per request for
-//!   sessions, 0 for tokens".
+//! - **Recover by itself.** When the connection dies (Redis restarted, the network dropped it),
+//!   the connection manager starts a new one in the background, and the next commands go out on
+//!   it; while Redis is down, each attempt fails at once, so the service works again with no
+//!   restart as soon as Redis is back. A request that was on the dead connection is sent once
+//!   more on the new one, where that is safe (see [`Store::exchange`]), so a restart costs no
+//!   503.
+//! - **One round trip per operation, counted.** Nothing is sent but the operation itself (no
+//!   `PING` before use: a broken connection shows itself on use instead). Every command sent is
+//!   counted in the `authscale_redis_commands_total` metric (health probes excepted), which is
+//!   how the tests show "1 per request for sessions, 0 for tokens".
+//!
+//! **Single node or cluster** ([`Target`]): `REDIS_URL` names one Redis; `REDIS_CLUSTER_NODES`
+//! (a comma-separated list of URLs) names some nodes of a Redis Cluster, from which the client
+//! learns the rest and which node holds which hash slot. A command goes to the node holding its
+//! key's slot, so every script that touches several keys names keys of one slot (a shared
+//! `{hash tag}`, see the scripts' modules); Redis refuses a script whose keys live on different
+//! nodes.
 //!
 //! Redis replicates asynchronously: a primary that fails over to a replica may take its last
 //! writes with it. For the writes a later request relies on (a refresh-token rotation, a
 //! revocation, a new session) [`Store::eval_acked`] and [`Store::query_acked`] can follow the
-//! write with `WAIT`, on the same connection, and fail closed when fewer replicas than
-//! `REDIS_WAIT_REPLICAS` confirm it in time: the client then gets a 503 instead of a token
-//! whose rotation a failover could undo. Off (0) by default, because a lone Redis has nobody
-//! to wait for.
+//! write with `WAIT`, pipelined behind it on the same connection, and fail closed when fewer
+//! replicas than `REDIS_WAIT_REPLICAS` confirm it in time: the client then gets a 503 instead
+//! of a token whose rotation a failover could undo. Off (0) by default, because a lone Redis has
+//! nobody to wait for.
 
 use crate::error::ApiError;
 use crate::telemetry::Counter;
-use deadpool::managed::{self, Metrics, Object, RecycleResult};
-use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, FromRedisValue, aio::MultiplexedConnection,
-};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, ScriptInvocation, Value};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-/// How long any one Redis operation (taking a connection included) may take.
+/// How long one attempt at a Redis operation (connecting included) may take.
 const DEADLINE: Duration = Duration::from_secs(1);
 
 pub struct Store {
-    pool: managed::Pool<Manager>,
+    client: Client,
+    /// Made on first use, not in [`Store::new`]: the connection manager needs a running tokio
+    /// runtime, and a store may be built before one runs.
+    connection: OnceLock<Connection>,
     commands: Counter,
     acks: Acks,
+}
+
+/// Where the store is: one Redis, or the nodes of a Redis Cluster to start from. Each URL
+/// carries the credentials ([`crate::store_credentials`]), so `Debug` shows none of them.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `REDIS_URL`.
+    Node(String),
+    /// `REDIS_CLUSTER_NODES`: one or more nodes of the cluster (the client finds the others).
+    Cluster(Vec<String>),
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Node(_) => f.write_str("Node(url not shown: it carries the password)"),
+            Target::Cluster(nodes) => write!(f, "Cluster({} nodes, urls not shown)", nodes.len()),
+        }
+    }
 }
 
 /// The name of the counter of commands sent to Redis.
@@ -65,33 +101,51 @@ pub struct Acks {
     pub timeout_ms: u64,
 }
 
-struct Manager {
-    client: redis::Client,
-    config: AsyncConnectionConfig,
+/// What a connection is made from. (Boxed: both are large, and a `Store` sits in enums of the
+/// services' state.)
+enum Client {
+    Node(Box<redis::Client>),
+    Cluster(Box<ClusterClient>),
 }
 
-impl managed::Manager for Manager {
-    type Type = MultiplexedConnection;
-    type Error = redis::RedisError;
+/// The shared connection: cloning it is cheap, and every clone sends on the same socket(s).
+#[derive(Clone)]
+enum Connection {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
 
-    async fn create(&self) -> Result<MultiplexedConnection, redis::RedisError> {
-        self.client
-            .get_multiplexed_async_connection_with_config(&self.config)
-            .await
+/// The redis crate's commands, scripts and pipelines run on anything that is `ConnectionLike`:
+/// the two kinds of connection pass them on.
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Node(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
     }
 
-    async fn recycle(
-        &self,
-        _: &mut MultiplexedConnection,
-        _: &Metrics,
-    ) -> RecycleResult<redis::RedisError> {
-        // Deliberately no PING: see the module comment.
-        Ok(())
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Node(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
     }
 }
 
-/// Whether [`Store::exchange`] may send a request again on a new connection when the pooled one
-/// turns out to be dead.
+/// Whether [`Store::exchange`] may send a request again when its connection died under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Resend {
     /// Once: the request is safe to repeat.
@@ -100,42 +154,76 @@ enum Resend {
     Never,
 }
 
-/// What [`Store::exchange`] sends: a plain command or a script invocation.
+/// What [`Store::exchange`] sends: a plain command, a script invocation, or a write with `WAIT`
+/// behind it.
 #[derive(Clone, Copy)]
 enum Request<'a, 'b> {
-    Cmd(&'a redis::Cmd),
-    Script(&'a redis::ScriptInvocation<'b>),
+    Cmd(&'a Cmd),
+    Script(&'a ScriptInvocation<'b>),
+    /// A pipeline whose first command may run `script` (loaded first when Redis does not know it).
+    Pipeline(&'a Pipeline, Option<&'a ScriptInvocation<'b>>),
 }
 
 impl Request<'_, '_> {
-    async fn send<T: FromRedisValue>(
-        self,
-        conn: &mut MultiplexedConnection,
-    ) -> redis::RedisResult<T> {
+    async fn send<T: FromRedisValue>(self, conn: &mut Connection) -> redis::RedisResult<T> {
         match self {
             Request::Cmd(cmd) => cmd.query_async(conn).await,
             Request::Script(invocation) => invocation.invoke_async(conn).await,
+            Request::Pipeline(pipe, script) => {
+                let reply = pipe.query_async(conn).await;
+                match (reply, script) {
+                    // The script did not run (NOSCRIPT: this Redis has not seen it yet), so
+                    // loading it and sending the pipeline again repeats nothing.
+                    (Err(e), Some(invocation)) if is_noscript(&e) => {
+                        invocation.load_async(conn).await?;
+                        pipe.query_async(conn).await
+                    }
+                    (reply, _) => reply,
+                }
+            }
+        }
+    }
+
+    /// Commands it sends, for the counter.
+    fn commands(self) -> usize {
+        match self {
+            Request::Cmd(_) | Request::Script(_) => 1,
+            Request::Pipeline(pipe, _) => pipe.len(),
         }
     }
 }
 
+fn is_noscript(e: &redis::RedisError) -> bool {
+    e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+}
+
 impl Store {
-    /// A pool of at most `pool_size` connections to `url`. Nothing is connected yet: the store
-    /// may well be down at start-up, and the service must start anyway (and say so in /readyz).
-    pub fn new(url: &str, pool_size: usize, commands: Counter) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(DEADLINE))
-            .set_response_timeout(Some(DEADLINE));
-        let pool = managed::Pool::builder(Manager { client, config })
-            .max_size(pool_size.max(1))
-            .wait_timeout(Some(DEADLINE))
-            .create_timeout(Some(DEADLINE))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()?;
+    /// A store for `target`. Nothing is connected yet: the store may well be down at start-up,
+    /// and the service must start anyway (and say so in /readyz).
+    pub fn new(target: &Target, commands: Counter) -> anyhow::Result<Self> {
+        let client = match target {
+            Target::Node(url) => Client::Node(Box::new(
+                redis::Client::open(url.as_str())
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?,
+            )),
+            Target::Cluster(nodes) => Client::Cluster(Box::new(
+                ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(DEADLINE)
+                    .response_timeout(DEADLINE)
+                    // No resending inside the client: an I/O error does not say whether the
+                    // command ran, and only this module knows which requests are safe to
+                    // repeat (Resend). The client still follows the cluster's changes (a MOVED
+                    // reply makes it refresh its slot map).
+                    .retries(0)
+                    .build()
+                    .map_err(|e| {
+                        anyhow::anyhow!("REDIS_CLUSTER_NODES is not a list of Redis URLs: {e}")
+                    })?,
+            )),
+        };
         Ok(Store {
-            pool,
+            client,
+            connection: OnceLock::new(),
             commands,
             acks: Acks::default(),
         })
@@ -148,121 +236,77 @@ impl Store {
     }
 
     /// Send one command and read its reply.
-    pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
-        let (_, value) = self
-            .exchange(Request::Cmd(cmd), Some(&self.commands), Resend::Once)
-            .await?;
-        Ok(value)
+    pub async fn query<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ApiError> {
+        let request = Request::Cmd(cmd);
+        self.exchange(request, Some(&self.commands), Resend::Once)
+            .await
     }
 
     /// Run a Lua script (one `EVALSHA`; the script is loaded on first use).
     pub async fn eval<T: FromRedisValue>(
         &self,
-        invocation: &redis::ScriptInvocation<'_>,
+        invocation: &ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
         let request = Request::Script(invocation);
-        let (_, value) = self
-            .exchange(request, Some(&self.commands), Resend::Once)
-            .await?;
-        Ok(value)
+        self.exchange(request, Some(&self.commands), Resend::Once)
+            .await
     }
 
     /// [`Store::eval`] for a script whose repeat is not harmless (it counts something down):
-    /// never sent a second time, even when its connection turns out to be dead, because Redis
-    /// may have run it before the connection died. That failure is then a 503.
+    /// never sent a second time, even when its connection dies under it, because Redis may
+    /// have run it before the connection died. That failure is then a 503.
     pub async fn eval_once<T: FromRedisValue>(
         &self,
-        invocation: &redis::ScriptInvocation<'_>,
+        invocation: &ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
         let request = Request::Script(invocation);
-        let (_, value) = self
-            .exchange(request, Some(&self.commands), Resend::Never)
-            .await?;
-        Ok(value)
+        self.exchange(request, Some(&self.commands), Resend::Never)
+            .await
     }
 
     /// [`Store::eval`] for a write a later request relies on: followed by `WAIT` when replicas
     /// are configured (see the module comment). Fewer confirmations than asked is a 503.
     pub async fn eval_acked<T: FromRedisValue>(
         &self,
-        invocation: &redis::ScriptInvocation<'_>,
+        invocation: &ScriptInvocation<'_>,
     ) -> Result<T, ApiError> {
-        let request = Request::Script(invocation);
-        let (conn, value) = self
-            .exchange(request, Some(&self.commands), Resend::Once)
-            .await?;
-        self.wait_for_replicas(conn).await?;
-        Ok(value)
+        if self.acks.replicas == 0 {
+            return self.eval(invocation).await;
+        }
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(invocation);
+        self.with_wait(&pipe, Some(invocation)).await
     }
 
     /// [`Store::query`] for a write a later request relies on (see [`Store::eval_acked`]).
-    pub async fn query_acked<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, ApiError> {
-        let (conn, value) = self
-            .exchange(Request::Cmd(cmd), Some(&self.commands), Resend::Once)
-            .await?;
-        self.wait_for_replicas(conn).await?;
-        Ok(value)
-    }
-
-    /// Send `request` and read its reply, counting it in `counter` once a connection is had (so
-    /// the count is of commands that really went out, not of attempts while Redis was down).
-    /// Returns the connection too, for a `WAIT` on it.
-    ///
-    /// A pooled connection can be dead without the pool knowing: Redis restarted since it was
-    /// last used (the pool does not PING on checkout, see above). Such a connection fails at once
-    /// with an I/O error, and the request is sent once more on a new connection rather than
-    /// answered 503 ([`Resend::Once`]). An I/O error does not say whether Redis ran the command
-    /// before the connection died, so a resent request must be safe to repeat: reads, TTL
-    /// renewals, writes that set the same values again, a reservation (counted twice, the limit
-    /// errs strict), and the refresh rotation, whose repeat carries the same successor id and is
-    /// answered from its own rotation (families.rs). What is not safe to repeat is sent with
-    /// [`Resend::Never`]. Timeouts are not retried.
-    async fn exchange<T: FromRedisValue>(
-        &self,
-        request: Request<'_, '_>,
-        counter: Option<&Counter>,
-        resend: Resend,
-    ) -> Result<(Object<Manager>, T), ApiError> {
-        let mut resent = false;
-        loop {
-            let mut conn = self.connection().await?;
-            if !resent {
-                counter.inspect(|c| c.inc());
-            }
-            let reply = tokio::time::timeout(DEADLINE, request.send::<T>(&mut conn)).await;
-            if let Ok(Err(e)) = &reply
-                && (e.is_io_error() || e.is_connection_dropped())
-            {
-                // The connection died under the request: Redis restarted, or the network dropped
-                // it. Every idle connection opened before is most likely dead as well, and the
-                // pool would hand them out one by one (this request's resend included): forget
-                // them, so that the next requests open new ones.
-                self.pool.retain(|_, _| false);
-                if resend == Resend::Once && !resent {
-                    tracing::info!(error = %e, "redis: a pooled connection was dead; sending again on a new one");
-                    drop(Object::take(conn));
-                    resent = true;
-                    continue;
-                }
-            }
-            return Self::settle(conn, reply);
+    pub async fn query_acked<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, ApiError> {
+        if self.acks.replicas == 0 {
+            return self.query(cmd).await;
         }
+        let mut pipe = redis::pipe();
+        pipe.add_command(cmd.clone());
+        self.with_wait(&pipe, None).await
     }
 
-    /// `WAIT replicas timeout` on the connection that just wrote (WAIT counts the replicas that
-    /// have this client's writes). Nothing to do when no replicas are asked for.
-    async fn wait_for_replicas(&self, mut conn: Object<Manager>) -> Result<(), ApiError> {
+    /// `write` (a pipeline of one command) with `WAIT replicas timeout` behind it, in one
+    /// pipeline: both go out together on one connection, and WAIT counts the replicas that have
+    /// this connection's writes, so it cannot be asked on another connection than the write's
+    /// (say, one that replaced it after a reconnect, which has written nothing).
+    async fn with_wait<T: FromRedisValue>(
+        &self,
+        write: &Pipeline,
+        script: Option<&ScriptInvocation<'_>>,
+    ) -> Result<T, ApiError> {
         let Acks {
             replicas,
             timeout_ms,
         } = self.acks;
-        if replicas == 0 {
-            return Ok(());
-        }
-        self.commands.inc();
-        let wait = redis::cmd("WAIT").arg(replicas).arg(timeout_ms).to_owned();
-        let reply = tokio::time::timeout(DEADLINE, wait.query_async::<u32>(&mut *conn)).await;
-        let (_, confirmed) = Self::settle(conn, reply)?;
+        let mut pipe = write.clone();
+        pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
+        let request = Request::Pipeline(&pipe, script);
+        let (value, confirmed): (T, u32) = self
+            .exchange(request, Some(&self.commands), Resend::Once)
+            .await?;
         if confirmed < replicas {
             tracing::warn!(
                 confirmed,
@@ -271,7 +315,59 @@ impl Store {
             );
             return Err(ApiError::StoreUnavailable);
         }
-        Ok(())
+        Ok(value)
+    }
+
+    /// Send `request` and read its reply within the deadline, counting its commands in
+    /// `counter`, each once however often it is sent. (Also when Redis is down: the shared
+    /// connection cannot tell a command that went out from one that never left.)
+    ///
+    /// The shared connection can die under a request: Redis restarted, or the network dropped
+    /// it. The request then fails with an I/O error, and the connection manager (or the cluster
+    /// client, for the node concerned) starts connecting again. Such a request is sent once more,
+    /// on the new connection, rather than answered 503 ([`Resend::Once`]). An I/O error does
+    /// not say whether Redis ran the command before the connection died, so a resent request
+    /// must be safe to repeat: reads, TTL renewals, writes that set the same values again, a
+    /// reservation (counted twice, the limit errs strict), and the refresh rotation, whose
+    /// repeat carries the same successor id and is answered from its own rotation
+    /// (families.rs). What is not safe to repeat is sent with [`Resend::Never`].
+    ///
+    /// A cluster's refusals that say the command did not run at all (`MOVED`, `ASK`,
+    /// `TRYAGAIN`, `CLUSTERDOWN`: the slot is elsewhere or moving) are sent once more for any
+    /// request, by then to the node the client has learnt holds the slot. Timeouts are never
+    /// resent: the deadline is spent.
+    async fn exchange<T: FromRedisValue>(
+        &self,
+        request: Request<'_, '_>,
+        counter: Option<&Counter>,
+        resend: Resend,
+    ) -> Result<T, ApiError> {
+        if let Some(counter) = counter {
+            (0..request.commands()).for_each(|_| counter.inc());
+        }
+        let mut resent = false;
+        loop {
+            let mut conn = self.connection()?;
+            let reply = tokio::time::timeout(DEADLINE, request.send::<T>(&mut conn)).await;
+            let error = match reply {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    tracing::warn!("redis: command timed out");
+                    return Err(ApiError::StoreUnavailable);
+                }
+            };
+            let dead =
+                (error.is_io_error() || error.is_connection_dropped()) && !error.is_timeout();
+            let may_resend = (dead && resend == Resend::Once) || error.is_cluster_error();
+            if may_resend && !resent {
+                tracing::info!(error = %error, "redis: the connection failed under a request; sending it once more");
+                resent = true;
+                continue;
+            }
+            tracing::warn!(error = %error, "redis: command failed");
+            return Err(ApiError::StoreUnavailable);
+        }
     }
 
     /// Whether Redis answers right now (for /readyz). Not counted: the counter measures what
@@ -283,31 +379,41 @@ impl Store {
             .is_ok()
     }
 
-    async fn connection(&self) -> Result<Object<Manager>, ApiError> {
-        self.pool.get().await.map_err(|e| {
-            tracing::warn!(error = %e, "redis: no connection");
-            ApiError::StoreUnavailable
-        })
-    }
-
-    /// Keep a connection that worked (and hand it back for one more command); drop one that
-    /// failed, so it is never handed out again.
-    fn settle<T>(
-        conn: Object<Manager>,
-        reply: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
-    ) -> Result<(Object<Manager>, T), ApiError> {
-        match reply {
-            Ok(Ok(value)) => Ok((conn, value)),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "redis: command failed");
-                drop(Object::take(conn));
-                Err(ApiError::StoreUnavailable)
-            }
-            Err(_) => {
-                tracing::warn!("redis: command timed out");
-                drop(Object::take(conn));
-                Err(ApiError::StoreUnavailable)
-            }
+    /// The shared connection (a clone of it), made on first use. Making it connects nothing:
+    /// both kinds connect in the background and on demand, within the deadline.
+    fn connection(&self) -> Result<Connection, ApiError> {
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
         }
+        let made = match &self.client {
+            Client::Node(client) => {
+                ConnectionManager::new_lazy_with_config(client.as_ref().clone(), manager_config())
+                    .map(Connection::Node)
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "redis: cannot make the connection manager");
+                        ApiError::StoreUnavailable
+                    })?
+            }
+            Client::Cluster(client) => Connection::Cluster(
+                client.get_pending_async_connection_with_config(
+                    redis::cluster::ClusterConfig::new()
+                        .set_connection_timeout(DEADLINE)
+                        .set_response_timeout(DEADLINE),
+                ),
+            ),
+        };
+        // Two first requests at once may both make one; the second is dropped unconnected.
+        Ok(self.connection.get_or_init(|| made).clone())
     }
+}
+
+/// How the connection manager connects and reconnects. One attempt per connection, no
+/// back-off of its own: while Redis is down, each request's attempt fails at once (a 503 now,
+/// not after a second of waiting), and the first request after Redis is back connects. A
+/// back-off would keep the service down for its longest delay after Redis is back.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(DEADLINE))
+        .set_response_timeout(Some(DEADLINE))
+        .set_number_of_retries(0)
 }

@@ -6,22 +6,61 @@
 //! So the password may come from a file instead (`REDIS_PASSWORD_FILE`, as Docker and Kubernetes
 //! secrets are mounted), with the user name beside it (`REDIS_USERNAME`, a Redis ACL user):
 //!
-//! `REDIS_URL`, `REDIS_USERNAME`, `REDIS_PASSWORD_FILE` and `REDIS_PASSWORD` are declared, with
-//! their defaults, in [`crate::settings::SHARED`].
+//! `REDIS_URL` (or `REDIS_CLUSTER_NODES`), `REDIS_USERNAME`, `REDIS_PASSWORD_FILE` and
+//! `REDIS_PASSWORD` are declared, with their defaults, in [`crate::settings::SHARED`].
 //!
-//! [`redis_url_from_env`] puts them into the URL the store connects with (the redis crate reads
-//! them back from it into its connection info and sends `AUTH` on every new connection). That URL
+//! [`redis_target_from_env`] puts them into the URL (or each node's URL) the store connects with
+//! (the redis crate reads them back from it into its connection info and sends `AUTH` on every
+//! new connection). That URL
 //! is a secret from then on: nothing here logs it, and no error message quotes it or the password.
 
+use crate::store::Target;
 use anyhow::{Context, bail};
-use deadpool_redis::redis;
 use std::path::Path;
 
-/// The URL to connect to Redis with: `REDIS_URL` with the credentials of `REDIS_USERNAME` and
-/// `REDIS_PASSWORD_FILE` (or `REDIS_PASSWORD`) in it. Unchanged when none of those is set.
-pub fn redis_url_from_env() -> anyhow::Result<String> {
-    use crate::settings::{REDIS_PASSWORD, REDIS_PASSWORD_FILE, REDIS_URL, REDIS_USERNAME};
-    let url = REDIS_URL.string();
+/// Where the store is, with the credentials of `REDIS_USERNAME` and `REDIS_PASSWORD_FILE` (or
+/// `REDIS_PASSWORD`) in each URL: the nodes of `REDIS_CLUSTER_NODES` when it is set (every node
+/// of a cluster takes the same credentials), otherwise `REDIS_URL`. Setting both is refused:
+/// one of them would be silently ignored.
+pub fn redis_target_from_env() -> anyhow::Result<Target> {
+    use crate::settings::{REDIS_CLUSTER_NODES, REDIS_URL};
+    let (username, password) = credentials_from_env()?;
+    let (username, password) = (username.as_deref(), password.as_deref());
+    match REDIS_CLUSTER_NODES.optional() {
+        Some(nodes) => {
+            if REDIS_URL.optional().is_some() {
+                bail!("set REDIS_URL (one Redis) or REDIS_CLUSTER_NODES (a cluster), not both");
+            }
+            let nodes = cluster_nodes(&nodes)?;
+            let nodes = nodes
+                .into_iter()
+                .map(|url| with_credentials(url, username, password))
+                .collect::<anyhow::Result<_>>()?;
+            Ok(Target::Cluster(nodes))
+        }
+        None => {
+            let url = REDIS_URL.string();
+            Ok(Target::Node(with_credentials(&url, username, password)?))
+        }
+    }
+}
+
+/// The URLs of `REDIS_CLUSTER_NODES`: comma-separated, blanks around them ignored, at least one.
+fn cluster_nodes(list: &str) -> anyhow::Result<Vec<&str>> {
+    let nodes: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .collect();
+    if nodes.is_empty() {
+        bail!("REDIS_CLUSTER_NODES names no node (a comma-separated list of redis:// URLs)");
+    }
+    Ok(nodes)
+}
+
+/// `REDIS_USERNAME`, and the password from `REDIS_PASSWORD_FILE` or `REDIS_PASSWORD`.
+fn credentials_from_env() -> anyhow::Result<(Option<String>, Option<String>)> {
+    use crate::settings::{REDIS_PASSWORD, REDIS_PASSWORD_FILE, REDIS_USERNAME};
     let username = REDIS_USERNAME.optional();
     let password = match (
         REDIS_PASSWORD_FILE.optional(),
@@ -36,7 +75,7 @@ pub fn redis_url_from_env() -> anyhow::Result<String> {
         (Some(path), None) => Some(read_password(Path::new(&path))?),
         (None, password) => password,
     };
-    with_credentials(&url, username.as_deref(), password.as_deref())
+    Ok((username, password))
 }
 
 /// The password in `path`: its content without one trailing line ending (files written with
@@ -55,7 +94,7 @@ fn read_password(path: &Path) -> anyhow::Result<String> {
 }
 
 /// `url` with `username` and `password` in it, percent-encoded where the URL's syntax needs it.
-/// The pure half of [`redis_url_from_env`], apart from the environment so it can be tested.
+/// The pure half of [`redis_target_from_env`], apart from the environment so it can be tested.
 fn with_credentials(
     url: &str,
     username: Option<&str>,
@@ -176,6 +215,15 @@ mod tests {
         );
         let err = with_credentials("redis://u:hunter2@redis", None, Some("x")).unwrap_err();
         assert!(!format!("{err:#}").contains("hunter2"));
+    }
+
+    #[test]
+    fn cluster_nodes_are_a_comma_list_of_at_least_one() {
+        assert_eq!(
+            cluster_nodes("redis://a:1, redis://b:2,,").unwrap(),
+            ["redis://a:1", "redis://b:2"]
+        );
+        assert!(cluster_nodes(" , ").is_err());
     }
 
     #[test]

@@ -47,7 +47,6 @@
 use auth_core::error::ApiError;
 use auth_core::store::Store;
 use auth_core::verify::MAX_LEEWAY_SECS;
-use deadpool_redis::redis;
 use std::sync::LazyLock;
 use std::time::Duration;
 

@@ -13,7 +13,6 @@ use crate::users::User;
 use auth_core::error::ApiError;
 use auth_core::session::{self, SessionRecord};
 use auth_core::{now_secs, random_id};
-use deadpool_redis::redis;
 
 /// Create a session for `user` and return its id. Always a new id: a login never reuses an id
 /// the client brought (no session fixation).

@@ -56,12 +56,8 @@ pub fn build_state(settings: Settings) -> anyhow::Result<IssuerState> {
 
     let users = Users::load(settings.users_file.as_deref(), settings.hashing)?;
     let metrics = IssuerMetrics::new();
-    let store = Store::new(
-        &settings.redis.url,
-        settings.redis.pool_size,
-        metrics.redis_commands.clone(),
-    )?
-    .with_acks(settings.redis_acks);
+    let store = Store::new(&settings.redis.target, metrics.redis_commands.clone())?
+        .with_acks(settings.redis_acks);
     let refresh_rules = TokenRules::refresh(&settings.tokens.issuer, MAX_LEEWAY_SECS);
     Ok(Arc::new(Issuer {
         settings,
@@ -155,7 +151,7 @@ mod properties {
             .unwrap()
             .local_addr()
             .unwrap();
-        settings.redis.url = format!("redis://{closed}");
+        settings.redis.target = auth_core::store::Target::Node(format!("redis://{closed}"));
         settings.service.limits = auth_core::limits::RequestLimits {
             max_in_flight: 64,
             timeout: std::time::Duration::from_secs(5),

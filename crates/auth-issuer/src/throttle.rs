@@ -19,6 +19,14 @@
 //! password hashed. A success gives its reservation back (only failures count); a failure keeps
 //! it. N concurrent guesses for one user therefore get at most the limit of password checks.
 //!
+//! **One hash slot.** `RESERVE` and `RELEASE` touch a user's counter and an address's counter at
+//! once, and a Redis Cluster runs a script only when all its keys live in one hash slot (one
+//! node). So every login counter carries the same hash tag, `{fail}`
+//! (`login:{fail}:user:<name>`, `login:{fail}:addr:<address>`): Redis hashes only what is between
+//! the first braces, so the counters all land in one slot, whatever the user name holds. That puts
+//! every login counter on one node of a cluster; the logins those counters guard each cost an
+//! Argon2id hash on the issuer first, so that node sees a small fraction of the store's load.
+//!
 //! Addresses are counted per IPv4 address and per IPv6 /64: one IPv6 host usually holds a whole
 //! /64, and counting per /128 would give it 2^64 budgets.
 //!
@@ -29,7 +37,6 @@
 use crate::client_addr;
 use auth_core::error::ApiError;
 use auth_core::store::Store;
-use deadpool_redis::redis;
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
@@ -120,13 +127,16 @@ impl<'a> Throttle<'a> {
     }
 }
 
+/// The hash tag every login counter shares (see the module comment).
+const TAG: &str = "{fail}";
+
 fn user_key(username: &str) -> String {
-    format!("login:fail:user:{username}")
+    format!("login:{TAG}:user:{username}")
 }
 
 /// The address's counter: per IPv4 address, per IPv6 /64 ([`client_addr::bucket`]).
 fn addr_key(addr: IpAddr) -> String {
-    format!("login:fail:addr:{}", client_addr::bucket(addr))
+    format!("login:{TAG}:addr:{}", client_addr::bucket(addr))
 }
 
 #[cfg(test)]
@@ -135,12 +145,34 @@ mod tests {
 
     #[test]
     fn keys_separate_users_from_addresses() {
-        assert_eq!(user_key("alice"), "login:fail:user:alice");
+        assert_eq!(user_key("alice"), "login:{fail}:user:alice");
         assert_eq!(
             addr_key("10.0.0.1".parse().unwrap()),
-            "login:fail:addr:10.0.0.1"
+            "login:{fail}:addr:10.0.0.1"
         );
         assert_ne!(user_key("10.0.0.1"), addr_key("10.0.0.1".parse().unwrap()));
+    }
+
+    /// A cluster refuses a script whose keys hash to different slots (`CROSSSLOT`). Slots as the
+    /// cluster spec computes them (CRC16 of the hash tag, mod 16384), by the redis crate.
+    #[test]
+    fn the_keys_of_each_script_share_one_hash_slot() {
+        use redis::cluster_routing::Slot;
+        assert_eq!(
+            Slot::for_key("123456789"),
+            Slot::new(12739).unwrap(),
+            "the spec's example"
+        );
+        let users = ["alice", "bob", "{evil}", "x}y{z", "", "ünï"];
+        let addrs = ["10.0.0.1", "2001:db8::1", "192.0.2.200"];
+        let slot = Slot::for_key(user_key("alice"));
+        for (user, addr) in users.iter().flat_map(|u| addrs.iter().map(move |a| (u, a))) {
+            // RESERVE and RELEASE take the same two keys.
+            let keys = [user_key(user), addr_key(addr.parse().unwrap())];
+            for key in keys {
+                assert_eq!(Slot::for_key(&key), slot, "{key}");
+            }
+        }
     }
 
     #[test]
@@ -148,13 +180,13 @@ mod tests {
         let key = |s: &str| addr_key(s.parse().unwrap());
         assert_eq!(
             key("2001:db8:1:2:aaaa::1"),
-            "login:fail:addr:2001:db8:1:2::/64"
+            "login:{fail}:addr:2001:db8:1:2::/64"
         );
         assert_eq!(
             key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
             key("2001:db8:1:2::")
         );
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
-        assert_eq!(key("::ffff:192.0.2.7"), "login:fail:addr:192.0.2.7");
+        assert_eq!(key("::ffff:192.0.2.7"), "login:{fail}:addr:192.0.2.7");
     }
 }

@@ -116,7 +116,8 @@ async fn a_resent_rotation_is_answered_from_its_own_rotation_and_a_replay_is_sti
     .await
     .unwrap();
     let url = format!("redis://127.0.0.1:{port}");
-    let store = auth_core::store::Store::new(&url, 2, Default::default()).unwrap();
+    let target = auth_core::store::Target::Node(url);
+    let store = auth_core::store::Store::new(&target, Default::default()).unwrap();
     let rules = Rules {
         refresh_ttl: 100,
         family_max_ttl: 1000,

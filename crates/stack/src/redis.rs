@@ -22,6 +22,14 @@
 //!
 //! Ready means: a TCP connection on which `PING` is answered with `+PONG` (while it replays its
 //! AOF, redis answers `-LOADING` instead, so "ready" also means "the data is back").
+//!
+//! **A Redis Cluster** ([`cluster_command`], [`create_cluster`]): several redis-servers, each
+//! started with `--cluster-enabled yes` in a directory of its own (where it keeps `nodes.conf`,
+//! what it knows of the cluster, and its data), then joined with `redis-cli --cluster create`,
+//! which gives each master an equal share of the 16384 hash slots. No replicas: each master is a
+//! shard, which is what the scaling experiment needs. The cluster is ready when every node says
+//! `cluster_state:ok` (all slots covered, the nodes agree), which takes a few seconds of gossip
+//! after the create.
 
 use crate::process::Process;
 use crate::readiness::wait_until_ready;
@@ -63,6 +71,88 @@ pub fn command(redis_server: &Path, port: u16, persistence: &Persistence) -> Com
         .args(["--daemonize", "no", "--protected-mode", "yes"])
         .args(["--loglevel", "warning"]);
     command
+}
+
+/// [`command`] for one node of a Redis Cluster, keeping `nodes.conf` (and, without persistence,
+/// nothing else) in `dir`, its own directory. With persistence, `dir` must be its data directory.
+pub fn cluster_command(
+    redis_server: &Path,
+    port: u16,
+    persistence: &Persistence,
+    dir: &Path,
+) -> Command {
+    let mut command = command(redis_server, port, persistence);
+    if *persistence == Persistence::None {
+        command.arg("--dir").arg(dir);
+    }
+    command
+        .args([
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+        ])
+        // How long a node may not answer before the others mark it failed. Short: a stack
+        // that stops a node on purpose wants the others to notice.
+        .args(["--cluster-node-timeout", "2000"])
+        .current_dir(dir);
+    command
+}
+
+/// Joins the (running, empty) nodes at `addrs` into one cluster of masters with `redis-cli
+/// --cluster create`, and waits until every node reports `cluster_state:ok`.
+pub async fn create_cluster(addrs: &[SocketAddr], timeout: Duration) -> anyhow::Result<()> {
+    let redis_cli = redis_cli()?;
+    let mut create = tokio::process::Command::new(&redis_cli);
+    create.args(["--cluster", "create"]);
+    create.args(addrs.iter().map(SocketAddr::to_string));
+    create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+    let output = tokio::time::timeout(timeout, create.output())
+        .await
+        .context("redis-cli --cluster create did not finish in time")??;
+    anyhow::ensure!(
+        output.status.success(),
+        "redis-cli --cluster create failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    wait_until_cluster_ok(addrs, timeout).await
+}
+
+/// Waits until every node at `addrs` reports `cluster_state:ok`.
+pub async fn wait_until_cluster_ok(addrs: &[SocketAddr], timeout: Duration) -> anyhow::Result<()> {
+    let redis_cli = redis_cli()?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    for addr in addrs {
+        while !cluster_ok(&redis_cli, *addr).await {
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the Redis Cluster node on {addr} did not reach cluster_state:ok within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+fn redis_cli() -> anyhow::Result<std::path::PathBuf> {
+    crate::programs::find(
+        "redis-cli",
+        r#"install it with "apt-get install redis-tools" (redis-server brings it)"#,
+    )
+}
+
+/// Whether the node at `addr` answers `CLUSTER INFO` with `cluster_state:ok`.
+async fn cluster_ok(redis_cli: &Path, addr: SocketAddr) -> bool {
+    let mut info = tokio::process::Command::new(redis_cli);
+    info.args(["-h", &addr.ip().to_string(), "-p", &addr.port().to_string()])
+        .args(["cluster", "info"]);
+    match tokio::time::timeout(Duration::from_secs(2), info.output()).await {
+        Ok(Ok(output)) => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .any(|line| line.trim() == "cluster_state:ok"),
+        _ => false,
+    }
 }
 
 /// Creates the data directory of `persistence`, if it has one: redis refuses to start with a
@@ -220,6 +310,39 @@ mod tests {
         forget(&persistence).unwrap();
         let _redis = start().await;
         assert_eq!(send(addr, "GET k").await, "$-1\r\n", "forgotten: empty");
+    }
+
+    /// Three nodes joined into a cluster: every node reports the slots covered, and a key
+    /// written through one node is refused by a node that does not hold its slot (MOVED).
+    #[tokio::test]
+    async fn three_nodes_become_one_cluster() {
+        let dir = tempfile::tempdir().unwrap();
+        let redis_server = programs::redis_server().unwrap();
+        let timeout = Duration::from_secs(30);
+        let mut nodes = Vec::new();
+        let mut addrs = Vec::new();
+        for i in 0..3 {
+            let port = ports::free_port().unwrap();
+            let node_dir = dir.path().join(format!("redis-{i}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let command = cluster_command(&redis_server, port, &Persistence::None, &node_dir);
+            let log = node_dir.join("redis.log");
+            nodes.push(start_command(command, port, &log, timeout).await.unwrap());
+            addrs.push(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        }
+        create_cluster(&addrs, timeout).await.unwrap();
+        let replies = send_to_each(&addrs, "SET {k} v").await;
+        let ok = replies.iter().filter(|r| *r == "+OK\r\n").count();
+        let moved = replies.iter().filter(|r| r.starts_with("-MOVED")).count();
+        assert_eq!((ok, moved), (1, 2), "{replies:?}");
+    }
+
+    async fn send_to_each(addrs: &[SocketAddr], line: &str) -> Vec<String> {
+        let mut replies = Vec::new();
+        for addr in addrs {
+            replies.push(send(*addr, line).await);
+        }
+        replies
     }
 
     #[test]

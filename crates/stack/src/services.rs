@@ -9,7 +9,8 @@
 //! | `LISTEN_ADDR` | yes | yes | its own free port on 127.0.0.1 |
 //! | `ISSUER_URL` | yes | yes | nginx's base URL: the public `iss` of every token |
 //! | `AUDIENCE` | yes | yes | `authscale-api` |
-//! | `REDIS_URL` | yes | yes | the stack's redis |
+//! | `REDIS_URL` | yes | yes | the stack's redis (when it is one redis-server) |
+//! | `REDIS_CLUSTER_NODES` | yes | yes | every node of the stack's Redis Cluster (when it has several shards) |
 //! | `KEY_PATH` | yes | | `<work_dir>/issuer-key.pem` (created by the issuer if missing) |
 //! | `API_MODE` | | yes | `jwt` or `session` |
 //! | `REPLICA_ID` | | yes | `jwt-1`, `jwt-2`, ... `session-1`, ... (the `X-Replica` header) |
@@ -56,8 +57,9 @@ impl Mode {
 pub struct Shared<'a> {
     /// nginx's base URL, e.g. `http://127.0.0.1:8080`.
     pub issuer_url: &'a str,
-    /// e.g. `redis://127.0.0.1:6379`.
-    pub redis_url: &'a str,
+    /// Where the store is: `("REDIS_URL", "redis://127.0.0.1:6379")`, or
+    /// `("REDIS_CLUSTER_NODES", "redis://127.0.0.1:7001,redis://127.0.0.1:7002,...")`.
+    pub redis_env: (&'static str, &'a str),
     /// Applied last (overrides).
     pub extra_env: &'a [(String, String)],
 }
@@ -102,7 +104,7 @@ fn base_command(binary: &Path, work_dir: &Path, listen: SocketAddr, shared: &Sha
         .env("LISTEN_ADDR", listen.to_string())
         .env("ISSUER_URL", shared.issuer_url)
         .env("AUDIENCE", AUDIENCE)
-        .env("REDIS_URL", shared.redis_url)
+        .env(shared.redis_env.0, shared.redis_env.1)
         .env("LOG_FORMAT", "pretty");
     command
 }
@@ -133,7 +135,7 @@ mod tests {
         ];
         let shared = Shared {
             issuer_url: "http://127.0.0.1:8080",
-            redis_url: "redis://127.0.0.1:6379",
+            redis_env: ("REDIS_URL", "redis://127.0.0.1:6379"),
             extra_env: &extra,
         };
         let listen = "127.0.0.1:9000".parse().unwrap();

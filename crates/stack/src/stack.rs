@@ -9,7 +9,9 @@
 //! [`Stack::start`] brings the processes up one layer at a time and waits until each layer is
 //! ready before starting the next, because each layer needs the one below it:
 //!
-//! 1. **redis**: the issuer and the session replicas need it to be ready.
+//! 1. **redis**: the issuer and the session replicas need it to be ready. With several shards
+//!    ([`StackConfig::redis_shards`]), every node is started, then they are joined into one
+//!    Redis Cluster, ready when every node reports `cluster_state:ok`.
 //! 2. **issuer**: the replicas fetch its public keys (JWKS) when they start.
 //! 3. **replicas**, token (jwt) ones first, then session ones. All of them are started at once
 //!    and then awaited one by one, so their start-up times overlap.
@@ -101,8 +103,11 @@ pub struct Stack {
     redis_server: PathBuf,
     /// Where redis keeps its data between starts (nowhere unless [`StackConfig::redis_aof`]).
     redis_persistence: Persistence,
+    /// Whether the redis nodes form a Redis Cluster (more than one shard).
+    redis_cluster: bool,
     ready_timeout: Duration,
-    redis: Member,
+    /// One redis-server per shard.
+    redis: Vec<Member>,
     issuer: Member,
     jwt: Vec<Member>,
     session: Vec<Member>,
@@ -131,9 +136,30 @@ impl Stack {
         self.replicas(mode).iter().map(Member::url).collect()
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`: the one redis-server, or the first node of the cluster.
     pub fn redis_url(&self) -> String {
-        self.redis.url()
+        self.redis[0].url()
+    }
+
+    /// Every redis node's URL, one per shard.
+    pub fn redis_urls(&self) -> Vec<String> {
+        self.redis.iter().map(Member::url).collect()
+    }
+
+    /// Whether the store is a Redis Cluster ([`StackConfig::redis_shards`] above 1).
+    pub fn redis_is_cluster(&self) -> bool {
+        self.redis_cluster
+    }
+
+    /// The variable that tells the services where the store is, and its value: `REDIS_URL`
+    /// ([`Stack::store_url`]: through the delay proxy when there is one), or
+    /// for a cluster `REDIS_CLUSTER_NODES` with every node (the client needs only one to find
+    /// the others, but any one may be down when a service starts).
+    pub fn redis_env(&self) -> (&'static str, String) {
+        match self.redis_cluster {
+            false => ("REDIS_URL", self.store_url()),
+            true => ("REDIS_CLUSTER_NODES", self.redis_urls().join(",")),
+        }
     }
 
     /// Where the issuer and the replicas reach redis: the delay proxy's address when the stack
@@ -240,35 +266,57 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// Stops redis (SIGTERM, waited for): from now on its port refuses connections. With an
-    /// append-only file, redis flushes it to disk before it exits.
+    /// Stops redis (every node, SIGTERM, waited for): from now on its ports refuse
+    /// connections. With an append-only file, redis flushes it to disk before it exits.
     pub async fn stop_redis(&mut self) -> anyhow::Result<()> {
-        if let Some(mut process) = self.redis.process.take()
-            && process.stop(SHUTDOWN_GRACE).await
-        {
-            bail!(
-                "redis did not stop within {SHUTDOWN_GRACE:?} of SIGTERM and was SIGKILLed \
-                 (its last second of writes may be lost)"
-            );
+        for node in &mut self.redis {
+            if let Some(mut process) = node.process.take()
+                && process.stop(SHUTDOWN_GRACE).await
+            {
+                bail!(
+                    "{} did not stop within {SHUTDOWN_GRACE:?} of SIGTERM and was SIGKILLed \
+                     (its last second of writes may be lost)",
+                    node.name
+                );
+            }
         }
         Ok(())
     }
 
-    /// Starts redis again on the same port and waits for PING. Without persistence it is empty;
-    /// with it ([`StackConfig::redis_aof`]) it first replays its append-only file.
+    /// Starts redis (again) on the same port(s) and waits for PING. Without persistence it is
+    /// empty; with it ([`StackConfig::redis_aof`]) it first replays its append-only file. A
+    /// cluster's nodes are joined on their first start and find each other again from their
+    /// `nodes.conf` on a later one; either way this waits for `cluster_state:ok`.
     pub async fn start_redis(&mut self) -> anyhow::Result<()> {
-        if let Some(process) = self.redis.process.as_mut()
-            && process.is_running()
-        {
-            return Ok(());
+        let mut first_start = false;
+        for node in &mut self.redis {
+            if let Some(process) = node.process.as_mut()
+                && process.is_running()
+            {
+                continue;
+            }
+            let port = node.addr.port();
+            let command = if self.redis_cluster {
+                let dir = self.work_dir.join(&node.name);
+                first_start |= !dir.join("nodes.conf").exists();
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
+                redis::cluster_command(&self.redis_server, port, &Persistence::None, &dir)
+            } else {
+                redis::prepare(&self.redis_persistence)?;
+                redis::command(&self.redis_server, port, &self.redis_persistence)
+            };
+            let command = in_group(&self.cgroups, &node.name, command);
+            let (log, timeout) = (&node.log_path, self.ready_timeout);
+            node.process = Some(redis::start_command(command, port, log, timeout).await?);
         }
-        redis::prepare(&self.redis_persistence)?;
-        let (binary, port) = (&self.redis_server, self.redis.addr.port());
-        let command = redis::command(binary, port, &self.redis_persistence);
-        let command = in_group(&self.cgroups, "redis", command);
-        let (log, timeout) = (&self.redis.log_path, self.ready_timeout);
-        let process = redis::start_command(command, port, log, timeout).await?;
-        self.redis.process = Some(process);
+        if self.redis_cluster {
+            let addrs: Vec<SocketAddr> = self.redis.iter().map(|node| node.addr).collect();
+            match first_start {
+                true => redis::create_cluster(&addrs, self.ready_timeout).await?,
+                false => redis::wait_until_cluster_ok(&addrs, self.ready_timeout).await?,
+            }
+        }
         Ok(())
     }
 
@@ -319,7 +367,7 @@ impl Stack {
             .chain(std::iter::once(&mut self.issuer))
             .chain(self.jwt.iter_mut())
             .chain(self.session.iter_mut())
-            .chain(std::iter::once(&mut self.redis))
+            .chain(self.redis.iter_mut())
             .find(|m| m.name == name)
             .with_context(|| format!("the stack has no process called {name:?}"))?;
         member
@@ -381,7 +429,7 @@ impl Stack {
             .chain(std::iter::once(&self.issuer))
             .chain(&self.jwt)
             .chain(&self.session)
-            .chain(std::iter::once(&self.redis))
+            .chain(&self.redis)
     }
 
     /// The running processes in reverse start order: the order to stop them in.
@@ -390,7 +438,7 @@ impl Stack {
             .chain(self.session.iter_mut().rev())
             .chain(self.jwt.iter_mut().rev())
             .chain(std::iter::once(&mut self.issuer))
-            .chain(std::iter::once(&mut self.redis))
+            .chain(self.redis.iter_mut().rev())
             .filter_map(|member| member.process.as_mut())
             .collect()
     }

@@ -119,6 +119,9 @@ pub fn markdown(results: &Results) -> String {
     if let Some(k6) = &results.k6 {
         scenarios::section_k6(&mut md, k6);
     }
+    if let Some(shards) = &results.shards {
+        scenarios::section_shards(&mut md, shards);
+    }
     notes::section_notes(&mut md, results, &findings);
     if !results.profiles.is_empty() {
         md.push_str(

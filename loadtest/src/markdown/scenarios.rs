@@ -112,6 +112,70 @@ pub fn section_scaling(md: &mut String, scaling: &Scaling) {
     md.push_str("\n\n");
 }
 
+/// h: sessions on one Redis against three shards: the medians, the knee of each, the ratio.
+pub fn section_shards(md: &mut String, shards: &Scaling) {
+    use crate::shards::{CLUSTER, CLUSTER_SHARDS, ONE, SESSIONS_PER_SHARD, knee};
+    let _ = writeln!(
+        md,
+        "## h. Sharding the store: 1 Redis against a Redis Cluster of {CLUSTER_SHARDS}\n\n\
+         Session replicas limited to {} CPU each; every Redis shard limited to {} CPU (so the \
+         cluster has {CLUSTER_SHARDS} times the Redis CPU). The load is spread over \
+         {SESSIONS_PER_SHARD} sessions per shard of the cluster (as many on the one Redis), one \
+         oha per session, all at once; rps added up, p99 the worst of them. Medians of the runs.\n\n\
+         | replicas | 1 Redis (rps) | its CPU (of quota) | {CLUSTER_SHARDS} shards (rps) | their CPU (of quota) | failed |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: |",
+        shards.replica_cpu, shards.redis_cpu
+    );
+    for p in &shards.points {
+        let get = |key: &str| p.variants.iter().find(|v| v.key == key);
+        let rps = |key: &str| get(key).map_or("-".to_owned(), |v| format!("{:.0}", v.rps()));
+        let used = |key: &str, n: usize| {
+            get(key)
+                .and_then(|v| v.cpus("redis"))
+                .map_or("-".to_owned(), |c| {
+                    format!("{:.0}%", c / (shards.redis_cpu * n as f64) * 100.0)
+                })
+        };
+        let failed: u64 = p.variants.iter().map(Variant::failures).sum();
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {failed} |",
+            p.replicas,
+            rps(ONE),
+            used(ONE, 1),
+            rps(CLUSTER),
+            used(CLUSTER, CLUSTER_SHARDS)
+        );
+    }
+    let (one, cluster) = (knee(&shards.series(ONE)), knee(&shards.series(CLUSTER)));
+    if let (Some(one), Some(cluster)) = (one, cluster) {
+        let last = shards.most_replicas();
+        let beyond = |k: (usize, f64)| {
+            if k.0 == last {
+                " (still growing at the last point: the knee is at or beyond it)"
+            } else {
+                ""
+            }
+        };
+        let _ = writeln!(
+            md,
+            "\nKnee (the last replica count before one more adds under a tenth): 1 Redis at {} \
+             replicas, {:.0} rps{}; {CLUSTER_SHARDS} shards at {} replicas, {:.0} rps{}. \
+             Ratio at the knees: **{:.2}x**.",
+            one.0,
+            one.1,
+            beyond(one),
+            cluster.0,
+            cluster.1,
+            beyond(cluster),
+            cluster.1 / one.1
+        );
+    }
+    if let Some(v) = shards.points.first().and_then(|p| p.variants.first()) {
+        let _ = writeln!(md, "\nEach run: {}.\n", v.command);
+    }
+}
+
 /// c: what the replicas sent to Redis per request, by their own metrics and by Redis's.
 pub fn section_lookups(md: &mut String, lookups: &Lookups) {
     md.push_str("## c. Store look-ups per request\n\n");

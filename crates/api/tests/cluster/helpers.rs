@@ -10,6 +10,21 @@ use std::path::Path;
 pub use testkit::Pair;
 use testkit::{Auth, Client};
 
+std::thread_local! {
+    /// Redis shards of the stacks this thread starts: 1 (one redis-server) unless
+    /// [`on_a_redis_cluster`] runs a test. A thread-local, not an environment variable, because
+    /// tests run in parallel threads, and a `#[tokio::test]` runs on the thread that calls it.
+    static REDIS_SHARDS: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
+}
+
+/// Runs `test` (a `#[tokio::test]` function, which is a plain function that blocks on its own
+/// runtime on this thread) with every stack it starts on a Redis Cluster of 3 masters.
+pub fn on_a_redis_cluster(test: fn()) {
+    REDIS_SHARDS.set(3);
+    let _reset = testkit::Guard::new(|| REDIS_SHARDS.set(1));
+    test();
+}
+
 /// A running stack and a [`Client`] for it through nginx. The calls below unwrap: a test that
 /// cannot even reach the stack has failed, and the panic says where.
 pub struct TestStack {
@@ -35,6 +50,7 @@ impl TestStack {
     ) -> Self {
         let work_dir = tempfile::tempdir().unwrap();
         let mut config = StackConfig::new(Self::binaries(), work_dir.path().to_path_buf());
+        config.redis_shards = REDIS_SHARDS.get();
         config.jwt_replicas = jwt;
         config.session_replicas = session;
         config.env = env
@@ -169,19 +185,25 @@ impl TestStack {
     }
 
     /// A connection to the stack's Redis, to look at (or tamper with) what the store holds.
-    pub async fn redis(&self) -> deadpool_redis::redis::aio::MultiplexedConnection {
-        deadpool_redis::redis::Client::open(self.stack.redis_url())
+    pub async fn redis(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.stack.redis_url())
             .unwrap()
             .get_multiplexed_async_connection()
             .await
             .unwrap()
     }
 
-    /// Run one Redis command against the stack's Redis.
-    pub async fn redis_cmd<T: deadpool_redis::redis::FromRedisValue>(&self, args: &[&str]) -> T {
-        let mut cmd = deadpool_redis::redis::cmd(args[0]);
+    /// Run one Redis command against the stack's Redis (through the cluster client when it is a
+    /// cluster: a key's command goes to the node of its slot, `KEYS *` to every node).
+    pub async fn redis_cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> T {
+        let mut cmd = redis::cmd(args[0]);
         for arg in &args[1..] {
             cmd.arg(*arg);
+        }
+        if self.stack.redis_is_cluster() {
+            let client = redis::cluster::ClusterClient::new(self.stack.redis_urls()).unwrap();
+            let mut conn = client.get_async_connection().await.unwrap();
+            return cmd.query_async(&mut conn).await.unwrap();
         }
         cmd.query_async(&mut self.redis().await).await.unwrap()
     }

@@ -54,7 +54,7 @@ async fn two_hundred_concurrent_guesses_for_one_user_get_at_most_five_password_c
 }
 
 #[tokio::test]
-async fn concurrent_guesses_from_one_address_are_limited_per_address_and_per_ipv6_64() {
+pub(crate) async fn concurrent_guesses_from_one_address_are_limited_per_address_and_per_ipv6_64() {
     // The 20 guesses let through wait their turn for the hash workers; on a busy machine that
     // can take longer than the default queue wait, and a 503 `overloaded` is not what this
     // test is about (a_burst_of_two_hundred_logins… is): let them wait.

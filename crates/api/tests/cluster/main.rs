@@ -17,6 +17,7 @@ mod keys;
 mod login_limits;
 mod overload;
 mod pyjwt;
+mod redis_cluster;
 mod refresh_families;
 mod sessions;
 mod store_delay;

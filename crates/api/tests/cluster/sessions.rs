@@ -73,7 +73,7 @@ async fn sapi_me_is_served_by_several_replicas() {
 }
 
 #[tokio::test]
-async fn session_logout_is_refused_by_every_replica_at_once() {
+pub(crate) async fn session_logout_is_refused_by_every_replica_at_once() {
     let t = TestStack::start_with(0, 2, &[]).await;
     let cookie = sid_pair(&t.session_login("bob", "builder").await);
     assert_eq!(
@@ -132,7 +132,7 @@ async fn random_malformed_and_missing_sids_get_401() {
 }
 
 #[tokio::test]
-async fn store_lookups_per_request_are_zero_for_tokens_and_one_for_sessions() {
+pub(crate) async fn store_lookups_per_request_are_zero_for_tokens_and_one_for_sessions() {
     let t = TestStack::start_with(2, 2, &[]).await;
     let pair = t.login("alice", "wonderland").await;
     let cookie = sid_pair(&t.session_login("alice", "wonderland").await);

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use testkit::Auth;
 
 #[tokio::test]
-async fn login_returns_a_pair_with_every_rfc9068_claim() {
+pub(crate) async fn login_returns_a_pair_with_every_rfc9068_claim() {
     let t = TestStack::start_with(1, 0, &[]).await;
     let response = t
         .post_json(
@@ -293,7 +293,7 @@ fn forge_with_kid(key: &SigningKey, kid: &str, claims: &AccessClaims) -> String 
 }
 
 #[tokio::test]
-async fn refresh_rotates_and_the_spent_token_is_refused() {
+pub(crate) async fn refresh_rotates_and_the_spent_token_is_refused() {
     let t = TestStack::start_with(1, 0, &[]).await;
     let first = t.login("alice", "wonderland").await;
 
@@ -318,7 +318,7 @@ async fn refresh_rotates_and_the_spent_token_is_refused() {
 }
 
 #[tokio::test]
-async fn reusing_a_spent_token_revokes_the_whole_family() {
+pub(crate) async fn reusing_a_spent_token_revokes_the_whole_family() {
     let t = TestStack::start_with(1, 0, &[]).await;
     let first = t.login("alice", "wonderland").await;
     let second = pair_of(&t.refresh(&first.refresh).await.json().await.unwrap());
@@ -346,7 +346,7 @@ async fn reusing_a_spent_token_revokes_the_whole_family() {
 }
 
 #[tokio::test]
-async fn thirty_concurrent_refreshes_with_one_token_give_exactly_one_200() {
+pub(crate) async fn thirty_concurrent_refreshes_with_one_token_give_exactly_one_200() {
     let t = TestStack::start_with(1, 0, &[]).await;
     let pair = t.login("bob", "builder").await;
     let results = t.concurrent_refreshes(&pair.refresh, 30).await;
@@ -375,7 +375,7 @@ async fn thirty_concurrent_refreshes_with_one_token_give_exactly_one_200() {
 }
 
 #[tokio::test]
-async fn logout_revokes_the_family_and_is_idempotent() {
+pub(crate) async fn logout_revokes_the_family_and_is_idempotent() {
     let t = TestStack::start_with(1, 0, &[]).await;
     let first = t.login("bob", "builder").await;
     let second = pair_of(&t.refresh(&first.refresh).await.json().await.unwrap());

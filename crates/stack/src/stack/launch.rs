@@ -33,8 +33,14 @@ pub struct StackConfig {
     /// Extra environment for the issuer and every replica (e.g. `ACCESS_TTL_SECS=2`), applied
     /// last, so it overrides what the stack sets.
     pub env: Vec<(String, String)>,
-    /// `None`: a free port.
+    /// `None`: a free port. With several shards, the first node's port (the others take free
+    /// ones).
     pub redis_port: Option<u16>,
+    /// Redis shards. 1 (the default): one redis-server, named by `REDIS_URL`. 3 or more: a Redis
+    /// Cluster of that many masters (`redis-1`, `redis-2`, ...; [`crate::redis::create_cluster`]),
+    /// named by `REDIS_CLUSTER_NODES`. Each shard gets `redis_cpu`, if set. (Redis Cluster needs
+    /// at least 3 masters: 2 is refused.)
+    pub redis_shards: usize,
     /// nginx worker processes. Default 1.
     pub nginx_workers: usize,
     /// How long each process may take to become ready. Default 60 s (debug builds on a busy
@@ -80,6 +86,7 @@ impl StackConfig {
             work_dir,
             env: Vec::new(),
             redis_port: None,
+            redis_shards: 1,
             nginx_workers: 1,
             ready_timeout: Duration::from_secs(60),
             web_root: workspace_root().join("deploy").join("web"),
@@ -116,11 +123,37 @@ impl Stack {
             }
             None => ports::free_addr()?,
         };
-        let redis_port = match config.redis_port {
-            Some(port) => port,
-            None => ports::free_port()?,
-        };
+        anyhow::ensure!(
+            config.redis_shards == 1 || config.redis_shards >= 3,
+            "redis_shards is {}: one Redis, or a Redis Cluster of at least 3 masters",
+            config.redis_shards
+        );
+        anyhow::ensure!(
+            config.redis_shards == 1 || !config.redis_aof,
+            "redis_aof is for one redis-server: a Redis Cluster here keeps no data across restarts"
+        );
+        // The delay proxy cannot sit in front of a cluster: a cluster client learns the nodes'
+        // addresses from the cluster itself (CLUSTER SLOTS, MOVED), so it would connect to the
+        // nodes directly past a proxy at the first redirection. Refused rather than measured wrong.
+        anyhow::ensure!(
+            config.redis_shards == 1 || config.store_delay.is_none(),
+            "store_delay is for one redis-server: a Redis Cluster's clients learn the nodes' \
+             addresses from the cluster and would bypass the delay proxy"
+        );
         let work_dir = prepare_work_dir(&config.work_dir)?;
+        let redis = (0..config.redis_shards)
+            .map(|i| {
+                let port = match (i, config.redis_port) {
+                    (0, Some(port)) => port,
+                    _ => ports::free_port()?,
+                };
+                let name = match config.redis_shards {
+                    1 => "redis".to_owned(),
+                    _ => format!("redis-{}", i + 1),
+                };
+                Ok(Member::new(&name, localhost(port), "redis", &work_dir))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let replicas = |mode: Mode, count: usize| -> anyhow::Result<Vec<Member>> {
             (0..count)
                 .map(|i| {
@@ -138,11 +171,13 @@ impl Stack {
         } else {
             Persistence::None
         };
+        let redis_cluster = config.redis_shards > 1;
         let mut stack = Stack {
             redis_server: programs::redis_server()?,
             redis_persistence,
+            redis_cluster,
             ready_timeout: config.ready_timeout,
-            redis: Member::new("redis", localhost(redis_port), "redis", &work_dir),
+            redis,
             issuer: Member::new("issuer", ports::free_addr()?, "http", &work_dir),
             jwt: replicas(Mode::Jwt, config.jwt_replicas)?,
             session: replicas(Mode::Session, config.session_replicas)?,
@@ -178,8 +213,8 @@ impl Stack {
         };
         for member in self.members() {
             let quota = match member.name.as_str() {
-                "redis" => redis_quota,
                 "issuer" | "nginx" => None,
+                name if name.starts_with("redis") => redis_quota,
                 _ => replica_quota,
             };
             groups.add(&member.name, quota)?;
@@ -191,7 +226,7 @@ impl Stack {
     /// process (a thread of its own), so it lives exactly as long as the [`Stack`].
     fn start_store_proxy(&mut self, config: &StackConfig) -> anyhow::Result<()> {
         if let Some(one_way) = config.store_delay {
-            let proxy = DelayProxy::start(self.redis.addr, one_way)
+            let proxy = DelayProxy::start(self.redis[0].addr, one_way)
                 .context("starting the delay proxy in front of redis")?;
             self.store_proxy = Some(proxy);
         }
@@ -199,8 +234,8 @@ impl Stack {
     }
 
     async fn start_issuer(&mut self, config: &StackConfig) -> anyhow::Result<()> {
-        let (issuer_url, redis_url) = (self.base_url(), self.store_url());
-        let shared = shared(&issuer_url, &redis_url, config);
+        let (issuer_url, redis_env) = (self.base_url(), self.redis_env());
+        let shared = shared(&issuer_url, &redis_env, config);
         let key_path = self.work_dir.join("issuer-key.pem");
         let binary = &config.binaries.issuer;
         let command =
@@ -213,8 +248,8 @@ impl Stack {
     }
 
     async fn start_replicas(&mut self, config: &StackConfig) -> anyhow::Result<()> {
-        let (issuer_url, redis_url) = (self.base_url(), self.store_url());
-        let shared = shared(&issuer_url, &redis_url, config);
+        let (issuer_url, redis_env) = (self.base_url(), self.redis_env());
+        let shared = shared(&issuer_url, &redis_env, config);
         let jwks_url = format!("{}/.well-known/jwks.json", self.issuer_url());
         let work_dir = self.work_dir.clone();
         for mode in [Mode::Jwt, Mode::Session] {
@@ -275,10 +310,14 @@ impl Stack {
     }
 }
 
-fn shared<'a>(issuer_url: &'a str, redis_url: &'a str, config: &'a StackConfig) -> Shared<'a> {
+fn shared<'a>(
+    issuer_url: &'a str,
+    redis_env: &'a (&'static str, String),
+    config: &'a StackConfig,
+) -> Shared<'a> {
     Shared {
         issuer_url,
-        redis_url,
+        redis_env: (redis_env.0, &redis_env.1),
         extra_env: &config.env,
     }
 }
@@ -294,4 +333,39 @@ fn prepare_work_dir(work_dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     std::fs::canonicalize(work_dir)
         .with_context(|| format!("cannot resolve {}", work_dir.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refused before anything starts, so no binary is needed and the work dir is never made
+    /// (were the check gone, it would be made in the temp dir, not at the root).
+    fn config_with(shards: usize, store_delay: Option<Duration>) -> StackConfig {
+        let binaries = Binaries {
+            issuer: PathBuf::from("/nonexistent/auth-issuer"),
+            api: PathBuf::from("/nonexistent/api"),
+        };
+        let mut config =
+            StackConfig::new(binaries, std::env::temp_dir().join("authscale-plan-test"));
+        config.redis_shards = shards;
+        config.store_delay = store_delay;
+        config
+    }
+
+    #[test]
+    fn a_cluster_behind_the_delay_proxy_is_refused() {
+        let config = config_with(3, Some(Duration::from_millis(1)));
+        let Err(err) = Stack::plan(&config) else {
+            panic!("a cluster behind the delay proxy was planned");
+        };
+        assert!(
+            format!("{err:#}").contains("store_delay is for one redis-server"),
+            "{err:#}"
+        );
+        let Err(err) = Stack::plan(&config_with(2, None)) else {
+            panic!("a cluster of 2 masters was planned");
+        };
+        assert!(format!("{err:#}").contains("at least 3 masters"), "{err:#}");
+    }
 }
