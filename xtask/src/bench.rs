@@ -27,7 +27,7 @@ pub fn bench(args: &[String]) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["run", "--quiet", "--release", "--package", "loadtest", "--bin", "loadtest", "--"])
+        .args(["run", "--quiet", "--release", "--package", "loadtest", "--"])
         .args(args)
         .status()
         .context("cannot run cargo run -p loadtest")?;
