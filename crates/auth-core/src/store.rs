@@ -37,7 +37,10 @@
 //! write with `WAIT`, pipelined behind it on the same connection, and fail closed when fewer
 //! replicas than `REDIS_WAIT_REPLICAS` confirm it in time: the client then gets a 503 instead
 //! of a token whose rotation a failover could undo. Off (0) by default, because a lone Redis has
-//! nobody to wait for.
+//! nobody to wait for. These writes go on a connection of their own: while a `WAIT` blocks,
+//! Redis reads nothing more from its connection, and on the shared one that would stall every
+//! other request behind a lagging replica. (Acknowledged writes still queue behind each other
+//! on theirs, for at most `REDIS_WAIT_TIMEOUT_MS` each.)
 
 use crate::error::ApiError;
 use crate::telemetry::Counter;
@@ -56,6 +59,10 @@ pub struct Store {
     /// Made on first use, not in [`Store::new`]: the connection manager needs a running tokio
     /// runtime, and a store may be built before one runs.
     connection: OnceLock<Connection>,
+    /// A second connection, for acknowledged writes alone: Redis reads nothing more from a
+    /// connection while a `WAIT` on it blocks, so on the shared one a lagging replica would
+    /// hold up every other request's commands for the whole `WAIT` timeout.
+    acked: OnceLock<Connection>,
     commands: Counter,
     acks: Acks,
 }
@@ -224,6 +231,7 @@ impl Store {
         Ok(Store {
             client,
             connection: OnceLock::new(),
+            acked: OnceLock::new(),
             commands,
             acks: Acks::default(),
         })
@@ -305,7 +313,7 @@ impl Store {
         pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
         let request = Request::Pipeline(&pipe, script);
         let (value, confirmed): (T, u32) = self
-            .exchange(request, Some(&self.commands), Resend::Once)
+            .exchange_on(&self.acked, request, Some(&self.commands), Resend::Once)
             .await?;
         if confirmed < replicas {
             tracing::warn!(
@@ -342,12 +350,24 @@ impl Store {
         counter: Option<&Counter>,
         resend: Resend,
     ) -> Result<T, ApiError> {
+        self.exchange_on(&self.connection, request, counter, resend)
+            .await
+    }
+
+    /// [`Store::exchange`] on `lane`: the shared connection, or the one for acknowledged writes.
+    async fn exchange_on<T: FromRedisValue>(
+        &self,
+        lane: &OnceLock<Connection>,
+        request: Request<'_, '_>,
+        counter: Option<&Counter>,
+        resend: Resend,
+    ) -> Result<T, ApiError> {
         if let Some(counter) = counter {
             (0..request.commands()).for_each(|_| counter.inc());
         }
         let mut resent = false;
         loop {
-            let mut conn = self.connection()?;
+            let mut conn = self.connection(lane)?;
             let reply = tokio::time::timeout(DEADLINE, request.send::<T>(&mut conn)).await;
             let error = match reply {
                 Ok(Ok(value)) => return Ok(value),
@@ -379,10 +399,10 @@ impl Store {
             .is_ok()
     }
 
-    /// The shared connection (a clone of it), made on first use. Making it connects nothing:
+    /// The connection of `lane` (a clone of it), made on first use. Making it connects nothing:
     /// both kinds connect in the background and on demand, within the deadline.
-    fn connection(&self) -> Result<Connection, ApiError> {
-        if let Some(connection) = self.connection.get() {
+    fn connection(&self, lane: &OnceLock<Connection>) -> Result<Connection, ApiError> {
+        if let Some(connection) = lane.get() {
             return Ok(connection.clone());
         }
         let made = match &self.client {
@@ -403,7 +423,7 @@ impl Store {
             ),
         };
         // Two first requests at once may both make one; the second is dropped unconnected.
-        Ok(self.connection.get_or_init(|| made).clone())
+        Ok(lane.get_or_init(|| made).clone())
     }
 }
 

@@ -30,7 +30,7 @@ auth_core::settings! {
         REFRESH_REUSE_GRACE_MS = "0" ("(off)") => "duplicate refreshes within this window get the same successor instead of revoking the family (two tabs refreshing at once); at most 60000",
         REFRESH_RETRY_WINDOW_SECS = "30" => "a retried refresh whose answer was never produced, from the same address within this long, gets that answer again instead of revoking (0: off; at most 300)",
         REDIS_WAIT_REPLICAS = "0" => "replicas that must confirm a login, rotation, revocation or new session (`WAIT`) before the answer; fewer is a 503",
-        REDIS_WAIT_TIMEOUT_MS = "500" => "how long to wait for them (at most 900)",
+        REDIS_WAIT_TIMEOUT_MS = "500" => "how long to wait for them (1 to 900)",
         LOGIN_HASH_WORKERS = _ ("CPU count, at most 8") => "Argon2id hashes running at once, at most (each holds 19 MiB)",
         LOGIN_QUEUE = "64" => "logins waiting for a hash worker; past that, 503 `overloaded` at once",
         LOGIN_QUEUE_WAIT_MS = "2000" => "how long a login waits for a worker before 503 `overloaded`",
@@ -161,6 +161,12 @@ impl Settings {
             self.redis_acks.timeout_ms <= 900,
             "REDIS_WAIT_TIMEOUT_MS must be at most 900 (every store operation has a 1 s deadline)"
         );
+        // WAIT with a timeout of 0 waits for ever: the write's answer would hang on a lagging
+        // replica instead of failing closed.
+        anyhow::ensure!(
+            self.redis_acks.replicas == 0 || self.redis_acks.timeout_ms >= 1,
+            "REDIS_WAIT_TIMEOUT_MS must be at least 1 when REDIS_WAIT_REPLICAS is set (0 means wait for ever)"
+        );
         anyhow::ensure!(
             self.hashing.workers >= 1 && self.hashing.queue >= 1,
             "LOGIN_HASH_WORKERS and LOGIN_QUEUE must be at least 1"
@@ -216,6 +222,28 @@ mod tests {
         let settings = Settings::from_env().expect("the declared defaults make valid settings");
         assert_eq!(settings.access_ttl, 300);
         assert_eq!(settings.service.listen.port(), 9000);
+    }
+
+    #[test]
+    fn a_wait_that_could_block_for_ever_is_refused() {
+        let mut settings = Settings::from_env().expect("the declared defaults make valid settings");
+        settings.redis_acks = Acks {
+            replicas: 1,
+            timeout_ms: 0,
+        };
+        let error = settings.check().unwrap_err().to_string();
+        assert!(
+            error.contains("REDIS_WAIT_TIMEOUT_MS must be at least 1"),
+            "{error}"
+        );
+        settings.redis_acks.timeout_ms = 1;
+        assert!(settings.check().is_ok());
+        // With nobody to wait for, the timeout is not used.
+        settings.redis_acks = Acks {
+            replicas: 0,
+            timeout_ms: 0,
+        };
+        assert!(settings.check().is_ok());
     }
 
     #[test]

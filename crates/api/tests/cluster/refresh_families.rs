@@ -211,6 +211,33 @@ async fn with_wait_replicas_set_writes_are_answered_only_once_a_replica_has_them
         (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
     );
 
+    // While acknowledged writes wait for a replica that is not there, the issuer's other store
+    // requests are not held up behind them: Redis reads nothing more from a connection whose
+    // WAIT blocks, so acknowledged writes have a connection of their own. Four session logins
+    // wait at once; meanwhile the readiness probe's PING goes through every time.
+    let http = reqwest::Client::new();
+    let mut logins = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (http, url) = (http.clone(), t.url("/auth/session/login"));
+        logins.spawn(async move {
+            let body = json!({"username": "bob", "password": "builder"});
+            http.post(url).json(&body).send().await.map(|r| r.status())
+        });
+    }
+    let ready = format!("{}/readyz", t.stack.issuer_url());
+    for _ in 0..12 {
+        let status = http.get(&ready).send().await.unwrap().status();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the issuer's probe waited behind writes that wait for a replica"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while let Some(answer) = logins.join_next().await {
+        assert_eq!(answer.unwrap().unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+
     let primary_port = t.stack.redis_url().rsplit(':').next().unwrap().to_owned();
     let port = stack::ports::free_port().unwrap();
     let log = t.stack.work_dir().join("logs").join("redis-replica.log");
