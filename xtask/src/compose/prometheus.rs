@@ -249,19 +249,21 @@ pub async fn rules_evaluate(
             }
             // Until a scrape has seen this traffic, a variant can show no requests, and then a
             // ratio of 0 / 0 or x / 0. (A series is born at its first request with that count
-            // already in it, and rate() cannot see a jump it has no sample before.)
+            // already in it, and rate() cannot see a jump it has no sample before; the Redis
+            // command counter, born at 0, can show its rate a scrape earlier, so the session
+            // ratio can be +Inf for an evaluation or two: not yet, rather than wrong.)
             let rps = per_variant(prometheus, REQUESTS_PER_VARIANT).await?;
             let per_request = per_variant(prometheus, COMMANDS_PER_REQUEST).await?;
             Ok::<_, anyhow::Error>(match (rps, per_request) {
                 (Some((jwt_rps, session_rps)), Some((jwt, session)))
-                    if jwt_rps > 0.0 && session_rps > 0.0 =>
+                    if jwt_rps > 0.0 && session_rps > 0.0 && session.is_finite() =>
                 {
                     ensure!(
                         jwt == 0.0,
                         "token replicas sent Redis {jwt} commands per request"
                     );
                     ensure!(
-                        session.is_finite() && session > 0.0,
+                        session > 0.0,
                         "session replicas sent Redis {session} commands per request"
                     );
                     Poll::Ready(lines)
