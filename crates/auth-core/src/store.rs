@@ -48,21 +48,24 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, ScriptInvocation, Value};
-use std::sync::OnceLock;
+use std::sync::RwLock;
 use std::time::Duration;
+
+/// One connection, made on first use (the connection manager needs a running tokio runtime,
+/// and a store may be built before one runs) and made anew after a timeout ([`Store::forget`]).
+type Lane = RwLock<Option<Connection>>;
 
 /// How long one attempt at a Redis operation (connecting included) may take.
 const DEADLINE: Duration = Duration::from_secs(1);
 
 pub struct Store {
     client: Client,
-    /// Made on first use, not in [`Store::new`]: the connection manager needs a running tokio
-    /// runtime, and a store may be built before one runs.
-    connection: OnceLock<Connection>,
+    /// The connection every request shares.
+    connection: Lane,
     /// A second connection, for acknowledged writes alone: Redis reads nothing more from a
     /// connection while a `WAIT` on it blocks, so on the shared one a lagging replica would
     /// hold up every other request's commands for the whole `WAIT` timeout.
-    acked: OnceLock<Connection>,
+    acked: Lane,
     commands: Counter,
     acks: Acks,
 }
@@ -230,8 +233,8 @@ impl Store {
         };
         Ok(Store {
             client,
-            connection: OnceLock::new(),
-            acked: OnceLock::new(),
+            connection: Lane::default(),
+            acked: Lane::default(),
             commands,
             acks: Acks::default(),
         })
@@ -357,7 +360,7 @@ impl Store {
     /// [`Store::exchange`] on `lane`: the shared connection, or the one for acknowledged writes.
     async fn exchange_on<T: FromRedisValue>(
         &self,
-        lane: &OnceLock<Connection>,
+        lane: &Lane,
         request: Request<'_, '_>,
         counter: Option<&Counter>,
         resend: Resend,
@@ -373,10 +376,14 @@ impl Store {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
                 Err(_) => {
-                    tracing::warn!("redis: command timed out");
+                    tracing::warn!("redis: command timed out; the next request connects anew");
+                    Self::forget(lane);
                     return Err(ApiError::StoreUnavailable);
                 }
             };
+            if error.is_timeout() {
+                Self::forget(lane);
+            }
             let dead =
                 (error.is_io_error() || error.is_connection_dropped()) && !error.is_timeout();
             let may_resend = (dead && resend == Resend::Once) || error.is_cluster_error();
@@ -401,8 +408,8 @@ impl Store {
 
     /// The connection of `lane` (a clone of it), made on first use. Making it connects nothing:
     /// both kinds connect in the background and on demand, within the deadline.
-    fn connection(&self, lane: &OnceLock<Connection>) -> Result<Connection, ApiError> {
-        if let Some(connection) = lane.get() {
+    fn connection(&self, lane: &Lane) -> Result<Connection, ApiError> {
+        if let Some(connection) = lane.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(connection.clone());
         }
         let made = match &self.client {
@@ -423,7 +430,17 @@ impl Store {
             ),
         };
         // Two first requests at once may both make one; the second is dropped unconnected.
-        Ok(lane.get_or_init(|| made).clone())
+        let mut slot = lane.write().unwrap_or_else(|e| e.into_inner());
+        Ok(slot.get_or_insert(made).clone())
+    }
+
+    /// Drop `lane`'s connection after a timeout, so that the next request makes a new one. The
+    /// connection manager reconnects by itself when its socket fails, but a timeout leaves the
+    /// socket as it is: and a store whose host was cut off from the network sends no reset, so
+    /// without this every later command would wait on that dead socket until the kernel gives
+    /// up on it, long after the store is back.
+    fn forget(lane: &Lane) {
+        *lane.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
