@@ -113,11 +113,10 @@ impl Hosts {
             match self.docker(host, &["info", "--format", "{{.ServerVersion}}"]) {
                 Ok(_) => return Ok(()),
                 Err(e) if start.elapsed() > limit => {
-                    let logs =
-                        docker(&["logs", "--tail", "20", self.name(host)]).unwrap_or_default();
                     return Err(e.context(format!(
-                        "the engine of {} did not answer within {limit:?}; its log:\n{logs}",
-                        self.name(host)
+                        "the engine of {} did not answer within {limit:?}; {}",
+                        self.name(host),
+                        self.state_and_log(host)
                     )));
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(300)),
@@ -185,9 +184,47 @@ impl Hosts {
     }
 
     /// A killed host starts again: its engine comes back and rejoins the swarm by itself.
+    ///
+    /// Now and then the engine of a host started again exits at once (the container is then
+    /// "not running"). A real host's init system starts a failed engine again, so this does too,
+    /// once, saying why the first start failed: what is tested is the swarm taking the host back,
+    /// not Docker-in-Docker surviving a `docker kill`.
     pub fn restart(&self, host: usize) -> anyhow::Result<()> {
         docker(&["start", self.name(host)])?;
-        self.wait_for_engine(host, Duration::from_secs(180))
+        let first = self.wait_for_engine(host, Duration::from_secs(90));
+        match first {
+            Err(e) if !self.running(host) => {
+                println!(
+                    "swarm test: the engine of {} exited on its restart; starting it once more. {e:#}",
+                    self.name(host)
+                );
+                docker(&["start", self.name(host)])?;
+                self.wait_for_engine(host, Duration::from_secs(90))
+            }
+            other => other,
+        }
+    }
+
+    fn running(&self, host: usize) -> bool {
+        docker(&["inspect", "--format", "{{.State.Running}}", self.name(host)])
+            .is_ok_and(|out| out.trim() == "true")
+    }
+
+    /// The host container's state and the end of its log (dockerd writes to stderr, hence the
+    /// shell), for a failure message.
+    fn state_and_log(&self, host: usize) -> String {
+        let name = self.name(host);
+        let state = docker(&[
+            "inspect",
+            "--format",
+            "running={{.State.Running}} exit code={{.State.ExitCode}} error={{.State.Error}}",
+            name,
+        ])
+        .unwrap_or_default();
+        let mut logs = Command::new("sh");
+        logs.args(["-c", &format!("docker logs --tail 30 {name} 2>&1")]);
+        let logs = output_of(logs, "docker logs").unwrap_or_default();
+        format!("its container: {}; its log:\n{logs}", state.trim())
     }
 
     /// The host loses its network (it keeps running).
