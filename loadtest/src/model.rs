@@ -22,7 +22,7 @@
 //! what 10k, 100k and 1M requests per second would need.
 
 use crate::bench::LOAD_GENERATOR;
-use crate::results::{Results, Scaling, Variant};
+use crate::results::{Results, Scaling, Variant, on_session_replicas};
 
 /// CPU µs per request of one variant, in each place it is spent.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -154,7 +154,7 @@ fn costs_of(v: &Variant) -> Option<Costs> {
     let replica = v.cpu_us(v.replica_kind())?;
     // Only a session request reaches Redis; what Redis spends meanwhile on a token run is its
     // own housekeeping, not the request's.
-    let store = if v.replica_kind() == "session replicas" {
+    let store = if on_session_replicas(&v.route) {
         v.cpu_us("redis")?
     } else {
         0.0

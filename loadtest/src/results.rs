@@ -172,13 +172,13 @@ impl Variant {
     }
 }
 
-/// Whether nginx routes `route` to the session replicas (the others go to the token replicas).
 /// The variant key of scenario b's sessions with Redis under `quota` CPU (besides the first
 /// quota, whose key is plain `sessions`).
 pub fn sessions_key(quota: f64) -> String {
     format!("sessions@{quota}")
 }
 
+/// Whether nginx routes `route` to the session replicas (the others go to the token replicas).
 pub fn on_session_replicas(route: &str) -> bool {
     route.starts_with("/sapi")
 }

@@ -89,9 +89,9 @@ fn knee_table(md: &mut String, curves: &[Curve], replica_cpu: f64) {
 
 /// Every point: measured rps, and the prediction with what limits it.
 fn point_table(md: &mut String, curves: &[Curve]) {
-    let Some(first) = curves.first() else {
+    if curves.is_empty() {
         return;
-    };
+    }
     md.push_str("| replicas |");
     for c in curves {
         let _ = write!(md, " {} |", c.label);
@@ -101,10 +101,17 @@ fn point_table(md: &mut String, curves: &[Curve]) {
         md.push_str(" --- |");
     }
     md.push('\n');
-    for (i, p) in first.points.iter().enumerate() {
-        let _ = write!(md, "| {} |", p.replicas);
+    let mut rows: Vec<usize> = curves
+        .iter()
+        .flat_map(|c| c.points.iter().map(|p| p.replicas))
+        .collect();
+    rows.sort_unstable();
+    rows.dedup();
+    for replicas in rows {
+        let _ = write!(md, "| {replicas} |");
         for c in curves {
-            match c.points.get(i) {
+            // By replica count, not position: a curve lacks the points that measured nothing.
+            match c.points.iter().find(|q| q.replicas == replicas) {
                 Some(q) => {
                     let _ = write!(
                         md,
@@ -164,5 +171,50 @@ fn thousands(rps: f64) -> String {
         n if n >= 1_000_000 => format!("{}M", n / 1_000_000),
         n if n >= 1_000 => format!("{}k", n / 1_000),
         n => n.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Limit, Point, Prediction};
+
+    fn curve(label: &str, points: &[(usize, f64)]) -> Curve {
+        Curve {
+            key: label.into(),
+            label: label.into(),
+            store_cpu: None,
+            knee: None,
+            points: points
+                .iter()
+                .map(|&(replicas, measured)| Point {
+                    replicas,
+                    predicted: Prediction {
+                        rps: measured,
+                        limit: Limit::Replicas,
+                    },
+                    measured,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_cell_sits_in_the_row_of_its_replica_count() {
+        // The second curve measured nothing at 1 replica: its 2-replica figure must not slide up.
+        let curves = [
+            curve("a", &[(1, 100.0), (2, 200.0)]),
+            curve("b", &[(2, 222.0)]),
+        ];
+        let mut md = String::new();
+        point_table(&mut md, &curves);
+        let row = |n: &str| {
+            md.lines()
+                .find(|l| l.starts_with(&format!("| {n} |")))
+                .unwrap()
+                .to_owned()
+        };
+        assert!(row("1").ends_with(" - |"), "{md}");
+        assert!(row("2").contains("222 (model 222"), "{md}");
     }
 }
