@@ -13,7 +13,7 @@
 //! - [`settings`]: reading settings from environment variables with clear errors, and the
 //!   settings both services share (one definition, one default each).
 //! - [`session`]: the server-side session record and the `sid` cookie (its one parser).
-//! - [`store`]: the Redis connection pool, with timeouts and a count of commands sent (registered
+//! - [`store`]: the Redis client (one shared connection, or a cluster's), with timeouts and a count of commands sent (registered
 //!   once, for both services).
 //! - [`store_credentials`]: `REDIS_URL` with a user name and a password read from a file.
 //! - [`telemetry`]: logs (never a token, password or key), Prometheus metrics.

@@ -86,7 +86,7 @@ impl Service {
 
 /// Start logging, then a multi-threaded tokio runtime (`worker_threads`, or one per CPU), and
 /// run `serve` on it to its end. `serve` is a future, so nothing in it runs before the runtime
-/// exists: a Redis pool, for one, must be made inside it.
+/// exists: the Redis connection manager, for one, must be made inside it.
 pub fn run(
     log_format: LogFormat,
     worker_threads: Option<usize>,

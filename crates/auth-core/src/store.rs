@@ -49,11 +49,13 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, ScriptInvocation, Value};
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// One connection, made on first use (the connection manager needs a running tokio runtime,
-/// and a store may be built before one runs) and made anew after a timeout ([`Store::forget`]).
-type Lane = RwLock<Option<Connection>>;
+/// One connection, made on first use and made anew after a timeout ([`Store::forget`]), with
+/// the number it was made under: a request that timed out on an old connection must not forget
+/// the new one another request has just made.
+type Lane = RwLock<Option<(u64, Connection)>>;
 
 /// How long one attempt at a Redis operation (connecting included) may take.
 const DEADLINE: Duration = Duration::from_secs(1);
@@ -66,6 +68,8 @@ pub struct Store {
     /// connection while a `WAIT` on it blocks, so on the shared one a lagging replica would
     /// hold up every other request's commands for the whole `WAIT` timeout.
     acked: Lane,
+    /// How many connections were made: the next one's number.
+    made: AtomicU64,
     commands: Counter,
     acks: Acks,
 }
@@ -195,10 +199,10 @@ impl Request<'_, '_> {
     }
 
     /// Commands it sends, for the counter.
-    fn commands(self) -> usize {
+    fn commands(self) -> u64 {
         match self {
             Request::Cmd(_) | Request::Script(_) => 1,
-            Request::Pipeline(pipe, _) => pipe.len(),
+            Request::Pipeline(pipe, _) => pipe.len() as u64,
         }
     }
 }
@@ -217,9 +221,8 @@ impl Store {
                     .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?,
             )),
             Target::Cluster(nodes) => Client::Cluster(Box::new(
+                // Its timeouts are the connection's (`connection`), which override the builder's.
                 ClusterClient::builder(nodes.iter().map(String::as_str))
-                    .connection_timeout(DEADLINE)
-                    .response_timeout(DEADLINE)
                     // No resending inside the client: an I/O error does not say whether the
                     // command ran, and only this module knows which requests are safe to
                     // repeat (Resend). The client still follows the cluster's changes (a MOVED
@@ -235,6 +238,7 @@ impl Store {
             client,
             connection: Lane::default(),
             acked: Lane::default(),
+            made: AtomicU64::new(0),
             commands,
             acks: Acks::default(),
         })
@@ -286,7 +290,7 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         pipe.invoke_script(invocation);
-        self.with_wait(&pipe, Some(invocation)).await
+        self.with_wait(pipe, Some(invocation)).await
     }
 
     /// [`Store::query`] for a write a later request relies on (see [`Store::eval_acked`]).
@@ -296,23 +300,22 @@ impl Store {
         }
         let mut pipe = redis::pipe();
         pipe.add_command(cmd.clone());
-        self.with_wait(&pipe, None).await
+        self.with_wait(pipe, None).await
     }
 
-    /// `write` (a pipeline of one command) with `WAIT replicas timeout` behind it, in one
+    /// `pipe` (a pipeline of one write) with `WAIT replicas timeout` behind it, in one
     /// pipeline: both go out together on one connection, and WAIT counts the replicas that have
     /// this connection's writes, so it cannot be asked on another connection than the write's
     /// (say, one that replaced it after a reconnect, which has written nothing).
     async fn with_wait<T: FromRedisValue>(
         &self,
-        write: &Pipeline,
+        mut pipe: Pipeline,
         script: Option<&ScriptInvocation<'_>>,
     ) -> Result<T, ApiError> {
         let Acks {
             replicas,
             timeout_ms,
         } = self.acks;
-        let mut pipe = write.clone();
         pipe.cmd("WAIT").arg(replicas).arg(timeout_ms);
         let request = Request::Pipeline(&pipe, script);
         let (value, confirmed): (T, u32) = self
@@ -366,23 +369,23 @@ impl Store {
         resend: Resend,
     ) -> Result<T, ApiError> {
         if let Some(counter) = counter {
-            (0..request.commands()).for_each(|_| counter.inc());
+            counter.inc_by(request.commands());
         }
         let mut resent = false;
         loop {
-            let mut conn = self.connection(lane)?;
+            let (made, mut conn) = self.connection(lane)?;
             let reply = tokio::time::timeout(DEADLINE, request.send::<T>(&mut conn)).await;
             let error = match reply {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
                 Err(_) => {
                     tracing::warn!("redis: command timed out; the next request connects anew");
-                    Self::forget(lane);
+                    Self::forget(lane, made);
                     return Err(ApiError::StoreUnavailable);
                 }
             };
             if error.is_timeout() {
-                Self::forget(lane);
+                Self::forget(lane, made);
             }
             let dead =
                 (error.is_io_error() || error.is_connection_dropped()) && !error.is_timeout();
@@ -408,7 +411,7 @@ impl Store {
 
     /// The connection of `lane` (a clone of it), made on first use. Making it connects nothing:
     /// both kinds connect in the background and on demand, within the deadline.
-    fn connection(&self, lane: &Lane) -> Result<Connection, ApiError> {
+    fn connection(&self, lane: &Lane) -> Result<(u64, Connection), ApiError> {
         if let Some(connection) = lane.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
             return Ok(connection.clone());
         }
@@ -430,8 +433,9 @@ impl Store {
             ),
         };
         // Two first requests at once may both make one; the second is dropped unconnected.
+        let number = self.made.fetch_add(1, Ordering::Relaxed);
         let mut slot = lane.write().unwrap_or_else(|e| e.into_inner());
-        Ok(slot.get_or_insert(made).clone())
+        Ok(slot.get_or_insert((number, made)).clone())
     }
 
     /// Drop `lane`'s connection after a timeout, so that the next request makes a new one. The
@@ -439,8 +443,11 @@ impl Store {
     /// socket as it is: and a store whose host was cut off from the network sends no reset, so
     /// without this every later command would wait on that dead socket until the kernel gives
     /// up on it, long after the store is back.
-    fn forget(lane: &Lane) {
-        *lane.write().unwrap_or_else(|e| e.into_inner()) = None;
+    fn forget(lane: &Lane, made: u64) {
+        let mut slot = lane.write().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|(number, _)| *number == made) {
+            *slot = None;
+        }
     }
 }
 

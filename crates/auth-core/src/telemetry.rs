@@ -73,6 +73,10 @@ impl Counter {
         self.0.inc();
     }
 
+    pub fn inc_by(&self, n: u64) {
+        self.0.inc_by(n);
+    }
+
     pub fn get(&self) -> u64 {
         self.0.get()
     }

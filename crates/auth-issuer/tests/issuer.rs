@@ -97,7 +97,7 @@ fn hash_password_prints_an_argon2id_hash_and_never_the_password() {
     assert!(!hash.contains("correct horse"));
 }
 
-/// The store client sends a request once more when its pooled connection turns out to be dead,
+/// The store client sends a request once more when its connection turns out to be dead,
 /// not knowing whether Redis ran it before the connection died (auth-core's store.rs). A
 /// rotation sent twice must then be answered from its own rotation both times, even with no
 /// grace and no retry window, while another request spending the same token is still reuse.

@@ -78,7 +78,7 @@ async fn a_restart_with_its_files_loses_nothing_and_without_them_refuses_every_e
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
 
     t.stack.restart_redis(true).await.unwrap();
-    // The services' pooled connections from before the restart are dead; the store finds that
+    // The services' connections from before the restart are dead; the store finds that
     // out on use and sends the command again on a new connection (auth-core's store.rs), so the
     // very first request after the restart is answered, not refused with 503.
     let me = t.get_with_cookie("/sapi/me", &cookie).await;
