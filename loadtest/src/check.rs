@@ -48,6 +48,7 @@ pub fn check(results: &Results) -> Vec<String> {
             }
         }
     }
+    // (k6's own scripts are checked below, once `variant` has let go of `problems`.)
     if let Some(k6) = &results.k6 {
         for v in &k6.oha {
             variant("g", v);
@@ -108,6 +109,11 @@ pub fn check(results: &Results) -> Vec<String> {
             if s.requests == 0 {
                 problems.push(format!("g: k6 {} sent no requests", s.script));
             }
+            // What the realistic client is there to show: tokens expire under it and are
+            // refreshed (the scenario gives them a lifetime shorter than the run).
+            if s.script == "realistic.js" && s.refreshes == 0 {
+                problems.push("g: k6 realistic.js never refreshed its token".to_owned());
+            }
             if s.unexpected > 0 {
                 problems.push(format!(
                     "g: k6 {} got {} unexpected answers",
@@ -150,6 +156,14 @@ mod tests {
         assert_eq!(
             problems,
             vec!["g: k6 realistic.js got 2 unexpected answers"]
+        );
+        let mut never_refreshed = crate::testdata::network_and_k6(0);
+        if let Some(k6) = never_refreshed.k6.as_mut() {
+            k6.scripts[0].refreshes = 0;
+        }
+        assert_eq!(
+            check(&never_refreshed),
+            vec!["g: k6 realistic.js never refreshed its token"]
         );
     }
 

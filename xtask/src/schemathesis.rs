@@ -19,6 +19,7 @@
 //!    session of its own.
 //! 6. Stop the stack, whether the run passed or not.
 
+use crate::compose::scenario::session_sid;
 use anyhow::{Context, bail};
 use stack::{Binaries, Stack, StackConfig, workspace_root};
 use std::path::PathBuf;
@@ -124,50 +125,17 @@ struct Credentials {
 }
 
 async fn credentials(base: &str) -> anyhow::Result<Credentials> {
-    let client = reqwest::Client::new();
-    let bob = serde_json::json!({"username": "bob", "password": "builder"});
-    let pair: serde_json::Value = client
-        .post(format!("{base}/auth/login"))
-        .json(&bob)
-        .send()
-        .await?
-        .error_for_status()
+    let client = testkit::Client::new(base)?;
+    let access_token = client
+        .login("bob", "builder")
+        .await
         .context("bob's token login")?
-        .json()
-        .await?;
-    let access_token = pair["access_token"]
-        .as_str()
-        .context("no access_token in the login answer")?
-        .to_owned();
+        .access;
     Ok(Credentials {
         access_token,
-        session_id: session_login(&client, base, &bob).await?,
-        session_to_end: session_login(&client, base, &bob).await?,
+        session_id: session_sid(&client, "bob", "builder").await?,
+        session_to_end: session_sid(&client, "bob", "builder").await?,
     })
-}
-
-/// A new session's id, from the `sid` cookie of a session login.
-async fn session_login(
-    client: &reqwest::Client,
-    base: &str,
-    user: &serde_json::Value,
-) -> anyhow::Result<String> {
-    let session = client
-        .post(format!("{base}/auth/session/login"))
-        .json(user)
-        .send()
-        .await?
-        .error_for_status()
-        .context("session login")?;
-    let id = session
-        .headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|cookie| cookie.strip_prefix("sid="))
-        .and_then(|rest| rest.split(';').next())
-        .context("no sid cookie in the session login answer")?;
-    Ok(id.to_owned())
 }
 
 /// One `st run`, with `filter` (`--include-path` or `--exclude-path`) naming session logout.
