@@ -37,16 +37,17 @@ export class ClusterView {
 
   constructor({ onChange }) {
     this.onChange = onChange;
-    this.timer = null;
+    this.polling = false;
   }
 
+  /** Poll every POLL_MS from now on (the page polls once itself first, and waits for it). */
   start() {
-    this.poll();
-    this.timer = setInterval(() => this.poll(), POLL_MS);
+    setInterval(() => this.poll(), POLL_MS);
   }
 
   async poll() {
-    if (this.polling) {
+    // A tab nobody looks at needs no picture: no reads until it is shown again.
+    if (this.polling || document.hidden) {
       return;
     }
     this.polling = true;
