@@ -107,7 +107,7 @@ pub fn signature_over(alg: Option<&str>, input: &[u8]) -> Vec<u8> {
 }
 
 /// The `alg` of a header given as JSON bytes, if it has a string one.
-pub fn header_alg(header: &[u8]) -> Option<String> {
+fn header_alg(header: &[u8]) -> Option<String> {
     let header: Value = serde_json::from_slice(header).ok()?;
     header.get("alg")?.as_str().map(str::to_owned)
 }

@@ -21,18 +21,18 @@ use crate::settings::Setting;
 use std::path::{Path, PathBuf};
 
 /// The environment variable that turns [`check`] into a writer.
-pub const WRITE_VAR: &str = "AUTHSCALE_WRITE_SETTINGS_DOC";
+const WRITE_VAR: &str = "AUTHSCALE_WRITE_SETTINGS_DOC";
 
 /// The command that rewrites every block, as a failing check tells it.
-pub const REGENERATE: &str = "cargo xtask settings-doc";
+const REGENERATE: &str = "cargo xtask settings-doc";
 
 /// The file the tables live in.
-pub fn docs_path() -> PathBuf {
+fn docs_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/CONFIGURATION.md")
 }
 
 /// The Markdown table of `settings`, one row each in declaration order.
-pub fn markdown_table(settings: &[Setting]) -> String {
+fn markdown_table(settings: &[Setting]) -> String {
     let mut table = String::from("| variable | default | meaning |\n| --- | --- | --- |\n");
     for setting in settings {
         table.push_str(&format!(
@@ -56,7 +56,7 @@ fn default_column(setting: &Setting) -> String {
 
 /// `text` with the block named `name` replaced by `table`, or an error when its markers are
 /// missing. The markers stay as they are.
-pub fn replace_block(text: &str, name: &str, table: &str) -> Result<String, String> {
+fn replace_block(text: &str, name: &str, table: &str) -> Result<String, String> {
     let begin = format!("<!-- BEGIN settings {name} ");
     let end = format!("<!-- END settings {name} -->");
     let start = text

@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 /// The content type of the `/metrics` page: what `prometheus_client::encoding::text` writes.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Start logging. Call once, first thing in `main`.
 pub fn init_tracing(format: LogFormat) {

@@ -61,7 +61,6 @@ pub const QUEUE_CHUNKS: usize = 64;
 #[derive(Debug)]
 pub struct DelayProxy {
     addr: SocketAddr,
-    target: SocketAddr,
     /// The one-way delay in nanoseconds, read by every reader for every chunk.
     one_way: Arc<AtomicU64>,
     stop: Option<oneshot::Sender<()>>,
@@ -101,7 +100,6 @@ impl DelayProxy {
             .context("cannot start the delay proxy's thread")?;
         Ok(DelayProxy {
             addr,
-            target,
             one_way,
             stop: Some(stop),
             thread: Some(thread),
@@ -111,11 +109,6 @@ impl DelayProxy {
     /// Where to connect instead of the target.
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// Where the connections go.
-    pub fn target(&self) -> SocketAddr {
-        self.target
     }
 
     /// The delay added in each direction.

@@ -103,8 +103,6 @@ pub struct Stack {
     redis_server: PathBuf,
     /// Where redis keeps its data between starts (nowhere unless [`StackConfig::redis_aof`]).
     redis_persistence: Persistence,
-    /// Whether the redis nodes form a Redis Cluster (more than one shard).
-    redis_cluster: bool,
     ready_timeout: Duration,
     /// One redis-server per shard.
     redis: Vec<Member>,
@@ -148,7 +146,7 @@ impl Stack {
 
     /// Whether the store is a Redis Cluster ([`StackConfig::redis_shards`] above 1).
     pub fn redis_is_cluster(&self) -> bool {
-        self.redis_cluster
+        self.redis.len() > 1
     }
 
     /// The variable that tells the services where the store is, and its value: `REDIS_URL`
@@ -156,7 +154,7 @@ impl Stack {
     /// for a cluster `REDIS_CLUSTER_NODES` with every node (the client needs only one to find
     /// the others, but any one may be down when a service starts).
     pub fn redis_env(&self) -> (&'static str, String) {
-        match self.redis_cluster {
+        match self.redis_is_cluster() {
             false => ("REDIS_URL", self.store_url()),
             true => ("REDIS_CLUSTER_NODES", self.redis_urls().join(",")),
         }
@@ -289,6 +287,7 @@ impl Stack {
     /// `nodes.conf` on a later one; either way this waits for `cluster_state:ok`.
     pub async fn start_redis(&mut self) -> anyhow::Result<()> {
         let mut first_start = false;
+        let cluster = self.redis_is_cluster();
         for node in &mut self.redis {
             if let Some(process) = node.process.as_mut()
                 && process.is_running()
@@ -296,7 +295,7 @@ impl Stack {
                 continue;
             }
             let port = node.addr.port();
-            let command = if self.redis_cluster {
+            let command = if cluster {
                 let dir = self.work_dir.join(&node.name);
                 first_start |= !dir.join("nodes.conf").exists();
                 std::fs::create_dir_all(&dir)
@@ -310,7 +309,7 @@ impl Stack {
             let (log, timeout) = (&node.log_path, self.ready_timeout);
             node.process = Some(redis::start_command(command, port, log, timeout).await?);
         }
-        if self.redis_cluster {
+        if self.redis_is_cluster() {
             let addrs: Vec<SocketAddr> = self.redis.iter().map(|node| node.addr).collect();
             match first_start {
                 true => redis::create_cluster(&addrs, self.ready_timeout).await?,

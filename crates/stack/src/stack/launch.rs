@@ -171,11 +171,9 @@ impl Stack {
         } else {
             Persistence::None
         };
-        let redis_cluster = config.redis_shards > 1;
         let mut stack = Stack {
             redis_server: programs::redis_server()?,
             redis_persistence,
-            redis_cluster,
             ready_timeout: config.ready_timeout,
             redis,
             issuer: Member::new("issuer", ports::free_addr()?, "http", &work_dir),
