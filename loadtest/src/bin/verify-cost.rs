@@ -310,8 +310,9 @@ fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
 }
 
 fn clock_ticks() -> anyhow::Result<u64> {
-    let out = Command::new("getconf").arg("CLK_TCK").output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+    use nix::unistd::{SysconfVar, sysconf};
+    let ticks = sysconf(SysconfVar::CLK_TCK)?.context("the system states no CLK_TCK")?;
+    Ok(u64::try_from(ticks)?)
 }
 
 /// The machine's load average, for the record: other work on it shows in the figures.
