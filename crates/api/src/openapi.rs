@@ -10,7 +10,6 @@
 use crate::settings::Mode;
 use crate::startup;
 use auth_core::error::ApiError;
-use auth_core::limits::limit_errors;
 use auth_core::openapi::{BEARER, COOKIE, add_errors, operations_mut};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::SecurityRequirement;
@@ -34,7 +33,6 @@ pub fn document(mode: Mode) -> OpenApi {
             operation.security = Some(vec![SecurityRequirement::new(scheme, Vec::<String>::new())]);
             add_errors(operation, &authentication_errors(mode));
         }
-        add_errors(operation, &limit_errors());
         if mode == Mode::Session {
             without_bearer_challenges(operation);
         }

@@ -26,11 +26,12 @@ use utoipa::openapi::{InfoBuilder, OpenApi};
 /// The document: the issuer's part, then both replica modes' parts.
 pub fn document() -> OpenApi {
     let (_, mut document) = startup::documented_routes().split_for_parts();
+    document.merge(api::openapi::document(Mode::Jwt));
+    document.merge(api::openapi::document(Mode::Session));
+    // Every service sheds with the same limits (auth-core's limits.rs): documented once, here.
     for (_, operation) in operations_mut(&mut document) {
         add_errors(operation, &limit_errors());
     }
-    document.merge(api::openapi::document(Mode::Jwt));
-    document.merge(api::openapi::document(Mode::Session));
     document.info = InfoBuilder::new()
         .title("authscale")
         .version(env!("CARGO_PKG_VERSION"))
@@ -48,7 +49,8 @@ pub fn document() -> OpenApi {
 /// The document as served: built once, on first use.
 static SERVED: LazyLock<String> = LazyLock::new(|| {
     document().to_pretty_json().unwrap_or_else(|e| {
-        format!("{{\"error\":\"internal_error\",\"error_description\":\"{e}\"}}")
+        serde_json::json!({"error": "internal_error", "error_description": e.to_string()})
+            .to_string()
     })
 });
 
