@@ -27,7 +27,7 @@
 //! silently never ready.
 //!
 //! With `TOKEN_CACHE=on`, tokens verified once are remembered until they expire
-//! (`token_cache.rs`), keyed by the issuer, the `kid` and the token's hash; each installed fetch
+//! (`token_cache.rs`), keyed by the issuer and the token's hash (with the `kid` that verified it); each installed fetch
 //! invalidates the entries whose key has left the JWKS.
 
 use crate::settings::JwksSource;
@@ -146,21 +146,23 @@ impl ReplicaKeys {
         let Some(cache) = &self.cache else {
             return self.verify_fully(token).await;
         };
-        // A token without a kid cannot be verified (the key is looked up by it): no cache.
-        let Some(kid) = kid_of(token) else {
-            return self.verify_fully(token).await;
-        };
-        let key = CacheKey::new(Arc::clone(&self.issuer), kid, token);
+        // A hit reads nothing of the token but its hash: the header (and its kid) was read when
+        // the same bytes were verified.
+        let key = CacheKey::new(Arc::clone(&self.issuer), token);
         let now = auth_core::now_secs();
         if let Some(claims) = cache.get(&key, now) {
             return Ok(claims);
         }
         let claims = self.verify_fully(token).await?;
-        cache.insert(key.clone(), claims.clone(), now);
+        // A verified token has a kid (the key is looked up by it); without one, nothing to cache.
+        let Some(kid) = kid_of(token) else {
+            return Ok(claims);
+        };
+        cache.insert(key.clone(), &kid, claims.clone(), now);
         // A JWKS fetch may have dropped this kid (and purged the cache) while we verified with
         // the previous keys: check again after inserting, so no entry of a removed key can
         // outlive the purge.
-        if !self.snapshot().contains(key.kid()) {
+        if !self.snapshot().contains(&kid) {
             cache.remove(&key);
         }
         Ok(claims)

@@ -15,11 +15,13 @@
 //! What keeps it as strict as verifying every time:
 //!
 //! - **The key says what was trusted, not only what was seen** ([`CacheKey`]): the issuer whose
-//!   rules the token passed, the `kid` of the key that verified its signature, and a SHA-256 of
-//!   the whole token (header, claims and signature). A hit means the very same bytes were
-//!   verified before, for the same issuer, with the same key. A token differing in any bit misses
-//!   and is verified in full. (CVE-2026-33496 was a verification cache whose key left out what was
-//!   being trusted, so a verdict reached for one trust anchor was served for another.)
+//!   rules the token passed and a SHA-256 of the whole token (header, claims and signature). A
+//!   hit means the very same bytes were verified before, for the same issuer. The `kid` that
+//!   chose the verifying key is part of those bytes (the header), so the same bytes always name
+//!   the same key; the entry records that `kid` for key removal (below), and a hit costs no
+//!   parsing of the header. A token differing in any bit misses and is verified in full.
+//!   (CVE-2026-33496 was a verification cache whose key left out what was being trusted, so a
+//!   verdict reached for one trust anchor was served for another.)
 //! - **Only successful verifications are stored**, with the claims they produced. The token
 //!   itself is not stored.
 //! - **An entry never outlives its token's `exp`**: moka drops it at `exp` (a per-entry
@@ -50,34 +52,28 @@ pub type TokenHash = [u8; 32];
 pub struct CacheKey {
     /// The issuer whose rules (`iss`, `aud`, `typ`) the token passed.
     issuer: Arc<str>,
-    /// The key (from the JWKS) that verified the signature: also what key removal purges by.
-    kid: String,
-    /// The exact bytes of the token.
+    /// The exact bytes of the token, its header's `kid` included.
     token: TokenHash,
 }
 
 impl CacheKey {
-    /// The key of `token`, for `issuer`, signed (as its header says) by `kid`.
-    pub fn new(issuer: Arc<str>, kid: String, token: &str) -> Self {
+    /// The key of `token`, for `issuer`.
+    pub fn new(issuer: Arc<str>, token: &str) -> Self {
         let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
         let mut hash = [0u8; 32];
         hash.copy_from_slice(digest.as_ref());
         CacheKey {
             issuer,
-            kid,
             token: hash,
         }
-    }
-
-    /// The key id the token's signature was verified with.
-    pub fn kid(&self) -> &str {
-        &self.kid
     }
 }
 
 #[derive(Clone)]
 struct Entry {
     claims: Arc<AccessClaims>,
+    /// The key (from the JWKS) that verified the signature: what key removal purges by.
+    kid: Arc<str>,
     /// How long the entry may live from its insertion: until the token's `exp`.
     time_to_live: Duration,
 }
@@ -118,14 +114,15 @@ impl TokenCache {
         None
     }
 
-    /// Remember that the token of `key` verified and gave `claims`, until its `exp`. A token
-    /// already at or past its `exp` (accepted within the leeway) is not stored.
-    pub fn insert(&self, key: CacheKey, claims: AccessClaims, now: u64) {
+    /// Remember that the token of `key` verified with the key `kid` and gave `claims`, until its
+    /// `exp`. A token already at or past its `exp` (accepted within the leeway) is not stored.
+    pub fn insert(&self, key: CacheKey, kid: &str, claims: AccessClaims, now: u64) {
         let Some(left) = claims.exp.checked_sub(now).filter(|&left| left > 0) else {
             return;
         };
         let entry = Entry {
             claims: Arc::new(claims),
+            kid: kid.into(),
             time_to_live: Duration::from_secs(left),
         };
         self.entries.insert(key, entry);
@@ -141,7 +138,7 @@ impl TokenCache {
     pub fn retain_kids(&self, keep: impl Fn(&str) -> bool + Send + Sync + 'static) {
         let invalidated = self
             .entries
-            .invalidate_entries_if(move |key, _| !keep(&key.kid));
+            .invalidate_entries_if(move |_, entry| !keep(&entry.kid));
         if let Err(e) = invalidated {
             // Cannot happen (the builder enables invalidation closures); if it ever did, losing
             // every entry is safe where serving a removed key's entry is not.
@@ -180,40 +177,38 @@ mod tests {
         }
     }
 
-    fn key(kid: &str, token: &str) -> CacheKey {
-        CacheKey::new(ISSUER.into(), kid.into(), token)
+    fn key(token: &str) -> CacheKey {
+        CacheKey::new(ISSUER.into(), token)
     }
 
     #[test]
     fn a_hit_needs_the_exact_same_token() {
         let cache = TokenCache::new(10);
         let token = "aaa.bbb.ccc";
-        cache.insert(key("k1", token), claims("bob", NOW + 60), NOW);
-        assert_eq!(cache.get(&key("k1", token), NOW).unwrap().sub, "bob");
+        cache.insert(key(token), "k1", claims("bob", NOW + 60), NOW);
+        assert_eq!(cache.get(&key(token), NOW).unwrap().sub, "bob");
         // One changed character, e.g. in the signature: a miss, so full verification happens.
-        assert!(cache.get(&key("k1", "aaa.bbb.ccd"), NOW).is_none());
+        assert!(cache.get(&key("aaa.bbb.ccd"), NOW).is_none());
     }
 
-    /// The same token bytes verified for one issuer with one key are no hit for another issuer
-    /// or another key: the verdict is only reused for what was actually trusted.
+    /// The same token bytes verified for one issuer are no hit for another issuer: the verdict
+    /// is only reused for what was actually trusted.
     #[test]
-    fn the_key_includes_the_issuer_and_the_kid() {
+    fn the_key_includes_the_issuer() {
         let cache = TokenCache::new(10);
         let token = "aaa.bbb.ccc";
-        cache.insert(key("k1", token), claims("bob", NOW + 60), NOW);
-        assert!(cache.get(&key("k1", token), NOW).is_some());
-        let other_kid = key("k2", token);
-        assert!(cache.get(&other_kid, NOW).is_none(), "another kid");
-        let other_issuer = CacheKey::new("http://evil.test".into(), "k1".into(), token);
+        cache.insert(key(token), "k1", claims("bob", NOW + 60), NOW);
+        assert!(cache.get(&key(token), NOW).is_some());
+        let other_issuer = CacheKey::new("http://evil.test".into(), token);
         assert!(cache.get(&other_issuer, NOW).is_none(), "another issuer");
     }
 
     #[test]
     fn an_entry_never_outlives_its_tokens_exp() {
         let cache = TokenCache::new(10);
-        let k = key("k1", "t");
+        let k = key("t");
         let exp = NOW + 60;
-        cache.insert(k.clone(), claims("bob", exp), NOW);
+        cache.insert(k.clone(), "k1", claims("bob", exp), NOW);
         assert!(cache.get(&k, exp - 1).is_some());
         // At `exp` the token is expired (RFC 7519: "before" the expiration time): a miss, so the
         // verifier decides, leeway and all.
@@ -228,7 +223,7 @@ mod tests {
     fn a_token_at_or_past_its_exp_is_not_stored() {
         let cache = TokenCache::new(10);
         for exp in [NOW - 5, NOW] {
-            cache.insert(key("k1", &format!("t{exp}")), claims("bob", exp), NOW);
+            cache.insert(key(&format!("t{exp}")), "k1", claims("bob", exp), NOW);
         }
         assert_eq!(cache.len(), 0);
     }
@@ -238,12 +233,12 @@ mod tests {
     fn moka_expires_an_entry_at_its_exp() {
         let cache = TokenCache::new(10);
         let now = auth_core::now_secs();
-        cache.insert(key("k1", "short"), claims("bob", now + 1), now);
-        cache.insert(key("k1", "long"), claims("ann", now + 600), now);
+        cache.insert(key("short"), "k1", claims("bob", now + 1), now);
+        cache.insert(key("long"), "k1", claims("ann", now + 600), now);
         assert_eq!(cache.len(), 2);
         std::thread::sleep(Duration::from_millis(2100));
         assert_eq!(cache.len(), 1);
-        assert!(cache.get(&key("k1", "long"), now).is_some());
+        assert!(cache.get(&key("long"), now).is_some());
     }
 
     #[test]
@@ -251,7 +246,7 @@ mod tests {
         let cache = TokenCache::new(10);
         for i in 0..200 {
             let token = format!("flood-{i}");
-            cache.insert(key("k1", &token), claims("f", NOW + 1000), NOW);
+            cache.insert(key(&token), "k1", claims("f", NOW + 1000), NOW);
         }
         assert!(cache.len() <= 10, "{}", cache.len());
     }
@@ -259,12 +254,9 @@ mod tests {
     #[test]
     fn entries_of_a_key_that_left_the_jwks_are_never_served_again() {
         let cache = TokenCache::new(10);
-        let (old, new) = (
-            key("old-kid", "signed-by-old"),
-            key("new-kid", "signed-by-new"),
-        );
-        cache.insert(old.clone(), claims("a", NOW + 60), NOW);
-        cache.insert(new.clone(), claims("b", NOW + 60), NOW);
+        let (old, new) = (key("signed-by-old"), key("signed-by-new"));
+        cache.insert(old.clone(), "old-kid", claims("a", NOW + 60), NOW);
+        cache.insert(new.clone(), "new-kid", claims("b", NOW + 60), NOW);
         cache.retain_kids(|kid| kid == "new-kid");
         // Refused at once, before any sweep.
         assert!(cache.get(&old, NOW).is_none());
