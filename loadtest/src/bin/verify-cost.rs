@@ -1,5 +1,6 @@
 //! `verify-cost`: what verifying an access token costs *inside a server*, in CPU per request:
-//! the project's own verifier (`auth_core::verify`) against jsonwebtoken's `decode`.
+//! the project's own verifier (`auth_core::verify`) against jsonwebtoken's `decode`, and what is
+//! left of it with the verified-token cache.
 //!
 //! A micro-benchmark (one function called in a loop) says little about a server: there the
 //! verification shares the CPU with parsing HTTP, routing, the response and the runtime, and a
@@ -12,7 +13,13 @@
 //! - **a plain axum server**: this binary again (`verify-cost serve`), with `/ping` and the same
 //!   `/me` answer verified two ways: `/me/auth-core` with `auth_core::verify::verify`, and
 //!   `/me/jsonwebtoken` with `jsonwebtoken::decode` and a `Validation` for iss, aud, exp and nbf,
-//!   plus the header checks jsonwebtoken does not make (typ, crit, jku, x5u, jwk, x5c).
+//!   plus the header checks jsonwebtoken does not make (typ, crit, jku, x5u, jwk, x5c);
+//! - **the replica with `TOKEN_CACHE=on`**: `/api/ping` and `/api/me`, where every request but
+//!   the first is a cache hit.
+//!
+//! The replica's `/api/ping` is also driven without the `Authorization` header, so what merely
+//! carrying a token costs (a ~700-byte header through the kernel and hyper) is told apart from
+//! what checking it costs.
 //!
 //! Every route is driven with the same token, in rounds (a route of each kind after the other,
 //! round after round, so a change in the machine's load hits them alike); the figures kept are
@@ -36,6 +43,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use stack::process::Process;
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
@@ -89,40 +97,79 @@ impl Options {
     }
 }
 
-/// One route measured: which server, which path.
+/// One route measured: which server, which path, and whether the request carries the token.
 struct Route {
     label: &'static str,
     server: usize,
     path: &'static str,
+    token: bool,
 }
 
-const ROUTES: [Route; 5] = [
+/// The servers, by index in [`Route::server`].
+const REPLICA: usize = 0;
+const AXUM: usize = 1;
+const CACHED_REPLICA: usize = 2;
+
+const ROUTES: [Route; 8] = [
+    Route {
+        label: "replica /api/ping (no auth), no Authorization header",
+        server: REPLICA,
+        path: "/api/ping",
+        token: false,
+    },
     Route {
         label: "replica /api/ping (no auth)",
-        server: 0,
+        server: REPLICA,
         path: "/api/ping",
+        token: true,
     },
     Route {
         label: "replica /api/me (auth_core::verify)",
-        server: 0,
+        server: REPLICA,
         path: "/api/me",
+        token: true,
     },
     Route {
         label: "axum /ping (no auth)",
-        server: 1,
+        server: AXUM,
         path: "/ping",
+        token: true,
     },
     Route {
         label: "axum /me/auth-core",
-        server: 1,
+        server: AXUM,
         path: "/me/auth-core",
+        token: true,
     },
     Route {
         label: "axum /me/jsonwebtoken",
-        server: 1,
+        server: AXUM,
         path: "/me/jsonwebtoken",
+        token: true,
+    },
+    Route {
+        label: "replica with TOKEN_CACHE=on /api/ping (no auth)",
+        server: CACHED_REPLICA,
+        path: "/api/ping",
+        token: true,
+    },
+    Route {
+        label: "replica with TOKEN_CACHE=on /api/me (a cache hit)",
+        server: CACHED_REPLICA,
+        path: "/api/me",
+        token: true,
     },
 ];
+
+/// Route indices in [`ROUTES`], for the differences printed at the end.
+const PING_BARE: usize = 0;
+const PING: usize = 1;
+const ME: usize = 2;
+const AXUM_PING: usize = 3;
+const AXUM_AUTH_CORE: usize = 4;
+const AXUM_JSONWEBTOKEN: usize = 5;
+const CACHED_PING: usize = 6;
+const CACHED_ME: usize = 7;
 
 fn measure(options: &Options) -> anyhow::Result<()> {
     let root = stack::workspace_root();
@@ -142,18 +189,21 @@ fn measure(options: &Options) -> anyhow::Result<()> {
     std::fs::write(&jwks_path, serde_json::to_vec(&jwks)?)?;
     let token = access_token(&key)?;
 
-    let replica_addr = stack::ports::free_addr()?;
-    let mut replica = Command::new(&api);
-    replica
-        .env("API_MODE", "jwt")
-        .env("LISTEN_ADDR", replica_addr.to_string())
-        .env("JWKS_FILE", &jwks_path)
-        .env("ISSUER_URL", ISSUER)
-        .env("AUDIENCE", AUDIENCE)
-        .env("WORKER_THREADS", "1")
-        .env("TOKEN_CACHE", "off");
-    let replica = Process::spawn("api", replica, &scratch.path().join("api.log"))?;
-
+    let spawn_replica = |name: &str, cache: &str| -> anyhow::Result<(Process, SocketAddr)> {
+        let addr = stack::ports::free_addr()?;
+        let mut replica = Command::new(&api);
+        replica
+            .env("API_MODE", "jwt")
+            .env("LISTEN_ADDR", addr.to_string())
+            .env("JWKS_FILE", &jwks_path)
+            .env("ISSUER_URL", ISSUER)
+            .env("AUDIENCE", AUDIENCE)
+            .env("WORKER_THREADS", "1")
+            .env("TOKEN_CACHE", cache);
+        let log = scratch.path().join(format!("{name}.log"));
+        Ok((Process::spawn(name, replica, &log)?, addr))
+    };
+    let replica = spawn_replica("api", "off")?;
     let axum_addr = stack::ports::free_addr()?;
     let mut plain = Command::new(std::env::current_exe()?);
     plain
@@ -161,13 +211,16 @@ fn measure(options: &Options) -> anyhow::Result<()> {
         .arg(axum_addr.to_string())
         .arg(&jwks_path);
     let plain = Process::spawn("axum", plain, &scratch.path().join("axum.log"))?;
+    let cached = spawn_replica("api-cached", "on")?;
 
-    let servers = [(replica, replica_addr), (plain, axum_addr)];
+    // In the order of REPLICA, AXUM, CACHED_REPLICA.
+    let servers = [replica, (plain, axum_addr), cached];
     for (process, addr) in &servers {
         wait_ready(&format!("http://{addr}"), process)?;
     }
     let url = |route: &Route| format!("http://{}{}", servers[route.server].1, route.path);
     let auth = format!("authorization: Bearer {token}");
+    let header = |route: &Route| route.token.then_some(auth.as_str());
 
     println!(
         "verify-cost: {} rounds of {} requests per route at {} requests/s offered, one tokio \
@@ -179,7 +232,13 @@ fn measure(options: &Options) -> anyhow::Result<()> {
     );
     // Warm both servers up (connections, allocator, caches) before anything counts.
     for route in &ROUTES {
-        drive(&oha, &url(route), &auth, options.requests / 8, options.rate)?;
+        drive(
+            &oha,
+            &url(route),
+            header(route),
+            options.requests / 8,
+            options.rate,
+        )?;
     }
     let ticks = clock_ticks()?;
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); ROUTES.len()];
@@ -188,11 +247,17 @@ fn measure(options: &Options) -> anyhow::Result<()> {
         for (i, route) in ROUTES.iter().enumerate() {
             let pid = servers[route.server].0.pid();
             let before = cpu_ticks(pid)?;
-            let answered = drive(&oha, &url(route), &auth, options.requests, options.rate)?;
+            let answered = drive(
+                &oha,
+                &url(route),
+                header(route),
+                options.requests,
+                options.rate,
+            )?;
             let spent = cpu_ticks(pid)? - before;
             let micros = spent as f64 * 1e6 / ticks as f64 / answered as f64;
             samples[i].push(micros);
-            line.push_str(&format!(" {}={micros:.1}", route.path));
+            line.push_str(&format!(" {i}:{}={micros:.1}", route.path));
         }
         println!("{line}");
     }
@@ -216,17 +281,34 @@ fn measure(options: &Options) -> anyhow::Result<()> {
         median(&per_round)
     };
     println!(
-        "\nverification's cost (authenticated route minus its server's no-auth route, median of the rounds' differences):"
+        "\nwhat each step costs (one route minus another, same round; the median of the rounds' differences):"
     );
-    println!("  replica, auth_core::verify:    {:.1} µs", delta(1, 0));
-    println!("  axum, auth_core::verify:       {:.1} µs", delta(3, 2));
-    println!("  axum, jsonwebtoken::decode:    {:.1} µs", delta(4, 2));
+    println!(
+        "  carrying the token, unread (replica /api/ping with the header minus without): {:.1} µs",
+        delta(PING, PING_BARE)
+    );
+    println!(
+        "  replica, auth_core::verify (/api/me minus /api/ping):    {:.1} µs",
+        delta(ME, PING)
+    );
+    println!(
+        "  replica, a verified-token cache hit (/api/me minus /api/ping, TOKEN_CACHE=on): {:.1} µs",
+        delta(CACHED_ME, CACHED_PING)
+    );
+    println!(
+        "  axum, auth_core::verify:       {:.1} µs",
+        delta(AXUM_AUTH_CORE, AXUM_PING)
+    );
+    println!(
+        "  axum, jsonwebtoken::decode:    {:.1} µs",
+        delta(AXUM_JSONWEBTOKEN, AXUM_PING)
+    );
     println!(
         "  jsonwebtoken minus auth_core, same server and round: {:.1} µs (median; rounds: {})",
-        delta(4, 3),
-        samples[4]
+        delta(AXUM_JSONWEBTOKEN, AXUM_AUTH_CORE),
+        samples[AXUM_JSONWEBTOKEN]
             .iter()
-            .zip(&samples[3])
+            .zip(&samples[AXUM_AUTH_CORE])
             .map(|(a, b)| format!("{:.1}", a - b))
             .collect::<Vec<_>>()
             .join(", ")
@@ -269,9 +351,17 @@ fn access_token(key: &SigningKey) -> anyhow::Result<String> {
     auth_core::sign::sign_jwt(key, ACCESS_TYP, &claims).map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
-/// `oha -n N -q RATE -c 4` with the token; the number of answers, all of which must be 200.
-fn drive(oha: &Path, url: &str, auth: &str, requests: u64, rate: u64) -> anyhow::Result<u64> {
-    let output = Command::new(oha)
+/// `oha -n N -q RATE -c 4`, with the `Authorization` header when given; the number of answers,
+/// all of which must be 200.
+fn drive(
+    oha: &Path,
+    url: &str,
+    auth: Option<&str>,
+    requests: u64,
+    rate: u64,
+) -> anyhow::Result<u64> {
+    let mut command = Command::new(oha);
+    command
         .args([
             "-n",
             &requests.to_string(),
@@ -280,9 +370,11 @@ fn drive(oha: &Path, url: &str, auth: &str, requests: u64, rate: u64) -> anyhow:
             "-c",
             "4",
         ])
-        .args(["--no-tui", "--output-format", "json", "-H", auth, url])
-        .output()
-        .context("cannot run oha")?;
+        .args(["--no-tui", "--output-format", "json"]);
+    if let Some(auth) = auth {
+        command.args(["-H", auth]);
+    }
+    let output = command.arg(url).output().context("cannot run oha")?;
     anyhow::ensure!(output.status.success(), "oha failed on {url}");
     let json: Value = serde_json::from_slice(&output.stdout).context("oha's JSON")?;
     let statuses = json["statusCodeDistribution"]

@@ -137,12 +137,26 @@ fn explain(why: &Explanation) -> String {
                  altogether."
             )
         }
-        Explanation::CacheLeftovers => {
-            "With the cache a token request costs a SHA-256 of the token, a map look-up and \
-             a copy of the claims instead of an RSA verification; what is left above the \
-             baseline is that, the larger request (a ~700-byte Authorization header through \
-             nginx and hyper) and the larger /me answer (see the profile of tokens-cache)."
-                .to_owned()
+        Explanation::CacheLeftovers {
+            above_baseline_us,
+            allowed_us,
+        } => {
+            let figures = match (above_baseline_us, allowed_us) {
+                (Some(above), Some(allowed)) => format!(
+                    " Here a cached request cost the replica {above:.1} µs more than the \
+                     no-auth route; the goal allows {allowed:.1} µs."
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "Under a quota, rps is the inverse of the replica's CPU per request, so the goal \
+                 is a budget in microseconds above the no-auth route.{figures} With the cache a \
+                 token request costs a SHA-256 of the token, a map look-up and a copy of the \
+                 claims instead of an RSA verification; what is left above the baseline is that, \
+                 the larger request (a ~700-byte Authorization header through nginx and hyper) \
+                 and the larger /me answer (see the profile of tokens-cache). `verify-cost` \
+                 (loadtest/README.md) measures those parts one by one on unthrottled servers."
+            )
         }
         Explanation::UnlimitedProcessesShareCores { tokens_throttled } => {
             let note = tokens_throttled.map_or(String::new(), |t| {
