@@ -47,7 +47,10 @@ use crate::telemetry::Counter;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, FromRedisValue, Pipeline, RedisFuture, ScriptInvocation, Value};
+use redis::io::tcp::TcpSettings;
+use redis::{
+    Cmd, FromRedisValue, IntoConnectionInfo, Pipeline, RedisFuture, ScriptInvocation, Value,
+};
 use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -207,6 +210,16 @@ impl Request<'_, '_> {
     }
 }
 
+/// Every connection to Redis sends at once (`TCP_NODELAY`). The redis crate leaves Nagle's
+/// algorithm on, and a connection shared by many requests is exactly where it hurts: a command
+/// written while the previous one is still unacknowledged waits for that acknowledgement, and
+/// the store's side delays it until it has an answer to carry it on. Over loopback that answer
+/// comes at once; with Redis a network hop away each such command waits up to one round trip
+/// more (the load test's scenario f, with the launcher's delay proxy, showed it).
+fn tcp_settings() -> TcpSettings {
+    TcpSettings::default().set_nodelay(true)
+}
+
 fn is_noscript(e: &redis::RedisError) -> bool {
     e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
 }
@@ -216,10 +229,14 @@ impl Store {
     /// and the service must start anyway (and say so in /readyz).
     pub fn new(target: &Target, commands: Counter) -> anyhow::Result<Self> {
         let client = match target {
-            Target::Node(url) => Client::Node(Box::new(
-                redis::Client::open(url.as_str())
-                    .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?,
-            )),
+            Target::Node(url) => {
+                let info = url
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?
+                    .set_tcp_settings(tcp_settings());
+                Client::Node(Box::new(redis::Client::open(info)?))
+            }
             Target::Cluster(nodes) => Client::Cluster(Box::new(
                 // Its timeouts are the connection's (`connection`), which override the builder's.
                 ClusterClient::builder(nodes.iter().map(String::as_str))
@@ -228,6 +245,7 @@ impl Store {
                     // repeat (Resend). The client still follows the cluster's changes (a MOVED
                     // reply makes it refresh its slot map).
                     .retries(0)
+                    .tcp_settings(tcp_settings())
                     .build()
                     .map_err(|e| {
                         anyhow::anyhow!("REDIS_CLUSTER_NODES is not a list of Redis URLs: {e}")
