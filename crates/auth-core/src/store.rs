@@ -479,3 +479,14 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_response_timeout(Some(DEADLINE))
         .set_number_of_retries(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The redis crate's default is Nagle on; the store turns it off (see `tcp_settings`).
+    #[test]
+    fn store_connections_send_at_once() {
+        assert!(tcp_settings().nodelay());
+    }
+}
