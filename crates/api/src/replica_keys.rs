@@ -27,8 +27,9 @@
 //! silently never ready.
 //!
 //! With `TOKEN_CACHE=on`, tokens verified once are remembered until they expire
-//! (`token_cache.rs`), keyed by the issuer and the token's hash (with the `kid` that verified it); each installed fetch
-//! invalidates the entries whose key has left the JWKS.
+//! (`token_cache.rs`), keyed by the issuer and the token's SHA-256; each entry records the `kid`
+//! that verified it, and each installed fetch invalidates the entries whose `kid` has left the
+//! JWKS.
 
 use crate::settings::JwksSource;
 use crate::token_cache::{self, CacheKey, TokenCache};

@@ -18,8 +18,10 @@
 //!   rules the token passed and a SHA-256 of the whole token (header, claims and signature). A
 //!   hit means the very same bytes were verified before, for the same issuer. The `kid` that
 //!   chose the verifying key is part of those bytes (the header), so the same bytes always name
-//!   the same key; the entry records that `kid` for key removal (below), and a hit costs no
-//!   parsing of the header. A token differing in any bit misses and is verified in full.
+//!   the same `kid`; the entry records that `kid` for key removal (below), and a hit costs no
+//!   parsing of the header. (A JWKS that put other key material under a `kid` already seen would
+//!   keep its old tokens' entries until their `exp`: key removal goes by name. This project's
+//!   issuer names each key by its RFC 7638 thumbprint, so a new key always has a new `kid`.) A token differing in any bit misses and is verified in full.
 //!   (CVE-2026-33496 was a verification cache whose key left out what was being trusted, so a
 //!   verdict reached for one trust anchor was served for another.)
 //! - **Only successful verifications are stored**, with the claims they produced. The token
@@ -47,7 +49,7 @@ pub const CAPACITY: u64 = 10_000;
 /// SHA-256 of a token.
 pub type TokenHash = [u8; 32];
 
-/// What an entry is found by: everything its verdict depended on trusting.
+/// What an entry is found by: the issuer whose rules the verdict applied and the exact token.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     /// The issuer whose rules (`iss`, `aud`, `typ`) the token passed.
