@@ -27,9 +27,9 @@
 //! silently never ready.
 //!
 //! With `TOKEN_CACHE=on`, tokens verified once are remembered until they expire
-//! (`token_cache.rs`), keyed by the issuer and the token's SHA-256; each entry records the `kid`
-//! that verified it, and each installed fetch invalidates the entries whose `kid` has left the
-//! JWKS.
+//! (`token_cache.rs`), keyed by the issuer and the token's SHA-256; each entry records the key
+//! that verified it (`kid` and fingerprint), and each installed fetch invalidates the entries
+//! whose key the JWKS no longer holds.
 
 use crate::settings::JwksSource;
 use crate::token_cache::{self, CacheKey, TokenCache};
@@ -145,7 +145,7 @@ impl ReplicaKeys {
     /// from the cache.
     pub async fn verify(&self, token: &str) -> Result<AccessClaims, Rejection> {
         let Some(cache) = &self.cache else {
-            return self.verify_fully(token).await;
+            return self.verify_fully(token).await.map(|(claims, _)| claims);
         };
         // A hit reads nothing of the token but its hash: the header (and its kid) was read when
         // the same bytes were verified.
@@ -154,28 +154,37 @@ impl ReplicaKeys {
         if let Some(claims) = cache.get(&key, now) {
             return Ok(claims);
         }
-        let claims = self.verify_fully(token).await?;
-        // A verified token has a kid (the key is looked up by it); without one, nothing to cache.
+        let (claims, verified_by) = self.verify_fully(token).await?;
+        // A verified token has a kid, and the keys that verified it hold that kid; without
+        // either, nothing to cache.
         let Some(kid) = kid_of(token) else {
             return Ok(claims);
         };
-        cache.insert(key.clone(), &kid, claims.clone(), now);
-        // A JWKS fetch may have dropped this kid (and purged the cache) while we verified with
-        // the previous keys: check again after inserting, so no entry of a removed key can
-        // outlive the purge.
-        if !self.snapshot().contains(&kid) {
+        let Some(fingerprint) = verified_by.fingerprint(&kid) else {
+            return Ok(claims);
+        };
+        cache.insert(key.clone(), (&kid, fingerprint), claims.clone(), now);
+        // A JWKS fetch may have dropped this key, or put other material under its kid (and
+        // purged the cache), while we verified with the previous keys: check again after
+        // inserting, so no entry of a removed key can outlive the purge.
+        if !self.snapshot().holds(&kid, &fingerprint) {
             cache.remove(&key);
         }
         Ok(claims)
     }
 
-    /// The signature and every rule, no cache.
-    async fn verify_fully(&self, token: &str) -> Result<AccessClaims, Rejection> {
-        match verify::<AccessClaims>(token, &self.snapshot(), &self.rules) {
+    /// The signature and every rule, no cache; with the claims, the keys that verified them.
+    async fn verify_fully(
+        &self,
+        token: &str,
+    ) -> Result<(AccessClaims, Arc<TrustedKeys>), Rejection> {
+        let keys = self.snapshot();
+        match verify::<AccessClaims>(token, &keys, &self.rules) {
             Err(Rejection::UnknownKey) if self.refetch_for(token).await => {
-                verify::<AccessClaims>(token, &self.snapshot(), &self.rules)
+                let keys = self.snapshot();
+                verify::<AccessClaims>(token, &keys, &self.rules).map(|claims| (claims, keys))
             }
-            other => other,
+            other => other.map(|claims| (claims, keys)),
         }
     }
 
@@ -234,7 +243,7 @@ impl ReplicaKeys {
         if let Some(cache) = &self.cache {
             // Against what is installed now, which a later fetch may already have replaced.
             let keys = self.snapshot();
-            cache.retain_kids(move |kid| keys.contains(kid));
+            cache.retain_keys(move |kid, fingerprint| keys.holds(kid, fingerprint));
         }
         Ok(Some(n))
     }
@@ -499,6 +508,43 @@ mod tests {
             Rejection::UnknownKey
         );
         assert!(keys.verify(&by_new).await.is_ok());
+    }
+
+    /// A JWKS that publishes other key material under a kid already cached: the tokens the old
+    /// material signed are refused from then on (the full verification's verdict), cached or
+    /// not, while the kid itself stays trusted for the new material.
+    #[tokio::test]
+    async fn a_cached_token_is_refused_once_its_kid_names_another_key() {
+        let (old, other) = (
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+            SigningKey::generate(KeyBits::B2048).unwrap(),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        write_jwks(&path, &[&old]);
+        let keys = ReplicaKeys::new(
+            JwksSource::File(path.clone()),
+            RARELY,
+            TokenRules::access(ISS, AUD, 30),
+        )
+        .unwrap()
+        .with_token_cache(true);
+        keys.fetch().await.unwrap();
+        let by_old = token(&old);
+        assert!(keys.verify(&by_old).await.is_ok());
+        assert!(keys.verify(&by_old).await.is_ok(), "a hit");
+
+        // The same kid, now naming the other key's material.
+        let mut reused = other.public_jwk().clone();
+        reused.kid = old.kid().to_owned();
+        let jwks = Jwks { keys: vec![reused] };
+        std::fs::write(&path, serde_json::to_vec(&jwks).unwrap()).unwrap();
+        keys.fetch().await.unwrap();
+        assert!(keys.snapshot().contains(old.kid()));
+        assert_eq!(
+            keys.verify(&by_old).await.unwrap_err(),
+            Rejection::Signature
+        );
     }
 
     /// A token that fails verification is never cached, so it fails every time.

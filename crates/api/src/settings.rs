@@ -90,7 +90,7 @@ auth_core::settings! {
         JWKS_REFRESH_SECS = "60" => "the JWKS is re-read this often anyway: a key retired or revoked by the issuer is dropped within it",
         LEEWAY_SECS = "30" => "clock-skew allowance on `exp`/`nbf`, at most 30",
         WORKER_THREADS = _ ("CPU count") => "tokio worker threads (1 for CPU-quota experiments)",
-        TOKEN_CACHE = "off" => "`on`: remember verified access tokens until their `exp` (at most 10 000, in a moka cache keyed by the issuer and the token's SHA-256); entries of a `kid` that leaves the JWKS are never served again (`crates/api/src/token_cache.rs`)",
+        TOKEN_CACHE = "off" => "`on`: remember verified access tokens until their `exp` (at most 10 000, in a moka cache keyed by the issuer and the token's SHA-256); entries of a key that leaves the JWKS, or whose `kid` comes to name other key material, are never served again (`crates/api/src/token_cache.rs`)",
     }
 }
 

@@ -18,10 +18,8 @@
 //!   rules the token passed and a SHA-256 of the whole token (header, claims and signature). A
 //!   hit means the very same bytes were verified before, for the same issuer. The `kid` that
 //!   chose the verifying key is part of those bytes (the header), so the same bytes always name
-//!   the same `kid`; the entry records that `kid` for key removal (below), and a hit costs no
-//!   parsing of the header. (A JWKS that put other key material under a `kid` already seen would
-//!   keep its old tokens' entries until their `exp`: key removal goes by name. This project's
-//!   issuer names each key by its RFC 7638 thumbprint, so a new key always has a new `kid`.) A token differing in any bit misses and is verified in full.
+//!   the same `kid`; the entry records that `kid`, and a fingerprint of the key that verified the
+//!   signature, for key removal (below), and a hit costs no parsing of the header. A token differing in any bit misses and is verified in full.
 //!   (CVE-2026-33496 was a verification cache whose key left out what was being trusted, so a
 //!   verdict reached for one trust anchor was served for another.)
 //! - **Only successful verifications are stored**, with the claims they produced. The token
@@ -31,14 +29,17 @@
 //!   the cache cannot stretch it. The verifier's clock-skew leeway is not granted by the cache: in
 //!   the leeway window past `exp`, a token is verified in full (and accepted or refused exactly as
 //!   without the cache), and is not cached again.
-//! - **Key removal**: when the replica installs a JWKS, entries whose `kid` has left it are
-//!   invalidated ([`TokenCache::retain_kids`]). moka guarantees that `get` never returns an entry
+//! - **Key removal**: when the replica installs a JWKS, entries whose key it no longer holds are
+//!   invalidated ([`TokenCache::retain_keys`]): those whose `kid` has left it, and those whose
+//!   `kid` now names other key material (a JWKS may reuse a `kid`; this project's issuer never
+//!   does, naming each key by its RFC 7638 thumbprint, but a replica may trust another issuer). moka guarantees that `get` never returns an entry
 //!   an invalidation predicate has matched, even before the entry is swept, so a removed key's
 //!   tokens are refused from then on, cached or not.
 //! - **Bounded**: at most [`CAPACITY`] entries. Filling it takes valid tokens, each of which had
 //!   to pass a full verification first: it cannot be grown by garbage.
 
 use auth_core::claims::AccessClaims;
+use auth_core::verify::KeyFingerprint;
 use moka::sync::Cache;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -76,6 +77,7 @@ struct Entry {
     claims: Arc<AccessClaims>,
     /// The key (from the JWKS) that verified the signature: what key removal purges by.
     kid: Arc<str>,
+    fingerprint: KeyFingerprint,
     /// How long the entry may live from its insertion: until the token's `exp`.
     time_to_live: Duration,
 }
@@ -99,7 +101,7 @@ impl TokenCache {
             entries: Cache::builder()
                 .max_capacity(capacity.max(1))
                 .expire_after(ExpireAtExp)
-                // Needed by `retain_kids`.
+                // Needed by `retain_keys`.
                 .support_invalidation_closures()
                 .build(),
         }
@@ -116,15 +118,23 @@ impl TokenCache {
         None
     }
 
-    /// Remember that the token of `key` verified with the key `kid` and gave `claims`, until its
-    /// `exp`. A token already at or past its `exp` (accepted within the leeway) is not stored.
-    pub fn insert(&self, key: CacheKey, kid: &str, claims: AccessClaims, now: u64) {
+    /// Remember that the token of `key` verified with the key `kid` (whose material has
+    /// `fingerprint`) and gave `claims`, until its `exp`. A token already at or past its `exp`
+    /// (accepted within the leeway) is not stored.
+    pub fn insert(
+        &self,
+        key: CacheKey,
+        (kid, fingerprint): (&str, KeyFingerprint),
+        claims: AccessClaims,
+        now: u64,
+    ) {
         let Some(left) = claims.exp.checked_sub(now).filter(|&left| left > 0) else {
             return;
         };
         let entry = Entry {
             claims: Arc::new(claims),
             kid: kid.into(),
+            fingerprint,
             time_to_live: Duration::from_secs(left),
         };
         self.entries.insert(key, entry);
@@ -135,12 +145,16 @@ impl TokenCache {
         self.entries.invalidate(key);
     }
 
-    /// Keep only the entries whose `kid` `keep` accepts (the kids of the JWKS just installed).
-    /// From the moment this returns, no other entry is served; moka sweeps them out later.
-    pub fn retain_kids(&self, keep: impl Fn(&str) -> bool + Send + Sync + 'static) {
+    /// Keep only the entries whose verifying key `keep` accepts, by `kid` and fingerprint (the
+    /// keys of the JWKS just installed). From the moment this returns, no other entry is served;
+    /// moka sweeps them out later.
+    pub fn retain_keys(
+        &self,
+        keep: impl Fn(&str, &KeyFingerprint) -> bool + Send + Sync + 'static,
+    ) {
         let invalidated = self
             .entries
-            .invalidate_entries_if(move |_, entry| !keep(&entry.kid));
+            .invalidate_entries_if(move |_, entry| !keep(&entry.kid, &entry.fingerprint));
         if let Err(e) = invalidated {
             // Cannot happen (the builder enables invalidation closures); if it ever did, losing
             // every entry is safe where serving a removed key's entry is not.
@@ -187,7 +201,7 @@ mod tests {
     fn a_hit_needs_the_exact_same_token() {
         let cache = TokenCache::new(10);
         let token = "aaa.bbb.ccc";
-        cache.insert(key(token), "k1", claims("bob", NOW + 60), NOW);
+        cache.insert(key(token), ("k1", [1; 32]), claims("bob", NOW + 60), NOW);
         assert_eq!(cache.get(&key(token), NOW).unwrap().sub, "bob");
         // One changed character, e.g. in the signature: a miss, so full verification happens.
         assert!(cache.get(&key("aaa.bbb.ccd"), NOW).is_none());
@@ -199,7 +213,7 @@ mod tests {
     fn the_key_includes_the_issuer() {
         let cache = TokenCache::new(10);
         let token = "aaa.bbb.ccc";
-        cache.insert(key(token), "k1", claims("bob", NOW + 60), NOW);
+        cache.insert(key(token), ("k1", [1; 32]), claims("bob", NOW + 60), NOW);
         assert!(cache.get(&key(token), NOW).is_some());
         let other_issuer = CacheKey::new("http://evil.test".into(), token);
         assert!(cache.get(&other_issuer, NOW).is_none(), "another issuer");
@@ -210,7 +224,7 @@ mod tests {
         let cache = TokenCache::new(10);
         let k = key("t");
         let exp = NOW + 60;
-        cache.insert(k.clone(), "k1", claims("bob", exp), NOW);
+        cache.insert(k.clone(), ("k1", [1; 32]), claims("bob", exp), NOW);
         assert!(cache.get(&k, exp - 1).is_some());
         // At `exp` the token is expired (RFC 7519: "before" the expiration time): a miss, so the
         // verifier decides, leeway and all.
@@ -225,7 +239,12 @@ mod tests {
     fn a_token_at_or_past_its_exp_is_not_stored() {
         let cache = TokenCache::new(10);
         for exp in [NOW - 5, NOW] {
-            cache.insert(key(&format!("t{exp}")), "k1", claims("bob", exp), NOW);
+            cache.insert(
+                key(&format!("t{exp}")),
+                ("k1", [1; 32]),
+                claims("bob", exp),
+                NOW,
+            );
         }
         assert_eq!(cache.len(), 0);
     }
@@ -235,8 +254,8 @@ mod tests {
     fn moka_expires_an_entry_at_its_exp() {
         let cache = TokenCache::new(10);
         let now = auth_core::now_secs();
-        cache.insert(key("short"), "k1", claims("bob", now + 1), now);
-        cache.insert(key("long"), "k1", claims("ann", now + 600), now);
+        cache.insert(key("short"), ("k1", [1; 32]), claims("bob", now + 1), now);
+        cache.insert(key("long"), ("k1", [1; 32]), claims("ann", now + 600), now);
         assert_eq!(cache.len(), 2);
         std::thread::sleep(Duration::from_millis(2100));
         assert_eq!(cache.len(), 1);
@@ -248,7 +267,7 @@ mod tests {
         let cache = TokenCache::new(10);
         for i in 0..200 {
             let token = format!("flood-{i}");
-            cache.insert(key(&token), "k1", claims("f", NOW + 1000), NOW);
+            cache.insert(key(&token), ("k1", [1; 32]), claims("f", NOW + 1000), NOW);
         }
         assert!(cache.len() <= 10, "{}", cache.len());
     }
@@ -257,12 +276,40 @@ mod tests {
     fn entries_of_a_key_that_left_the_jwks_are_never_served_again() {
         let cache = TokenCache::new(10);
         let (old, new) = (key("signed-by-old"), key("signed-by-new"));
-        cache.insert(old.clone(), "old-kid", claims("a", NOW + 60), NOW);
-        cache.insert(new.clone(), "new-kid", claims("b", NOW + 60), NOW);
-        cache.retain_kids(|kid| kid == "new-kid");
+        cache.insert(
+            old.clone(),
+            ("old-kid", [1; 32]),
+            claims("a", NOW + 60),
+            NOW,
+        );
+        cache.insert(
+            new.clone(),
+            ("new-kid", [2; 32]),
+            claims("b", NOW + 60),
+            NOW,
+        );
+        cache.retain_keys(|kid, _| kid == "new-kid");
         // Refused at once, before any sweep.
         assert!(cache.get(&old, NOW).is_none());
         assert!(cache.get(&new, NOW).is_some());
         assert_eq!(cache.len(), 1);
+    }
+
+    /// Other key material published under a `kid` already cached: the entries verified by the
+    /// old material are never served again, though the `kid` is still there.
+    #[test]
+    fn entries_of_a_kid_that_names_another_key_now_are_never_served_again() {
+        let cache = TokenCache::new(10);
+        let (old, other) = (key("signed-by-old-material"), key("signed-by-other-kid"));
+        cache.insert(old.clone(), ("k1", [1; 32]), claims("a", NOW + 60), NOW);
+        cache.insert(other.clone(), ("k2", [2; 32]), claims("b", NOW + 60), NOW);
+        // The new JWKS: k1 now holds material [9; 32]; k2 is unchanged.
+        cache.retain_keys(|kid, fingerprint| match kid {
+            "k1" => *fingerprint == [9; 32],
+            "k2" => *fingerprint == [2; 32],
+            _ => false,
+        });
+        assert!(cache.get(&old, NOW).is_none());
+        assert!(cache.get(&other, NOW).is_some());
     }
 }

@@ -76,24 +76,48 @@ pub enum Rejection {
 #[derive(Clone, Default)]
 pub struct TrustedKeys {
     keys: HashMap<String, ParsedPublicKey>,
+    /// Per `kid`, a SHA-256 of the key material (`n` and `e`): what tells a key from another
+    /// key published later under the same `kid` (see [`TrustedKeys::holds`]).
+    fingerprints: HashMap<String, KeyFingerprint>,
 }
+
+/// A SHA-256 of an RSA public key's `n` and `e`.
+pub type KeyFingerprint = [u8; 32];
 
 impl TrustedKeys {
     /// Build from a JWKS. Keys that are not RSA signature keys for RS256 are skipped, never
     /// trusted for something else; so are RSA keys under 2048 bits (RFC 7518 section 3.3), which
     /// AWS-LC's RS256 verifier refuses.
     pub fn from_jwks(jwks: &Jwks) -> Self {
-        let keys = jwks
+        let mut trusted = TrustedKeys::default();
+        for k in jwks
             .keys
             .iter()
             .filter(|k| k.kty == "RSA" && k.alg == "RS256" && k.use_ == "sig")
-            .filter_map(|k| Some((k.kid.clone(), parse_rsa_public_key(&k.n, &k.e)?)))
-            .collect();
-        TrustedKeys { keys }
+        {
+            if let Some(parsed) = parse_rsa_public_key(&k.n, &k.e) {
+                trusted.keys.insert(k.kid.clone(), parsed);
+                trusted
+                    .fingerprints
+                    .insert(k.kid.clone(), fingerprint(&k.n, &k.e));
+            }
+        }
+        trusted
     }
 
     pub fn contains(&self, kid: &str) -> bool {
         self.keys.contains_key(kid)
+    }
+
+    /// The fingerprint of the key held under `kid`.
+    pub fn fingerprint(&self, kid: &str) -> Option<KeyFingerprint> {
+        self.fingerprints.get(kid).copied()
+    }
+
+    /// Whether the very key with `fingerprint` is still held under `kid`: false once the `kid`
+    /// is gone, and also when other key material has been published under the same `kid`.
+    pub fn holds(&self, kid: &str, fingerprint: &KeyFingerprint) -> bool {
+        self.fingerprints.get(kid) == Some(fingerprint)
     }
 
     pub fn len(&self) -> usize {
@@ -107,6 +131,18 @@ impl TrustedKeys {
     pub fn kids(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
     }
+}
+
+/// SHA-256 of a JWK's `n` and `e` as published (base64url, so the `.` between them is no digit
+/// of either).
+fn fingerprint(n: &str, e: &str) -> KeyFingerprint {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(n.as_bytes());
+    context.update(b".");
+    context.update(e.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
 }
 
 /// An RSA public key from a JWK's base64url `n` and `e`, parsed for RS256 verification.
