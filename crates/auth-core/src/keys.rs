@@ -232,9 +232,16 @@ pub enum KeyOrigin {
 /// RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order, with no
 /// white space, base64url-encoded.
 pub fn thumbprint(n: &str, e: &str) -> String {
+    URL_SAFE_NO_PAD.encode(thumbprint_digest(n, e))
+}
+
+/// The SHA-256 of [`thumbprint`], unencoded: what identifies a key's material in memory.
+pub fn thumbprint_digest(n: &str, e: &str) -> [u8; 32] {
     let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
-    URL_SAFE_NO_PAD.encode(digest.as_ref())
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }
 
 #[cfg(test)]

@@ -75,13 +75,18 @@ pub enum Rejection {
 /// The public keys a verifier trusts, by `kid`, parsed once.
 #[derive(Clone, Default)]
 pub struct TrustedKeys {
-    keys: HashMap<String, ParsedPublicKey>,
-    /// Per `kid`, a SHA-256 of the key material (`n` and `e`): what tells a key from another
-    /// key published later under the same `kid` (see [`TrustedKeys::holds`]).
-    fingerprints: HashMap<String, KeyFingerprint>,
+    keys: HashMap<String, TrustedKey>,
 }
 
-/// A SHA-256 of an RSA public key's `n` and `e`.
+#[derive(Clone)]
+struct TrustedKey {
+    parsed: ParsedPublicKey,
+    /// What tells this key from another key published later under the same `kid` (see
+    /// [`TrustedKeys::holds`]).
+    fingerprint: KeyFingerprint,
+}
+
+/// An RSA public key's RFC 7638 thumbprint, unencoded ([`crate::keys::thumbprint_digest`]).
 pub type KeyFingerprint = [u8; 32];
 
 impl TrustedKeys {
@@ -89,20 +94,19 @@ impl TrustedKeys {
     /// trusted for something else; so are RSA keys under 2048 bits (RFC 7518 section 3.3), which
     /// AWS-LC's RS256 verifier refuses.
     pub fn from_jwks(jwks: &Jwks) -> Self {
-        let mut trusted = TrustedKeys::default();
-        for k in jwks
+        let keys = jwks
             .keys
             .iter()
             .filter(|k| k.kty == "RSA" && k.alg == "RS256" && k.use_ == "sig")
-        {
-            if let Some(parsed) = parse_rsa_public_key(&k.n, &k.e) {
-                trusted.keys.insert(k.kid.clone(), parsed);
-                trusted
-                    .fingerprints
-                    .insert(k.kid.clone(), fingerprint(&k.n, &k.e));
-            }
-        }
-        trusted
+            .filter_map(|k| {
+                let key = TrustedKey {
+                    parsed: parse_rsa_public_key(&k.n, &k.e)?,
+                    fingerprint: crate::keys::thumbprint_digest(&k.n, &k.e),
+                };
+                Some((k.kid.clone(), key))
+            })
+            .collect();
+        TrustedKeys { keys }
     }
 
     pub fn contains(&self, kid: &str) -> bool {
@@ -111,13 +115,13 @@ impl TrustedKeys {
 
     /// The fingerprint of the key held under `kid`.
     pub fn fingerprint(&self, kid: &str) -> Option<KeyFingerprint> {
-        self.fingerprints.get(kid).copied()
+        self.keys.get(kid).map(|k| k.fingerprint)
     }
 
     /// Whether the very key with `fingerprint` is still held under `kid`: false once the `kid`
     /// is gone, and also when other key material has been published under the same `kid`.
     pub fn holds(&self, kid: &str, fingerprint: &KeyFingerprint) -> bool {
-        self.fingerprints.get(kid) == Some(fingerprint)
+        self.fingerprint(kid).as_ref() == Some(fingerprint)
     }
 
     pub fn len(&self) -> usize {
@@ -131,18 +135,6 @@ impl TrustedKeys {
     pub fn kids(&self) -> impl Iterator<Item = &str> {
         self.keys.keys().map(String::as_str)
     }
-}
-
-/// SHA-256 of a JWK's `n` and `e` as published (base64url, so the `.` between them is no digit
-/// of either).
-fn fingerprint(n: &str, e: &str) -> KeyFingerprint {
-    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    context.update(n.as_bytes());
-    context.update(b".");
-    context.update(e.as_bytes());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(context.finish().as_ref());
-    out
 }
 
 /// An RSA public key from a JWK's base64url `n` and `e`, parsed for RS256 verification.
@@ -319,7 +311,7 @@ pub fn verify<C: DeserializeOwned>(
         token,
         rules,
         |alg| alg == "RS256",
-        |_, kid| keys.keys.get(kid).map(KeyRef::Rs256),
+        |_, kid| keys.keys.get(kid).map(|k| KeyRef::Rs256(&k.parsed)),
     )
 }
 
@@ -337,7 +329,11 @@ pub fn verify_refresh<C: DeserializeOwned>(
         |alg| alg == REFRESH_ALG || alg == "RS256",
         |alg, kid| match alg {
             REFRESH_ALG => keys.hmac.get(kid).map(KeyRef::Hs256),
-            "RS256" => keys.legacy_rs256.keys.get(kid).map(KeyRef::Rs256),
+            "RS256" => keys
+                .legacy_rs256
+                .keys
+                .get(kid)
+                .map(|k| KeyRef::Rs256(&k.parsed)),
             _ => None,
         },
     )
