@@ -353,6 +353,19 @@ mod tests {
         std::fs::write(path, serde_json::to_vec(&jwks_of(keys)).unwrap()).unwrap();
     }
 
+    /// Keys from the JWKS file at `path`, for `audience`, with the token cache on, fetched once.
+    async fn cached_keys(path: &std::path::Path, audience: &str) -> ReplicaKeys {
+        let keys = ReplicaKeys::new(
+            JwksSource::File(path.to_owned()),
+            RARELY,
+            TokenRules::access(ISS, audience, 30),
+        )
+        .unwrap()
+        .with_token_cache(true);
+        keys.fetch().await.unwrap();
+        keys
+    }
+
     /// No refetch or refresh within a test, unless a test says otherwise.
     const RARELY: Intervals = Intervals {
         min_refetch: Duration::from_secs(3600),
@@ -484,14 +497,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
         write_jwks(&path, &[&old, &new]);
-        let keys = ReplicaKeys::new(
-            JwksSource::File(path.clone()),
-            RARELY,
-            TokenRules::access(ISS, AUD, 30),
-        )
-        .unwrap()
-        .with_token_cache(true);
-        keys.fetch().await.unwrap();
+        let keys = cached_keys(&path, AUD).await;
 
         let (by_old, by_new) = (token(&old), token(&new));
         assert_eq!(keys.verify(&by_old).await.unwrap().sub, "bob");
@@ -522,14 +528,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
         write_jwks(&path, &[&old]);
-        let keys = ReplicaKeys::new(
-            JwksSource::File(path.clone()),
-            RARELY,
-            TokenRules::access(ISS, AUD, 30),
-        )
-        .unwrap()
-        .with_token_cache(true);
-        keys.fetch().await.unwrap();
+        let keys = cached_keys(&path, AUD).await;
         let by_old = token(&old);
         assert!(keys.verify(&by_old).await.is_ok());
         assert!(keys.verify(&by_old).await.is_ok(), "a hit");
@@ -554,14 +553,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("jwks.json");
         write_jwks(&path, &[&key]);
-        let keys = ReplicaKeys::new(
-            JwksSource::File(path),
-            RARELY,
-            TokenRules::access(ISS, "another-audience", 30),
-        )
-        .unwrap()
-        .with_token_cache(true);
-        keys.fetch().await.unwrap();
+        let keys = cached_keys(&path, "another-audience").await;
         let token = token(&key);
         for _ in 0..2 {
             assert_eq!(keys.verify(&token).await.unwrap_err(), Rejection::Audience);
