@@ -350,7 +350,9 @@ mod tests {
                 "{route}"
             );
             assert!(has(block, "proxy_next_upstream_tries 3;"), "{route}");
-            assert!(has(block, "proxy_next_upstream_timeout 3s;"), "{route}");
+            assert!(has(block, "proxy_next_upstream_timeout 5s;"), "{route}");
+            // A silent replica (its host died with requests in flight) costs a try, not 15 s.
+            assert!(has(block, "proxy_read_timeout 3s;"), "{route}");
         }
         assert!(has(&text, "proxy_read_timeout 15s;"));
         assert!(has(&text, "proxy_send_timeout 15s;"));

@@ -1,12 +1,12 @@
-//! Processes dying under the cluster: the issuer, a replica under load, a replica that cannot
-//! reach the JWKS.
+//! Processes dying under the cluster: the issuer, a replica under load, a replica that hangs
+//! under load, a replica that cannot reach the JWKS.
 
 use crate::helpers::{TestStack, error_of};
 use reqwest::StatusCode;
 use stack::Mode;
 use std::time::Duration;
 use testkit::Auth;
-use testkit::stream::{Settings, Stream};
+use testkit::stream::{Settings, Stream, StreamReport};
 
 #[tokio::test]
 async fn with_the_issuer_dead_token_replicas_serve_on_and_auth_routes_get_json_502() {
@@ -53,6 +53,76 @@ async fn killing_a_replica_under_load_fails_no_get() {
     );
     // nginx does not reload here: a connection closed under a request is a failure too.
     assert!(report.resent.is_empty(), "{:?}", report.some_resent());
+}
+
+/// A replica that hangs is what nginx sees of a host that died, or was cut off, with requests in
+/// flight: nothing refuses or resets them, they meet silence. A paused process (SIGSTOP) is that
+/// silence on one machine: the kernel still accepts and acknowledges, nothing answers. nginx gives
+/// each try on a replica 3 s (`proxy_read_timeout` in the replicas' locations) and sends a GET
+/// that ran out to another replica, so no request fails; with nginx's general 15 s, those
+/// requests outlast the client's 10 s and fail. Tokens and sessions: the rule is in both places.
+#[tokio::test]
+async fn a_hung_token_replica_under_load_fails_no_get() {
+    let mut t = TestStack::start_with(3, 0, &[]).await;
+    let access = t.login("alice", "wonderland").await.access;
+    let report = stream_while_paused(&mut t, "jwt-1", move |client| {
+        client.get("/api/me", Auth::Bearer(&access))
+    })
+    .await;
+    assert_no_get_failed(&report);
+}
+
+#[tokio::test]
+async fn a_hung_session_replica_under_load_fails_no_get() {
+    let mut t = TestStack::start_with(0, 3, &[]).await;
+    let cookie = t.session_login("alice", "wonderland").await;
+    let report = stream_while_paused(&mut t, "session-1", move |client| {
+        client.get("/sapi/me", Auth::Cookie(&cookie))
+    })
+    .await;
+    assert_no_get_failed(&report);
+}
+
+/// A stream of GETs from 8 clients; 1 s in, the process `name` is paused, and it stays paused
+/// until every client has had its last answer: a request stuck on it is answered by another
+/// replica or not at all (the client gives up after 10 s), never by the paused one waking up.
+/// The stream goes on for 5 s after the pause: past one try's 3 s, and past a second pick of the
+/// paused replica once its 2 s out of rotation are over.
+async fn stream_while_paused<F>(t: &mut TestStack, name: &str, request: F) -> StreamReport
+where
+    F: Fn(&testkit::Client) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let settings = Settings {
+        clients: 8,
+        run_for: None,
+        pause: Duration::ZERO,
+    };
+    let stream = Stream::start(&t.client, settings, request).unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    t.stack.pause(name).unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stream.stop();
+    let report = stream.finish().await;
+    t.stack.resume(name).unwrap();
+    report
+}
+
+fn assert_no_get_failed(report: &StreamReport) {
+    assert!(report.requests > 100, "the stream ran: {}", report.requests);
+    assert_eq!(
+        report.failures.len(),
+        0,
+        "failed GETs while a replica hung, e.g. {:?}",
+        report.some_failures()
+    );
+    assert!(report.resent.is_empty(), "{:?}", report.some_resent());
+    // Evidence that requests did meet the silent replica, so the test tested something: a
+    // request stuck there waited out a whole try before it went elsewhere.
+    assert!(
+        report.slowest >= Duration::from_secs(3),
+        "no request met the paused replica (slowest {:?})",
+        report.slowest
+    );
 }
 
 /// A replica whose JWKS cannot be fetched is alive but not ready, and refuses to judge tokens
