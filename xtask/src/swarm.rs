@@ -15,9 +15,10 @@
 //! 8. **key rotation** as a secret rotation (docs/PAST-ONE-MACHINE.md): a new key mounted as
 //!    the next one, then as the signing one with the old as the previous; tokens of both keys
 //!    stay valid throughout, and new ones carry the new key.
-//! 9. **a host killed** under a steady stream of `GET /api/me` from 20 clients: every failed
-//!    request counted (none may fail); its tasks rescheduled on the other host, timed; the host
-//!    then starts again and rejoins.
+//! 9. **a host killed** under a steady stream of `GET /api/me` from 20 clients, as a power
+//!    loss: cut off, then killed, so that its requests in flight meet silence rather than a
+//!    reset. Every failed request counted (none may fail); its tasks rescheduled on the other
+//!    host, timed; the host then starts again and rejoins.
 //! 10. **rolling update** of the token replicas (`docker service update --force`) under the same
 //!     stream: none may fail.
 //! 11. **the store's host cut off** (`docker network disconnect`): `/api/me` stays 200,

@@ -2,8 +2,8 @@
 //!
 //! Each host is a container of `deploy/swarm/test-host.Dockerfile` running its own `dockerd`
 //! (Debian's docker.io, storage on fuse-overlayfs), on a private bridge network of its own, so
-//! that the hosts have their own addresses and can be killed (`docker kill`) or cut off
-//! (`docker network disconnect`) one at a time, as real machines would be. The inner engines
+//! that the hosts have their own addresses and can be powered off (cut off, then `docker kill`)
+//! or cut off (`docker network disconnect`) one at a time, as real machines would be. The inner engines
 //! form a real swarm over that network: overlay networks and `tasks.NAME` DNS
 //! all cross it.
 //!
@@ -178,18 +178,28 @@ impl Hosts {
         })
     }
 
-    /// The host dies at once, with everything running on it.
-    pub fn kill(&self, host: usize) -> anyhow::Result<()> {
-        docker(&["kill", self.name(host)]).map(drop)
+    /// The host dies at once, with everything running on it, as a machine that loses its power
+    /// does: its network goes first, then its processes. In that order nothing on it can tell
+    /// its peers (no FIN or RST from the sockets of a dying process), so the requests in flight
+    /// there meet silence, as they would. `docker kill` alone lets those resets out now and then,
+    /// and a test of it would pass or fail by that race. Returns the host's address, which
+    /// [`Hosts::restart`] gives it back.
+    pub fn power_off(&self, host: usize) -> anyhow::Result<String> {
+        let ip = self.ip(host)?;
+        self.cut_off(host)?;
+        docker(&["kill", self.name(host)])?;
+        Ok(ip)
     }
 
-    /// A killed host starts again: its engine comes back and rejoins the swarm by itself.
+    /// A host powered off starts again, at its address `ip`: its engine comes back and rejoins
+    /// the swarm by itself.
     ///
     /// Now and then the engine of a host started again exits at once (the container is then
     /// "not running"). A real host's init system starts a failed engine again, so this does too,
     /// once, saying why the first start failed: what is tested is the swarm taking the host back,
     /// not Docker-in-Docker surviving a `docker kill`.
-    pub fn restart(&self, host: usize) -> anyhow::Result<()> {
+    pub fn restart(&self, host: usize, ip: &str) -> anyhow::Result<()> {
+        self.reconnect(host, ip)?;
         docker(&["start", self.name(host)])?;
         let first = self.wait_for_engine(host, Duration::from_secs(90));
         match first {

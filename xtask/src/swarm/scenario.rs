@@ -435,7 +435,7 @@ fn host_killed(
     let stream = start_stream(runtime, client)?;
     std::thread::sleep(Duration::from_secs(3));
     let killed = Instant::now();
-    hosts.kill(WORKER)?;
+    let ip = hosts.power_off(WORKER)?;
     let rescheduled = wait::blocking_until(
         "every task running again, none on the killed host",
         Duration::from_secs(120),
@@ -452,7 +452,7 @@ fn host_killed(
     no_failures(&report, "while a host was killed")?;
     // The host comes back and rejoins: it is a worker again, ready for the phases below.
     let restarted = Instant::now();
-    hosts.restart(WORKER)?;
+    hosts.restart(WORKER, &ip)?;
     let node = hosts.node_id(WORKER)?;
     wait::blocking_until("the host rejoins as Ready", Duration::from_secs(60), || {
         let state = hosts.docker(
