@@ -65,6 +65,17 @@ if [ "$valid_rate" != yes ] || [ "$valid_burst" != yes ]; then
     exit 2
 fi
 
+# The counters' port must be a port of its own: on the public one, the counters' server would
+# take the public address's traffic, and stub_status would be one request away for anyone.
+case "$LISTEN_PORT:$STATUS_PORT" in
+    *[!0-9:]* | :* | *:) valid_ports=no ;;
+    *) [ "$LISTEN_PORT" -ne "$STATUS_PORT" ] && valid_ports=yes || valid_ports=no ;;
+esac
+if [ "$valid_ports" != yes ]; then
+    echo "authscale-nginx: LISTEN_PORT and STATUS_PORT must be two different port numbers (not \"$LISTEN_PORT\" and \"$STATUS_PORT\")" >&2
+    exit 2
+fi
+
 log() {
     echo "authscale-nginx: $*" >&2
 }

@@ -199,6 +199,10 @@ mod tests {
     }
 
     fn render(template: &Path) -> std::process::Output {
+        render_with(template, &[])
+    }
+
+    fn render_with(template: &Path, env: &[(&str, &str)]) -> std::process::Output {
         Command::new("sh")
             .arg(workspace_root().join("deploy/docker/nginx-entrypoint.sh"))
             .arg("render")
@@ -206,6 +210,7 @@ mod tests {
             .env("ISSUER_HOST", "localhost")
             .env("API_HOST", "localhost")
             .env("SESSION_API_HOST", "no-such-host.invalid")
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
@@ -248,6 +253,22 @@ mod tests {
         assert!(!output.status.success());
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("{{NEW_THING}}"), "{stderr}");
+    }
+
+    /// nginx's counters never share the public port: there they would be public, and their
+    /// server would take the public traffic.
+    #[test]
+    fn the_compose_entrypoint_refuses_the_public_port_for_its_counters() {
+        let template = workspace_root().join("deploy/nginx/nginx.conf.template");
+        for (listen, status) in [("8080", "8080"), ("8080", "08080"), ("80x", "81")] {
+            let output = render_with(
+                &template,
+                &[("LISTEN_PORT", listen), ("STATUS_PORT", status)],
+            );
+            assert_eq!(output.status.code(), Some(2), "{listen} and {status}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(stderr.contains("two different port numbers"), "{stderr}");
+        }
     }
 
     #[test]
