@@ -195,11 +195,16 @@ impl ReplicaKeys {
             return false;
         };
         // Held until the fetch is done: a request with the same kid waits here, then finds it.
+        let asked = Instant::now();
         let mut last = self.last_refetch.lock().await;
         if self.snapshot().contains(&kid) {
             return true;
         }
-        if last.is_some_and(|t| t.elapsed() < self.intervals.min_refetch) {
+        // A refetch that started while this request waited for the lock fetched the whole JWKS,
+        // for this request too: fetching again would only line the waiting requests up one whole
+        // fetch after another (with a `JWKS_REFETCH_SECS` shorter than a fetch can take), and
+        // keep each of them waiting for all the fetches before it.
+        if last.is_some_and(|t| t >= asked || t.elapsed() < self.intervals.min_refetch) {
             return false;
         }
         *last = Some(Instant::now());
@@ -343,6 +348,16 @@ mod tests {
         sign_jwt(key, ACCESS_TYP, &claims).unwrap()
     }
 
+    /// `token` with its header naming `kid` instead (its signature no longer matters: no key
+    /// with that kid exists).
+    fn with_kid(token: &str, kid: &str) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = serde_json::json!({"alg": "RS256", "typ": ACCESS_TYP, "kid": kid});
+        let (_, rest) = token.split_once('.').unwrap();
+        format!("{}.{rest}", b64.encode(header.to_string()))
+    }
+
     fn jwks_of(keys: &[&SigningKey]) -> Jwks {
         Jwks {
             keys: keys.iter().map(|k| k.public_jwk().clone()).collect(),
@@ -484,6 +499,39 @@ mod tests {
             Rejection::UnknownKey
         );
         assert_eq!(server.requests(), 2);
+    }
+
+    /// Without a rate limit on refetches (`JWKS_REFETCH_SECS=0`), requests with made-up kids
+    /// that arrive together still share fetches: one that waited while a refetch ran does not
+    /// start another, so no request waits for more than the fetch it found running and one more.
+    #[tokio::test]
+    async fn requests_that_waited_for_a_refetch_do_not_start_another() {
+        const REQUESTS: usize = 20;
+        let old = SigningKey::generate(KeyBits::B2048).unwrap();
+        let server = JwksServer::start(jwks_of(&[&old])).await;
+        let keys = server.keys(Intervals {
+            min_refetch: Duration::ZERO,
+            ..RARELY
+        });
+        keys.fetch().await.unwrap();
+        server.answer(jwks_of(&[&old]), Duration::from_millis(200));
+
+        let signed = token(&old);
+        let made_up: Vec<String> = (0..REQUESTS)
+            .map(|i| with_kid(&signed, &format!("made-up-{i}")))
+            .collect();
+        let mut requests = tokio::task::JoinSet::new();
+        for token in made_up {
+            let keys = Arc::clone(&keys);
+            requests.spawn(async move { keys.verify(&token).await });
+        }
+        for result in requests.join_all().await {
+            assert_eq!(result.unwrap_err(), Rejection::UnknownKey);
+        }
+        // The load, the first refetch, and at most one more for the requests that arrived
+        // while it ran; one refetch per request would be 20.
+        let refetches = server.requests() - 1;
+        assert!((1..=2).contains(&refetches), "{refetches} refetches");
     }
 
     /// Rotation with the cache on: once the old key has left the JWKS, a token it signed is
