@@ -193,7 +193,7 @@ crate::settings! {
         REDIS_PASSWORD = _ ("unset") => "the password itself, where a file is not practical (not with `REDIS_PASSWORD_FILE`)",
         SESSION_IDLE_TTL_SECS = "1800" => "session idle timeout, renewed on each request; at least 1, or neither service starts",
         MAX_CONCURRENT_REQUESTS = "1024" => "requests in flight (all routes together) before new ones are shed with 503; `/healthz`, `/readyz` and `/metrics` do not count and are not shed (they have 32 slots of their own)",
-        REQUEST_TIMEOUT_SECS = "10" => "a request taking longer is answered 503",
+        REQUEST_TIMEOUT_SECS = "10" => "a request taking longer is answered 503 (behind the project's nginx, a try on a replica ends at 3 s and a GET goes to another replica)",
         LOG_FORMAT = "pretty" => "`pretty`, or `json` for one JSON object per line",
         RUST_LOG = "info" => "log filter",
     }

@@ -298,8 +298,8 @@ mod tests {
         &rest[..rest.find("\n        }").unwrap()]
     }
 
-    /// A per-address limit on the two password routes only, at most one retry and never of a
-    /// replica's 503, and nginx's timeouts above the services' own 10 s.
+    /// A per-address limit on the two password routes only, at most two retries and never of a
+    /// replica's 503, 3 s a try on a replica, and the issuer's timeouts above its own 10 s.
     #[test]
     fn limits_password_routes_and_retries_at_most_twice() {
         let a: SocketAddr = "127.0.0.1:9001".parse().unwrap();
@@ -350,9 +350,14 @@ mod tests {
                 "{route}"
             );
             assert!(has(block, "proxy_next_upstream_tries 3;"), "{route}");
-            assert!(has(block, "proxy_next_upstream_timeout 5s;"), "{route}");
+            assert!(has(block, "proxy_next_upstream_timeout 7s;"), "{route}");
             // A silent replica (its host died with requests in flight) costs a try, not 15 s.
             assert!(has(block, "proxy_read_timeout 3s;"), "{route}");
+        }
+        // Every worker sees each replica's requests in flight and failures.
+        for group in ["issuer", "api_jwt", "api_session"] {
+            let opening = format!("upstream {group} {{\n        zone {group} 64k;\n");
+            assert!(text.contains(&opening), "{group}");
         }
         assert!(has(&text, "proxy_read_timeout 15s;"));
         assert!(has(&text, "proxy_send_timeout 15s;"));
