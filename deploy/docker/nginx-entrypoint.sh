@@ -67,10 +67,13 @@ fi
 
 # The counters' port must be a port of its own: on the public one, the counters' server would
 # take the public address's traffic, and stub_status would be one request away for anyone.
-case "$LISTEN_PORT:$STATUS_PORT" in
-    *[!0-9:]* | :* | *:) valid_ports=no ;;
-    *) [ "$LISTEN_PORT" -ne "$STATUS_PORT" ] && valid_ports=yes || valid_ports=no ;;
-esac
+valid_ports=yes
+for port in "$LISTEN_PORT" "$STATUS_PORT"; do
+    case "$port" in '' | *[!0-9]*) valid_ports=no ;; esac
+done
+if [ "$valid_ports" = yes ] && [ "$LISTEN_PORT" -eq "$STATUS_PORT" ]; then
+    valid_ports=no
+fi
 if [ "$valid_ports" != yes ]; then
     echo "authscale-nginx: LISTEN_PORT and STATUS_PORT must be two different port numbers (not \"$LISTEN_PORT\" and \"$STATUS_PORT\")" >&2
     exit 2

@@ -260,7 +260,12 @@ mod tests {
     #[test]
     fn the_compose_entrypoint_refuses_the_public_port_for_its_counters() {
         let template = workspace_root().join("deploy/nginx/nginx.conf.template");
-        for (listen, status) in [("8080", "8080"), ("8080", "08080"), ("80x", "81")] {
+        for (listen, status) in [
+            ("8080", "8080"),
+            ("8080", "08080"),
+            ("80x", "81"),
+            ("8080", "80:81"),
+        ] {
             let output = render_with(
                 &template,
                 &[("LISTEN_PORT", listen), ("STATUS_PORT", status)],
