@@ -338,6 +338,18 @@ mod tests {
             "only the two password routes"
         );
         assert!(!block(&text, "location /auth/ {").contains("limit_req"));
+        // Nothing that reaches the issuer is ever retried: a refresh sent twice would look like
+        // a stolen token's reuse.
+        let to_issuer: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("        location "))
+            .map(|line| block(&text, line.trim_start()))
+            .filter(|block| has(block, "proxy_pass http://issuer;"))
+            .collect();
+        assert!(to_issuer.len() >= 4, "{} issuer locations", to_issuer.len());
+        for block in to_issuer {
+            assert!(has(block, "proxy_next_upstream off;"), "{block}");
+        }
         let too_many = block(&text, "location = /_errors/429 {");
         assert!(has(too_many, "add_header Retry-After 1 always;"));
         assert!(too_many.contains(r#"'{"error":"too_many_attempts","error_description":"#));
