@@ -18,8 +18,9 @@
 //!   rules the token passed and a SHA-256 of the whole token (header, claims and signature). A
 //!   hit means the very same bytes were verified before, for the same issuer. The `kid` that
 //!   chose the verifying key is part of those bytes (the header), so the same bytes always name
-//!   the same `kid`; the entry records that `kid`, and a fingerprint of the key that verified the
-//!   signature, for key removal (below), and a hit costs no parsing of the header. A token differing in any bit misses and is verified in full.
+//!   the same `kid`; the entry records that `kid`, and a fingerprint of the key that verified
+//!   the signature, for key removal (below), and a hit costs no parsing of the header. A token
+//!   differing in any bit misses and is verified in full.
 //!   (CVE-2026-33496 was a verification cache whose key left out what was being trusted, so a
 //!   verdict reached for one trust anchor was served for another.)
 //! - **Only successful verifications are stored**, with the claims they produced. The token
@@ -32,9 +33,10 @@
 //! - **Key removal**: when the replica installs a JWKS, entries whose key it no longer holds are
 //!   invalidated ([`TokenCache::retain_keys`]): those whose `kid` has left it, and those whose
 //!   `kid` now names other key material (a JWKS may reuse a `kid`; this project's issuer never
-//!   does, naming each key by its RFC 7638 thumbprint, but a replica may trust another issuer). moka guarantees that `get` never returns an entry
-//!   an invalidation predicate has matched, even before the entry is swept, so a removed key's
-//!   tokens are refused from then on, cached or not.
+//!   does, naming each key by its RFC 7638 thumbprint, but a replica may trust another issuer).
+//!   moka guarantees that `get` never returns an entry an invalidation predicate has matched,
+//!   even before the entry is swept, so a removed key's tokens are refused from then on, cached
+//!   or not.
 //! - **Bounded**: at most [`CAPACITY`] entries. Filling it takes valid tokens, each of which had
 //!   to pass a full verification first: it cannot be grown by garbage.
 
@@ -77,6 +79,7 @@ struct Entry {
     claims: Arc<AccessClaims>,
     /// The key (from the JWKS) that verified the signature: what key removal purges by.
     kid: Arc<str>,
+    /// That key's material: a `kid` that comes to name other material purges the entry too.
     fingerprint: KeyFingerprint,
     /// How long the entry may live from its insertion: until the token's `exp`.
     time_to_live: Duration,

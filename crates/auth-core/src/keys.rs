@@ -235,7 +235,8 @@ pub fn thumbprint(n: &str, e: &str) -> String {
     URL_SAFE_NO_PAD.encode(thumbprint_digest(n, e))
 }
 
-/// The SHA-256 of [`thumbprint`], unencoded: what identifies a key's material in memory.
+/// The RFC 7638 thumbprint as raw bytes (the SHA-256 that [`thumbprint`] encodes): what
+/// identifies a key's material in memory.
 pub fn thumbprint_digest(n: &str, e: &str) -> [u8; 32] {
     let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes());
